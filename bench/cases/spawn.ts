@@ -1,0 +1,94 @@
+// Case 2: running a program. server.spawn(["/bin/true"]) vs
+// Bun.spawn(["/bin/true"]) vs node:child_process spawn under Bun, each
+// awaited until the program's exit is known. Each is called as a user
+// would, with its defaults (server.spawn: stdio inherited, a channel;
+// Bun.spawn: stdout piped; child_process: three pipes). C posix_spawn +
+// waitpid from a Bun-sized process is shown for reference.
+
+import { spawn as nodeSpawn } from "node:child_process";
+import { once } from "node:events";
+import { ForkServer } from "../../src/index.ts";
+import { bunShape, finish, fmtMicros, interleave, log, nativeSlice, now, pick, timeLoop } from "../lib/bench.ts";
+import type { Row, Target } from "../lib/result.ts";
+
+const startedAt = now();
+await using server = ForkServer.start();
+
+const rounds = pick(5, 2);
+const iterations = pick(300, 20);
+const warmup = pick(30, 5);
+log(`${rounds} rounds × ${iterations} iterations (+${warmup} warm-up) per contender`);
+
+const m = await interleave(rounds, [
+  {
+    name: "server_spawn",
+    slice: () =>
+      timeLoop(
+        async () => {
+          await server.spawn(["/bin/true"]).exited;
+        },
+        { warmup, iterations },
+      ),
+  },
+  {
+    name: "bun_spawn",
+    slice: () =>
+      timeLoop(
+        async () => {
+          await Bun.spawn(["/bin/true"]).exited;
+        },
+        { warmup, iterations },
+      ),
+  },
+  {
+    name: "node_spawn",
+    slice: () =>
+      timeLoop(
+        async () => {
+          const child = nodeSpawn("/bin/true");
+          await once(child, "exit");
+        },
+        { warmup, iterations },
+      ),
+  },
+  { name: "c_posix_spawn", slice: nativeSlice("spawn_true", () => ({ ...bunShape(), warmup, iterations })) },
+]);
+
+const server_ = m.get("server_spawn")!;
+const bun = m.get("bun_spawn")!;
+const node = m.get("node_spawn")!;
+const c = m.get("c_posix_spawn")!;
+const rows: Row[] = [
+  { label: 'server.spawn(["/bin/true"]) → exited', role: "libforks", unit: "µs", stats: server_.stats, rate: server_.rate },
+  { label: 'Bun.spawn(["/bin/true"]) → exited', role: "baseline", unit: "µs", stats: bun.stats, rate: bun.rate },
+  { label: 'child_process.spawn("/bin/true") → exit', role: "baseline", unit: "µs", stats: node.stats, rate: node.rate },
+  { label: "posix_spawn + waitpid (C, Bun-sized)", role: "baseline", unit: "µs", stats: c.stats, rate: c.rate, extra: c.extra },
+];
+const vsBun = server_.stats.median / bun.stats.median;
+const targets: Target[] = [
+  {
+    text: "Case 2: server.spawn at least as fast as Bun.spawn",
+    measured: `${vsBun.toFixed(2)}x Bun.spawn's time (median ${fmtMicros(server_.stats.median)} vs ${fmtMicros(bun.stats.median)})`,
+    met: vsBun <= 1,
+  },
+];
+
+finish(
+  {
+    id: "spawn",
+    title: "2. Running a program",
+    description: "One iteration: start /bin/true and wait until its exit is known.",
+    rows,
+    targets,
+    charts: [
+      {
+        title: "2. Running /bin/true (start → exit known)",
+        unit: "µs",
+        better: "lower",
+        bars: rows.map((row) => ({ label: row.label, value: row.stats!.median, whisker: row.stats!.p99, role: row.role })),
+      },
+    ],
+    notes: [`child_process.spawn is ${(node.stats.median / bun.stats.median).toFixed(2)}x Bun.spawn's time.`],
+  },
+  startedAt,
+);

@@ -1,0 +1,131 @@
+/* Shared helpers of the C baselines: argument parsing, a monotonic clock,
+ * memory ballast that matches a Bun process's resident size, and the one
+ * JSON line every baseline prints on stdout. Header-only on purpose: each
+ * baseline is one executable built from one .c file by `zig build bench`. */
+#ifndef BENCH_COMMON_H
+#define BENCH_COMMON_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+static inline uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* --name value, or the default. */
+static inline long arg_long(int argc, char **argv, const char *name, long fallback) {
+  for (int i = 1; i + 1 < argc; i++) {
+    if (strcmp(argv[i], name) == 0) return strtol(argv[i + 1], NULL, 10);
+  }
+  return fallback;
+}
+
+/* --name value, or the default. */
+static inline const char *arg_str(int argc, char **argv, const char *name, const char *fallback) {
+  for (int i = 1; i + 1 < argc; i++) {
+    if (strcmp(argv[i], name) == 0) return argv[i + 1];
+  }
+  return fallback;
+}
+
+static inline void die(const char *what) {
+  fprintf(stderr, "bench baseline: %s: %s\n", what, strerror(errno));
+  exit(2);
+}
+
+static inline void self_rss(long *rss_kib, long *anon_kib);
+
+/* Grows this process with private, touched (dirty) anonymous memory until
+ * its anonymous resident size (RssAnon) is about `anon_kib` KiB: the pages
+ * fork(2) must copy-on-write-protect. Every page gets a non-zero byte, so
+ * none is left unpopulated. */
+static inline void ballast_anon(long anon_kib) {
+  long rss, anon;
+  self_rss(&rss, &anon);
+  long kib = anon_kib - (anon > 0 ? anon : 0);
+  if (kib <= 0) return;
+  size_t bytes = (size_t)kib * 1024;
+  unsigned char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) die("mmap ballast");
+  long page = sysconf(_SC_PAGESIZE);
+  for (size_t off = 0; off < bytes; off += (size_t)page) p[off] = (unsigned char)(1 + (off / (size_t)page) % 251);
+}
+
+/* Then maps `path` read-only and reads one byte per page until the
+ * resident size (VmRSS) is about `rss_kib`: file-backed resident pages,
+ * like a Bun process's own executable text, whose page tables fork(2)
+ * does not copy. */
+static inline void ballast_file(long rss_kib, const char *path) {
+  long rss, anon;
+  self_rss(&rss, &anon);
+  long kib = rss_kib - (rss > 0 ? rss : 0);
+  if (kib <= 0 || path == NULL) return;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die("open file ballast");
+  struct stat st;
+  if (fstat(fd, &st) != 0) die("fstat file ballast");
+  size_t bytes = (size_t)kib * 1024;
+  if (bytes > (size_t)st.st_size) bytes = (size_t)st.st_size;
+  volatile unsigned char *p = mmap(NULL, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (p == MAP_FAILED) die("mmap file ballast");
+  close(fd);
+  long page = sysconf(_SC_PAGESIZE);
+  unsigned sum = 0;
+  for (size_t off = 0; off < bytes; off += (size_t)page) sum += p[off];
+  (void)sum;
+}
+
+/* --anon-kib A (default: --rss-kib) of anonymous memory, then pages of
+ * --file F up to --rss-kib in total: the shape of the Bun process measured. */
+static inline void *ballast(int argc, char **argv) {
+  long rss_kib = arg_long(argc, argv, "--rss-kib", 0);
+  long anon_kib = arg_long(argc, argv, "--anon-kib", rss_kib);
+  ballast_anon(anon_kib);
+  ballast_file(rss_kib, arg_str(argc, argv, "--file", NULL));
+  return NULL;
+}
+
+/* VmRSS and RssAnon of this process, in KiB. */
+static inline void self_rss(long *rss_kib, long *anon_kib) {
+  *rss_kib = -1;
+  *anon_kib = -1;
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return;
+  char line[256];
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "VmRSS:", 6) == 0) *rss_kib = strtol(line + 6, NULL, 10);
+    if (strncmp(line, "RssAnon:", 8) == 0) *anon_kib = strtol(line + 8, NULL, 10);
+  }
+  fclose(f);
+}
+
+/* {"name":..., "rss_kib":..., "rss_anon_kib":..., "elapsed_ns":..., "samples_ns":[...]} */
+static inline void print_result(const char *name, const uint64_t *samples, long count, uint64_t elapsed_ns, const char *extra_json) {
+  long rss, anon;
+  self_rss(&rss, &anon);
+  printf("{\"name\":\"%s\",\"rss_kib\":%ld,\"rss_anon_kib\":%ld,\"elapsed_ns\":%llu", name, rss, anon, (unsigned long long)elapsed_ns);
+  if (extra_json && *extra_json) printf(",%s", extra_json);
+  printf(",\"samples_ns\":[");
+  for (long i = 0; i < count; i++) printf(i ? ",%llu" : "%llu", (unsigned long long)samples[i]);
+  printf("]}\n");
+  fflush(stdout);
+}
+
+static inline uint64_t *samples_alloc(long count) {
+  uint64_t *s = calloc((size_t)(count > 0 ? count : 1), sizeof *s);
+  if (!s) die("calloc samples");
+  return s;
+}
+
+#endif

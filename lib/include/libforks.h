@@ -1,0 +1,473 @@
+/*
+ * libforks: a fork server for multithreaded programs.
+ *
+ * The server is a small process forked from the caller by libforks_start.
+ * It forks children on request, reaps every one of them, reports each exit
+ * on a pollable "exit fd", gives each child a socket to its parent, and
+ * passes file descriptors between processes (SCM_RIGHTS).
+ *
+ * Platforms: Linux (glibc and musl, x86-64 and AArch64) is built and tested.
+ * macOS (x86-64 and arm64) is built from the same sources but not tested.
+ *
+ * Thread safety: every function may be called concurrently from any number
+ * of threads on one shared libforks_ServerConn, with one exception: a call
+ * that invalidates the connection (libforks_stop, libforks_stop_server_only,
+ * libforks_stop_finish, libforks_free_conn) must not run concurrently with
+ * another call on the same handle, exactly like close(2) on an fd. Threads
+ * that stop or free on their own schedule each take a handle of their own
+ * (libforks_conn_share).
+ *
+ * Blocking: the server never blocks on a request. While one client waits
+ * for a child (libforks_wait, libforks_wait_all, libforks_stop with wait),
+ * every other client, and the same client from other threads, is served.
+ *
+ * Errors: functions return a libforks_Result. When a system call failed,
+ * its errno is kept per thread and returned by libforks_last_errno(), for
+ * callers (such as Bun FFI) that cannot read the C errno; errno itself is
+ * also set.
+ */
+#ifndef LIBFORKS_H
+#define LIBFORKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Data types                                                          */
+/* ------------------------------------------------------------------ */
+
+/* A connection to a fork server. Initialized by libforks_start; children
+ * receive their own connection as the first argument of their entrypoint.
+ * Passed by value: it holds a single pointer. */
+typedef struct { void *private; } libforks_ServerConn;
+
+/* Written (exactly once, 8 bytes) on a child's exit fd when it has exited
+ * and been reaped by the server; the write end is then closed, so a second
+ * read returns end-of-file. wait_status is decoded with WIFEXITED,
+ * WEXITSTATUS, WIFSIGNALED, WTERMSIG. */
+typedef struct {
+  pid_t pid;       /* Child process pid */
+  int wait_status; /* Status returned by waitpid(2) */
+} libforks_ExitEvent;
+
+typedef enum {
+  libforks_OK = 0, /* No error */
+  libforks_READ_ERROR = -1,
+  libforks_WRITE_ERROR = -2,
+  libforks_KILL_ERROR = -3,
+  libforks_SOCKET_CREATION_ERROR = -4,
+  libforks_MALLOC_ERROR = -5,
+  libforks_FORK_ERROR = -6,
+  libforks_WAIT_ERROR = -7,
+  libforks_STOP_ERROR = -8,
+  libforks_PIPE_CREATION_ERROR = -9,
+  /* Codes added by this implementation (only ever appended). */
+  libforks_INVALID_ARGUMENT = -10, /* a NULL pointer, bad pid, bad signal... */
+  libforks_SERVER_GONE = -11,      /* the server exited or was stopped */
+  libforks_NOT_OWNER = -12,        /* only the process that started the server may stop it */
+  libforks_PROTOCOL_ERROR = -13,   /* a malformed message was received */
+  libforks_WOULD_BLOCK = -14,      /* WNOHANG and nothing to report yet (not a failure) */
+  libforks_LOAD_ERROR = -15,       /* dlopen or dlsym failed */
+  libforks_EXEC_ERROR = -16,       /* a spawned program could not be started */
+  libforks_THREAD_ERROR = -17,     /* the readiness thread could not be started */
+  libforks_LIMIT_ERROR = -18,      /* a fixed limit of this library was reached */
+} libforks_Result;
+
+/* Fixed limits. Requests beyond them fail with libforks_LIMIT_ERROR. The
+ * server raises its own RLIMIT_NOFILE to hold them; when the hard limit is
+ * too low for that, it accepts fewer running children (three fds each) and
+ * fork fails with LIMIT_ERROR past that, or errno EMFILE when a request's
+ * fds could not be received. */
+#define LIBFORKS_MAX_CHILDREN 4096     /* running children per server */
+#define LIBFORKS_MAX_CLIENTS 4160      /* open connections per server */
+#define LIBFORKS_MAX_PENDING 1024      /* outstanding waits per server */
+#define LIBFORKS_MAX_EXIT_RECORDS 1024 /* remembered, not yet waited exits */
+#define LIBFORKS_MAX_PATH 4096         /* library path for libforks_fork_symbol */
+#define LIBFORKS_MAX_SYMBOL 1024       /* symbol name for libforks_fork_symbol */
+#define LIBFORKS_MAX_FDS 253           /* fds in one message (Linux SCM_MAX_FD) */
+
+/* ------------------------------------------------------------------ */
+/* Server life                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Start a fork server and initialize *conn_ptr.
+ *
+ * Children are forked from the server, so each is a copy of the caller as
+ * it was at this call: functions and libraries loaded later are not mapped
+ * in children (use libforks_fork_symbol to dlopen them in the child).
+ *
+ * May be called from a multithreaded process: the server is created with
+ * the C library's fork(), which holds the C library's internal locks
+ * (malloc, stdio, the dynamic loader) across the fork, so children can use
+ * malloc, stdio and dlopen. Locks of other libraries held by other threads
+ * at this moment stay held in every child: start the server before such
+ * threads exist when children call into those libraries.
+ *
+ * The server closes every inherited fd that is close-on-exec and keeps the
+ * others (stdio, fds the caller left inheritable), so every child has them.
+ * When the calling process dies (even by SIGKILL), the server sends SIGTERM
+ * to its children, SIGKILL after 500 ms to those still running, and exits.
+ * The server is not a child of the caller (it is re-parented at once), so
+ * the caller never has to reap it.
+ *
+ * Many servers may run at once, started from one or many processes. */
+libforks_Result libforks_start(libforks_ServerConn *conn_ptr);
+
+/* How a server is made. */
+#define libforks_MODE_SNAPSHOT 0 /* a fork of the caller (libforks_start) */
+#define libforks_MODE_CLEAN 1    /* a fresh libforks-server program */
+
+typedef struct {
+  size_t size;             /* sizeof(libforks_StartOptions) */
+  int mode;                /* libforks_MODE_* */
+  const char *server_path; /* clean: path of the libforks-server executable
+                              shipped beside the library in lib/<platform>/ */
+  int server_fd;           /* clean, Linux: an fd of that executable (e.g. a
+                              memfd) run with fexecve; -1 to use server_path */
+} libforks_StartOptions;
+
+/* libforks_start with options. NULL options: snapshot mode.
+ *
+ * Clean mode forks the caller only to execve libforks-server at once: the
+ * server is a fresh single-threaded process holding none of the caller's
+ * memory (nor its fork cost, which grows with the caller's resident size).
+ * Every function works on it unchanged, except that children can only run
+ * libforks_fork_symbol entrypoints (with a library path: the server's own
+ * image exports nothing) and libforks_exec_entrypoint; libforks_fork with
+ * any other function pointer fails with INVALID_ARGUMENT. The server gets
+ * the caller's environment, stdio and inheritable fds. Errors: as
+ * libforks_start, plus EXEC_ERROR (errno of execve) and INVALID_ARGUMENT
+ * (size too small, unknown mode, neither path nor fd). */
+libforks_Result libforks_start_ex(libforks_ServerConn *conn_ptr,
+                                  const libforks_StartOptions *options);
+
+/* Pid of the server process, or -1 for an invalid connection. */
+pid_t libforks_get_server_pid(libforks_ServerConn conn);
+
+/* Send `signal` to every running child of the server. 0 checks that the
+ * server is alive. Children that have exited but are not yet reaped are
+ * skipped. Errors: INVALID_ARGUMENT (signal out of range), KILL_ERROR.
+ * libforks_kill_all_async returns a reply fd instead of waiting (see
+ * "Asynchronous requests"). Requests on one connection are served in the
+ * order they were sent, so every fork sent before reaches its child. */
+libforks_Result libforks_kill_all(libforks_ServerConn conn, int signal);
+libforks_Result libforks_kill_all_async(libforks_ServerConn conn, int signal,
+                                        int *reply_fd_ptr);
+
+/* Stop the server and send SIGTERM to every child; those still running
+ * 500 ms later get SIGKILL.
+ *
+ * wait = true: returns once every child has exited and the server process
+ * is gone.
+ * wait = false: returns once SIGTERM was sent; the server keeps reaping,
+ * reporting exits on exit fds and escalating to SIGKILL, then exits when no
+ * child is left.
+ *
+ * Only the process that called libforks_start may stop the server (others
+ * get NOT_OWNER and the connection stays valid). On return the connection
+ * is invalid and its memory freed, whatever the result. */
+libforks_Result libforks_stop(libforks_ServerConn conn, bool wait);
+
+/* Stop the server without touching its children: they keep running,
+ * re-parented to init (or a subreaper). Their exit fds report end-of-file
+ * without an event. Returns once the server process is gone. Owner only,
+ * like libforks_stop. Invalidates the connection. */
+libforks_Result libforks_stop_server_only(libforks_ServerConn conn);
+
+/* Close a connection without stopping anything: for a child that does not
+ * need its connection, or for the owner that wants the server to shut down
+ * as if the owner had died. Frees the connection. Always succeeds. With
+ * shared handles (below) the connection closes with the last of them. */
+void libforks_free_conn(libforks_ServerConn conn);
+
+/* Another handle on the same connection, for a thread with its own event
+ * loop (a Bun Worker): calls through *shared_ptr are calls on conn; each
+ * handle is freed with libforks_free_conn, and the connection's socket and
+ * memory go with the last one. After a stop, the other handles' calls fail
+ * with SERVER_GONE; they must still be freed. */
+libforks_Result libforks_conn_share(libforks_ServerConn conn,
+                                    libforks_ServerConn *shared_ptr);
+
+/* ------------------------------------------------------------------ */
+/* Forking                                                             */
+/* ------------------------------------------------------------------ */
+
+/* The function a child runs. `conn` is the child's own connection to the
+ * server (the child may fork siblings with it; it must not stop it);
+ * `socket_fd` is the child's end of its socket to the caller, or -1 when
+ * the caller did not ask for one. When the entrypoint returns, the child
+ * flushes stdio and calls _exit(0): atexit handlers inherited from the
+ * caller's image are not run. */
+typedef void (*libforks_Entrypoint)(libforks_ServerConn conn, int socket_fd);
+
+/* Fork a child of the server that runs `entrypoint`.
+ *
+ * Out parameters may be NULL.
+ *   *pid_ptr       pid of the child.
+ *   *socket_fd_ptr caller's end of a SOCK_SEQPACKET socket pair (message
+ *                  boundaries kept; SOCK_STREAM on macOS) whose other end
+ *                  the child receives as `socket_fd`. Close-on-exec.
+ *   *exit_fd_ptr   read end of a pipe on which one libforks_ExitEvent is
+ *                  written when the child exits; pollable. Close-on-exec.
+ *                  The caller closes it.
+ *
+ * `entrypoint` must be mapped in the server, i.e. already loaded when
+ * libforks_start ran. The child starts with an empty signal mask, every
+ * signal at its default disposition, the server's stdio and the fds the
+ * caller left inheritable at start, and nothing else of the library's.
+ *
+ * Errors: INVALID_ARGUMENT (NULL entrypoint), SOCKET_CREATION_ERROR,
+ * PIPE_CREATION_ERROR (caller out of fds), FORK_ERROR (errno from fork(2),
+ * e.g. EAGAIN at RLIMIT_NPROC), LIMIT_ERROR (LIBFORKS_MAX_CHILDREN),
+ * SERVER_GONE. */
+libforks_Result libforks_fork(
+  libforks_ServerConn conn,
+  pid_t *pid_ptr,       /* out */
+  int *socket_fd_ptr,   /* out */
+  int *exit_fd_ptr,     /* out */
+  void (*entrypoint)(libforks_ServerConn conn, int socket_fd));
+
+/* Like libforks_fork, but the child first loads `library` with
+ * dlopen(RTLD_NOW) and runs its exported `symbol` (an Entrypoint), so the
+ * library need not be loaded when the server started. `library` NULL means
+ * the symbol is looked up in the server's image. The caller checks, before
+ * forking, that the library loads and exports the symbol (it dlopens it in
+ * the calling process): LOAD_ERROR otherwise. If loading still fails in the
+ * child, the child prints the reason to stderr and exits with status 127. */
+libforks_Result libforks_fork_symbol(
+  libforks_ServerConn conn,
+  pid_t *pid_ptr,     /* out */
+  int *socket_fd_ptr, /* out */
+  int *exit_fd_ptr,   /* out */
+  const char *library,
+  const char *symbol);
+
+/* Fork without waiting for the server, for event loops that fork in
+ * bursts: returns once the request is queued on the connection. The
+ * caller makes the child's socket and exit pipe itself (libforks_socketpair,
+ * libforks_pipe) and passes the child's ends here; they are sent to the
+ * server and the caller still owns (and closes) its copies. The pid
+ * arrives on *reply_fd_ptr: poll it, then libforks_reply_read gives
+ * reply.pid, or the fork's error. */
+typedef struct {
+  size_t size;          /* sizeof(libforks_ForkRequest) */
+  void (*entrypoint)(libforks_ServerConn conn, int socket_fd); /* or NULL */
+  const char *library;  /* with symbol, as libforks_fork_symbol */
+  const char *symbol;   /* NULL when entrypoint is given */
+  int socket_fd;        /* the child's socket end, or -1 */
+  int exit_fd;          /* write end of the exit pipe, or -1 */
+  bool nonblocking;     /* WOULD_BLOCK instead of waiting when the
+                           connection's queue is full (poll
+                           libforks_conn_fd for writing, then retry) */
+  bool spec_queued;     /* entrypoint libforks_exec_entrypoint only: the
+                           whole exec spec (at most 64 KiB of strings, 4,096
+                           strings) is already queued on the caller's end of
+                           socket_fd. The server then starts the program as
+                           posix_spawn does (CLONE_VM | CLONE_VFORK on
+                           Linux), without copying itself. */
+} libforks_ForkRequest;
+
+libforks_Result libforks_fork_async(libforks_ServerConn conn,
+                                    const libforks_ForkRequest *request,
+                                    int *reply_fd_ptr);
+
+/* The connection's socket, for polling (writable) after WOULD_BLOCK. Do
+ * not read, write or close it. -1 for an invalid connection. */
+int libforks_conn_fd(libforks_ServerConn conn);
+
+/* ------------------------------------------------------------------ */
+/* Waiting                                                             */
+/* ------------------------------------------------------------------ */
+
+/* waitpid(2) performed by the server, for the caller, on a child of that
+ * server.
+ *
+ * The server reaps every child as soon as it exits (no zombie lingers) and
+ * remembers its status and rusage until someone waits for it (at most
+ * LIBFORKS_MAX_EXIT_RECORDS exits are remembered; the oldest is forgotten
+ * first). Waiting never consumes the exit fd's event: both report.
+ *
+ *   pid > 0   that child. If it already exited, returns at once.
+ *   pid == -1 any child of the server: the earliest remembered exit, or the
+ *             next one.
+ *   options   0 or WNOHANG. With WNOHANG, when no matching child has exited
+ *             yet, returns libforks_WOULD_BLOCK.
+ *
+ * A status is reported once: a second wait for the same pid, or a pid that
+ * is not a child of this server, fails with WAIT_ERROR and errno ECHILD, as
+ * does pid == -1 when the server has no child and no remembered exit.
+ * Other pid values (0, < -1) or options: INVALID_ARGUMENT.
+ * stat_loc and rusage may be NULL. */
+libforks_Result libforks_wait(
+  libforks_ServerConn conn,
+  pid_t pid,
+  int *stat_loc,        /* out */
+  int options,
+  struct rusage *rusage /* out */
+);
+
+/* libforks_wait that also reports which child it waited for: *waited_pid
+ * gets its pid (useful with pid == -1). May be NULL. */
+libforks_Result libforks_waitpid(
+  libforks_ServerConn conn,
+  pid_t pid,
+  pid_t *waited_pid,    /* out */
+  int *stat_loc,        /* out */
+  int options,
+  struct rusage *rusage /* out */
+);
+
+/* Returns once no child of the server is running (at once if none is).
+ * Remembered exits are kept: libforks_wait still reports them. */
+libforks_Result libforks_wait_all(libforks_ServerConn conn);
+
+/* ------------------------------------------------------------------ */
+/* Asynchronous requests                                               */
+/* ------------------------------------------------------------------ */
+
+/* The blocking requests above also exist in a form that returns at once
+ * with a "reply fd": the read end of a close-on-exec pipe that becomes
+ * readable when the server has answered. Poll it, then pass it to
+ * libforks_reply_read, which reads the answer and closes it. This is how
+ * an event loop (such as Bun's) waits without blocking or a thread. */
+typedef struct {
+  int32_t result;       /* a libforks_Result */
+  int32_t error_number; /* errno when result says a system call failed */
+  int32_t pid;          /* waited pid (wait), child pid (fork) */
+  int32_t wait_status;  /* waitpid(2) status (wait) */
+  struct rusage rusage; /* the child's rusage (wait) */
+} libforks_Reply;
+
+libforks_Result libforks_wait_async(libforks_ServerConn conn, pid_t pid,
+                                    int options, int *reply_fd_ptr);
+libforks_Result libforks_wait_all_async(libforks_ServerConn conn,
+                                        int *reply_fd_ptr);
+/* The reply arrives when libforks_stop would return, except that the
+ * server may still be exiting: call libforks_stop_finish after reading it
+ * to wait for the server to be gone and free the connection. */
+libforks_Result libforks_stop_async(libforks_ServerConn conn, bool wait,
+                                    bool server_only, int *reply_fd_ptr);
+libforks_Result libforks_stop_finish(libforks_ServerConn conn);
+
+/* Read the answer from a reply fd (blocking if it is not ready) and close
+ * it. Returns reply->result, or SERVER_GONE if the server died first. */
+libforks_Result libforks_reply_read(int reply_fd, libforks_Reply *reply);
+
+/* ------------------------------------------------------------------ */
+/* File descriptor passing                                             */
+/* ------------------------------------------------------------------ */
+
+/* Receive up to `length` bytes and up to `max_fd_count` fds (SCM_RIGHTS)
+ * from a socket. Returns the number of bytes received (0 at end-of-file),
+ * or -1 with errno set. Received fds are stored at fds[0..k) and are
+ * close-on-exec; the remaining slots up to max_fd_count are set to -1.
+ * If the sender sent more fds than fit (MSG_CTRUNC) or, on a message
+ * socket, a message longer than `length` (MSG_TRUNC), every fd received is
+ * closed and -1 is returned with errno EMSGSIZE. EINTR is retried. */
+int libforks_read_socket_fds(int socket_fd, void *data, size_t length,
+                             int *fds, size_t max_fd_count);
+
+/* Send `length` bytes (at least 1) with `fd_count` fds (at most
+ * LIBFORKS_MAX_FDS). Returns `length`, or -1 with errno set. Never raises
+ * SIGPIPE (EPIPE is returned instead). EINTR is retried; on a stream
+ * socket, a partial send is completed (the fds travel with the first
+ * byte). */
+int libforks_write_socket_fds(int socket_fd, const void *data, size_t length,
+                              const int *fds, size_t fd_count);
+
+/* A close-on-exec socket pair of the kind libforks_fork gives (message
+ * boundaries kept). Returns 0, or -1 with errno set. */
+int libforks_socketpair(int fds[2]);
+
+/* A close-on-exec pipe: fds[0] read end, fds[1] write end. Returns 0, or
+ * -1 with errno set. (For callers without pipe2, such as Bun FFI.) */
+int libforks_pipe(int fds[2]);
+
+/* ------------------------------------------------------------------ */
+/* Running programs                                                    */
+/* ------------------------------------------------------------------ */
+
+/* A close-on-exec memfd (Linux), e.g. to hold libforks-server when it is
+ * not a file on disk (inside a single-file executable). -1 with errno set
+ * (ENOSYS on macOS). */
+int libforks_memfd(const char *name);
+
+/* An Entrypoint, exported so it is mapped in every server, that reads an
+ * exec spec from its socket and execve(2)s it. libforks_fork recognizes it
+ * and asks the server for its own copy, so it works on clean servers too. Fork it with libforks_fork
+ * (asking for a socket), send the spec with libforks_send_exec_spec, then
+ * call libforks_read_exec_result. The spec maps received fds to chosen fd
+ * numbers; every other fd is closed in the new program. */
+void libforks_exec_entrypoint(libforks_ServerConn conn, int socket_fd);
+
+/* Send an exec spec on the socket of a child running
+ * libforks_exec_entrypoint. `path` is executed as is (no PATH search).
+ * argv and envp are NULL-terminated. `cwd` may be NULL. fds[i] becomes fd
+ * number targets[i] in the new program (fd_count at most LIBFORKS_MAX_FDS).
+ * Errors: INVALID_ARGUMENT (a target repeated or negative, spec longer than
+ * 4 MiB), WRITE_ERROR. */
+libforks_Result libforks_send_exec_spec(int socket_fd, const char *path,
+                                        const char *const *argv,
+                                        const char *const *envp,
+                                        const char *cwd, const int *fds,
+                                        const int *targets, size_t fd_count);
+
+/* Wait (blocking) until the child either called execve successfully (OK)
+ * or failed before it (EXEC_ERROR, with the failing call's errno; the child
+ * then exits with status 127). *failed_step_ptr (may be NULL) gets which
+ * step failed: 1 receive spec, 2 map fds, 3 chdir, 4 execve. Closes
+ * socket_fd in both cases. */
+libforks_Result libforks_read_exec_result(int socket_fd, int *failed_step_ptr);
+
+/* ------------------------------------------------------------------ */
+/* Readiness notification for event loops                              */
+/* ------------------------------------------------------------------ */
+
+/* One background thread per process (started on first use, all signals
+ * blocked) watches fds and, when one is ready, writes an 8-byte record to
+ * a "doorbell" pipe. Each doorbell has its own set of watches, so several
+ * doorbells may watch the same fd. Each record is a little-endian uint64: the low 48
+ * bits are the watch's token, bits 48..55 the ready events (1 readable,
+ * 4 writable, 8 error, 16 hang-up). A watch is one-shot: it fires once,
+ * then must be armed again with libforks_watch. Each event loop (each Bun
+ * Worker) opens its own doorbell. At most 64 doorbells per process. */
+libforks_Result libforks_doorbell_open(int *doorbell_fd_ptr);
+libforks_Result libforks_doorbell_close(int doorbell_fd);
+/* events: 1 readable, 4 writable (or both). token < 2^48. Arms or re-arms
+ * the watch of `fd` for this doorbell. */
+libforks_Result libforks_watch(int doorbell_fd, int fd, int events,
+                               uint64_t token);
+/* Forget this doorbell's watch on fd, if any. Call before closing a
+ * watched fd. */
+libforks_Result libforks_unwatch(int doorbell_fd, int fd);
+
+/* ------------------------------------------------------------------ */
+/* Errors and small utilities                                          */
+/* ------------------------------------------------------------------ */
+
+/* "OK", "FORK_ERROR", ... (the enum name without the prefix); "UNKNOWN"
+ * for values this version does not know. Static storage. */
+const char *libforks_result_string(libforks_Result result);
+
+/* errno of the last failed system call made by a libforks function on the
+ * calling thread, 0 if none. */
+int libforks_last_errno(void);
+
+/* Set or clear O_NONBLOCK on fd. Returns 0, or -1 with errno set. */
+int libforks_set_nonblocking(int fd, bool nonblocking);
+
+/* Version of this library, e.g. "0.1.0". */
+const char *libforks_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIBFORKS_H */

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Installs what building and testing libforks needs, and only what is
+# missing: Zig 0.14.1 (the `ziglang` package from PyPI, run as
+# `python3 -m ziglang`) and node_modules with the pinned Bun, TypeScript and
+# tsup (from package.json / package-lock.json). Safe to run any number of
+# times; prints one line per tool when all is well, and the installer's
+# output only when an install fails.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+ZIG_VERSION=0.14.1
+PYTHON=${PYTHON:-python3}
+
+log=$(mktemp "${TMPDIR:-/tmp}/libforks-toolchain.XXXXXX")
+trap 'rm -f "$log"' EXIT
+
+die() {
+  echo "toolchain: $*" >&2
+  exit 1
+}
+
+# --- Zig ---------------------------------------------------------------------
+
+zig_version() {
+  "$PYTHON" -m ziglang version 2>/dev/null || true
+}
+
+if [[ "$(zig_version)" != "$ZIG_VERSION" ]]; then
+  command -v "$PYTHON" >/dev/null || die "$PYTHON not found: Python 3 with pip is needed to install Zig"
+  installed=
+  # A plain install first; then a user install (no write access to the
+  # interpreter's site-packages); then past PEP 668 ("externally managed").
+  for extra in "" "--user" "--break-system-packages" "--user --break-system-packages"; do
+    # shellcheck disable=SC2086
+    if "$PYTHON" -m pip install --quiet --disable-pip-version-check $extra "ziglang==$ZIG_VERSION" >>"$log" 2>&1; then
+      installed=yes
+      break
+    fi
+  done
+  if [[ -z "$installed" ]]; then
+    cat "$log" >&2
+    die "could not install ziglang==$ZIG_VERSION with pip"
+  fi
+  got=$(zig_version)
+  [[ "$got" == "$ZIG_VERSION" ]] || die "installed ziglang==$ZIG_VERSION, but 'python3 -m ziglang version' prints '${got:-nothing}'"
+fi
+echo "zig $(zig_version) (python3 -m ziglang)"
+
+# --- Node packages: Bun, TypeScript, tsup -------------------------------------
+
+BUN_VERSION=$(node -p 'require("./package.json").devDependencies.bun' 2>/dev/null) ||
+  die "node not found, or package.json has no devDependencies.bun"
+
+node_modules_ok() {
+  [[ -x node_modules/.bin/bun && -x node_modules/.bin/tsc && -x node_modules/.bin/tsup ]] || return 1
+  [[ "$(node_modules/.bin/bun --version 2>/dev/null)" == "$BUN_VERSION" ]] || return 1
+  # npm records what it installed in node_modules/.package-lock.json: an
+  # older record than package.json or package-lock.json means a stale tree.
+  [[ -f node_modules/.package-lock.json ]] || return 1
+  [[ ! package.json -nt node_modules/.package-lock.json ]] || return 1
+  [[ ! -f package-lock.json || ! package-lock.json -nt node_modules/.package-lock.json ]] || return 1
+}
+
+if ! node_modules_ok; then
+  npm_flags=(--no-audit --no-fund --loglevel=error)
+  if [[ -f package-lock.json ]]; then
+    if ! npm ci "${npm_flags[@]}" >>"$log" 2>&1; then
+      # The npm registry reachable here does not serve every platform
+      # package that some dependencies list as optional (rollup's
+      # @rollup/rollup-<os>-<cpu>), so the lock file npm writes lacks them
+      # and `npm ci` refuses it as "out of sync", although `npm install`
+      # installs exactly the locked versions from it.
+      reason=$(sed -nE 's/^npm (error|ERR!) //p' "$log" | grep -vE '^(code |$)' | head -n 1 || true)
+      echo "toolchain: 'npm ci' failed (${reason:-see the npm log}); falling back to 'npm install --no-save'" >&2
+      npm install --no-save "${npm_flags[@]}" >>"$log" 2>&1 || {
+        cat "$log" >&2
+        die "npm install failed"
+      }
+    fi
+  else
+    npm install "${npm_flags[@]}" >>"$log" 2>&1 || {
+      cat "$log" >&2
+      die "npm install failed"
+    }
+  fi
+  # npm leaves the hidden lock file's mtime alone when nothing changed.
+  [[ -f node_modules/.package-lock.json ]] && touch node_modules/.package-lock.json
+  node_modules_ok || {
+    cat "$log" >&2
+    die "node_modules is incomplete after installing: expected bun $BUN_VERSION, tsc and tsup in node_modules/.bin"
+  }
+fi
+echo "bun $(node_modules/.bin/bun --version) (node_modules/.bin/bun)"
+echo "typescript $(node_modules/.bin/tsc --version | sed 's/^Version //'), tsup $(node -p 'require("./node_modules/tsup/package.json").version'), node $(node --version | sed 's/^v//')"

@@ -1,0 +1,510 @@
+// ServerConn: the typed wrapper of a libforks_ServerConn. Every call maps
+// to one C function; calls that can wait return promises that settle on
+// this event loop's doorbell. The raw pointer never leaves this class.
+
+import { ptr, type Pointer } from "bun:ffi";
+import { closeSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { lib, serverExecutablePath } from "./native.ts";
+import { LibforksError, codeOf } from "./errors.ts";
+import { getDoorbell, READABLE, WRITABLE } from "./doorbell.ts";
+import { pipe, socketPair } from "./fds.ts";
+import { sendFds } from "./channel.ts";
+import { ExitEvent } from "./exit-event.ts";
+
+/** What the server answered to a wait. */
+export interface WaitResult {
+  pid: number;
+  status: number;
+  event: ExitEvent;
+  /** User and system CPU time of the child, in microseconds. */
+  rusage: { userMicros: number; systemMicros: number; maxRssKiB: number };
+}
+
+/** What libforks_fork returns. Fds are owned by the caller. */
+export interface ForkedFds {
+  pid: number;
+  socketFd: number | null;
+  exitFd: number;
+}
+
+/** A connection shared with another thread of this process. */
+export interface SharedConn {
+  kind: "libforks-server";
+  handle: string;
+  owner: number;
+  server: number;
+  clean: boolean;
+}
+
+/** What to run in a forked child. */
+export type ForkTarget = { entrypoint: number } | { library: string | null; symbol: string };
+
+/** A fork whose pid is still on its way (see ServerConn.forkAsync). */
+export interface StartedFork {
+  /** The caller's end of the child's socket, or null. */
+  socketFd: number | null;
+  /** Read end of the child's exit pipe. */
+  exitFd: number;
+  /** The fork's outcome. */
+  pid: PendingPid;
+}
+
+interface QueuedFork {
+  /** For error messages: "cannot fork" or "symbol X of L". */
+  what: string;
+  request: ArrayBuffer;
+  keep: Buffer[];
+  childFds: number[];
+  pid: PendingPid;
+}
+
+/** libforks_Reply: result, errno, pid, wait_status, then struct rusage. */
+const REPLY_SIZE = 16 + 144;
+
+export function failure(result: number, what: string, syscall: string): LibforksError {
+  return new LibforksError(codeOf(result), what, { errno: lib.libforks_last_errno(), syscall });
+}
+
+export class ServerConn {
+  #conn: Pointer | null;
+  readonly pid: number;
+
+  private constructor(conn: Pointer, clean: boolean) {
+    this.#conn = conn;
+    this.clean = clean;
+    this.pid = lib.libforks_get_server_pid(conn);
+  }
+
+  /** libforks_start. */
+  static start(): ServerConn {
+    const out = new BigUint64Array(1);
+    const result = lib.libforks_start(ptr(out));
+    if (result !== 0) throw failure(result, "cannot start the fork server", "libforks_start");
+    return new ServerConn(Number(out[0]) as Pointer, false);
+  }
+
+  /** libforks_start_ex in clean mode: the server runs libforks-server. */
+  static startClean(): ServerConn {
+    const path = serverExecutablePath();
+    // A file embedded in a compiled executable is not on disk: run it from
+    // a memfd instead (fexecve).
+    const embedded = path.startsWith("/$bunfs/") || !existsSync(path);
+    let memfd = -1;
+    if (embedded) {
+      memfd = lib.libforks_memfd(ptr(Buffer.from("libforks-server\0")));
+      if (memfd < 0) throw failure(-9, "cannot create a memfd for libforks-server", "memfd_create");
+      writeFileSync(memfd, readFileSync(path));
+    }
+    const pathBytes = Buffer.from(`${path}\0`);
+    // libforks_StartOptions: size_t size; int mode; (pad) const char *server_path; int server_fd.
+    const options = new ArrayBuffer(32);
+    const view = new DataView(options);
+    view.setBigUint64(0, 32n, true);
+    view.setInt32(8, 1, true); // libforks_MODE_CLEAN
+    view.setBigUint64(16, embedded ? 0n : BigInt(ptr(pathBytes)), true);
+    view.setInt32(24, memfd, true);
+    const out = new BigUint64Array(1);
+    const result = lib.libforks_start_ex(ptr(out), ptr(options));
+    if (memfd >= 0) closeSync(memfd);
+    if (result !== 0) throw failure(result, `cannot start a clean fork server (${path})`, "libforks_start_ex");
+    return new ServerConn(Number(out[0]) as Pointer, true);
+  }
+
+  /** True for a clean server (children run only symbols and programs). */
+  readonly clean: boolean;
+
+  /** True for a handle made by attach(): it may not stop the server. */
+  readonly attached: boolean = false;
+
+  /** libforks_conn_share: a reference for another thread (a Worker), as
+   * a structured-clone-able token. */
+  share(): SharedConn {
+    const out = new BigUint64Array(1);
+    const result = lib.libforks_conn_share(this.#handle(), ptr(out));
+    if (result !== 0) throw failure(result, "cannot share the connection", "libforks_conn_share");
+    return { kind: "libforks-server", handle: String(out[0]), owner: process.pid, server: this.pid, clean: this.clean };
+  }
+
+  /** Adopts a token made by share() in this process (its reference). */
+  static attach(token: SharedConn): ServerConn {
+    const conn = new ServerConn(Number(BigInt(token.handle)) as Pointer, token.clean);
+    (conn as { attached: boolean }).attached = true;
+    return conn;
+  }
+
+  get closed(): boolean {
+    return this.#conn === null;
+  }
+
+  #handle(): Pointer {
+    if (this.#conn === null) throw new LibforksError("SERVER_GONE", "the fork server was stopped");
+    return this.#conn;
+  }
+
+  /** libforks_fork with a native function pointer. */
+  fork(entrypoint: number, socket: boolean): ForkedFds {
+    const out = new Int32Array(3);
+    const result = lib.libforks_fork(this.#handle(), ptr(out, 0), socket ? ptr(out, 4) : null, ptr(out, 8), entrypoint as Pointer);
+    if (result !== 0) throw failure(result, "cannot fork", "libforks_fork");
+    return { pid: out[0]!, socketFd: socket ? out[1]! : null, exitFd: out[2]! };
+  }
+
+  /** Forks libforks_exec_entrypoint on `childControl` (the caller keeps
+   * and closes it) and waits for the pid. With `specQueued`, the spec is
+   * already in the socket and the server starts the program in place. */
+  forkExec(childControl: number, specQueued: boolean): { pid: number; exitFd: number } {
+    const handle = this.#handle();
+    const [exitRead, exitWrite] = pipe();
+    const request = new ArrayBuffer(48);
+    const view = new DataView(request);
+    view.setBigUint64(0, 48n, true);
+    view.setBigUint64(8, BigInt((lib.libforks_exec_entrypoint as unknown as { ptr: number }).ptr), true);
+    view.setInt32(32, childControl, true);
+    view.setInt32(36, exitWrite, true);
+    view.setUint8(40, 0); // blocking send
+    view.setUint8(41, specQueued ? 1 : 0);
+    const out = new Int32Array(1);
+    const result = lib.libforks_fork_async(handle, ptr(request), ptr(out));
+    closeSync(exitWrite);
+    if (result !== 0) {
+      closeSync(exitRead);
+      throw failure(result, "cannot fork", "libforks_fork_async");
+    }
+    const reply = new ArrayBuffer(REPLY_SIZE);
+    const replied = lib.libforks_reply_read(out[0]!, ptr(reply)); // closes it
+    if (replied !== 0) {
+      closeSync(exitRead);
+      throw failure(replied, "cannot fork", "fork");
+    }
+    return { pid: new DataView(reply).getInt32(8, true), exitFd: exitRead };
+  }
+
+  /** libforks_fork_symbol: `library` dlopen'd in the child. */
+  forkSymbol(library: string | null, symbol: string, socket: boolean): ForkedFds {
+    const out = new Int32Array(3);
+    const libraryBytes = library === null ? null : Buffer.from(`${library}\0`);
+    const symbolBytes = Buffer.from(`${symbol}\0`);
+    const result = lib.libforks_fork_symbol(
+      this.#handle(),
+      ptr(out, 0),
+      socket ? ptr(out, 4) : null,
+      ptr(out, 8),
+      libraryBytes ? ptr(libraryBytes) : null,
+      ptr(symbolBytes),
+    );
+    if (result !== 0) {
+      const where = library === null ? `symbol ${symbol}` : `symbol ${symbol} of ${library}`;
+      throw failure(result, result === -15 ? `cannot load ${where}` : `cannot fork ${where}`, "libforks_fork_symbol");
+    }
+    return { pid: out[0]!, socketFd: socket ? out[1]! : null, exitFd: out[2]! };
+  }
+
+  /** libforks_fork_async: returns at once; the pid follows. Requests are
+   * sent in call order; when the connection's queue is full they wait here
+   * (not in a blocked system call) until the server catches up. */
+  forkAsync(target: ForkTarget, socket: boolean, firstMessage?: { data: Uint8Array; fds: number[] }): StartedFork {
+    const handle = this.#handle();
+    const keep: Buffer[] = [];
+    // libforks_ForkRequest: size_t size; entrypoint; library; symbol;
+    // int socket_fd; int exit_fd; bool nonblocking.
+    const request = new ArrayBuffer(48);
+    const view = new DataView(request);
+    view.setBigUint64(0, 48n, true);
+    if ("entrypoint" in target) {
+      view.setBigUint64(8, BigInt(target.entrypoint), true);
+    } else {
+      if (target.library !== null) keep.push(Buffer.from(`${target.library}\0`));
+      keep.push(Buffer.from(`${target.symbol}\0`));
+      if (target.library !== null) view.setBigUint64(16, BigInt(ptr(keep[0]!)), true);
+      view.setBigUint64(24, BigInt(ptr(keep[keep.length - 1]!)), true);
+    }
+    const [exitRead, exitWrite] = pipe();
+    let parentSocket: number | null = null;
+    let childSocket = -1;
+    if (socket) {
+      try {
+        [parentSocket, childSocket] = socketPair();
+        // Queued in the socket before the child exists, so it is there
+        // whenever the child reads, and sending cannot fail because the
+        // child already exited.
+        if (firstMessage) sendFds(parentSocket, firstMessage.data, firstMessage.fds);
+      } catch (error) {
+        closeSync(exitRead);
+        closeSync(exitWrite);
+        if (parentSocket !== null) closeSync(parentSocket);
+        if (childSocket >= 0) closeSync(childSocket);
+        throw error;
+      }
+    }
+    view.setInt32(32, childSocket, true);
+    view.setInt32(36, exitWrite, true);
+    view.setUint8(40, 1); // nonblocking
+    const childFds = childSocket >= 0 ? [childSocket, exitWrite] : [exitWrite];
+    const pid = new PendingPid(this);
+    const what =
+      "entrypoint" in target
+        ? "cannot fork"
+        : `symbol ${target.symbol}${target.library === null ? "" : ` of ${target.library}`}`;
+    const queued: QueuedFork = { request, keep, childFds, pid, what };
+    if (this.#queue.length === 0) {
+      const sent = this.#sendFork(handle, queued, false);
+      if (sent !== "queue") {
+        if (sent instanceof Error) {
+          closeSync(exitRead);
+          if (parentSocket !== null) closeSync(parentSocket);
+          throw sent;
+        }
+        return { socketFd: parentSocket, exitFd: exitRead, pid };
+      }
+    }
+    this.#queue.push(queued);
+    pid.queued = true;
+    void this.#drainQueue();
+    return { socketFd: parentSocket, exitFd: exitRead, pid };
+  }
+
+  readonly #queue: QueuedFork[] = [];
+  #draining = false;
+
+  /** Sends one fork request. "queue": the connection is full (only when
+   * not blocking). On success or failure the child's fd copies are closed. */
+  #sendFork(handle: Pointer, fork: QueuedFork, blocking: boolean): "sent" | "queue" | LibforksError {
+    new DataView(fork.request).setUint8(40, blocking ? 0 : 1);
+    const out = new Int32Array(1);
+    const result = lib.libforks_fork_async(handle, ptr(fork.request), ptr(out));
+    void fork.keep;
+    if (result === -14 /* WOULD_BLOCK */ && !blocking) return "queue";
+    for (const fd of fork.childFds) closeSync(fd);
+    if (result !== 0) {
+      const message = fork.what === "cannot fork" ? fork.what : `cannot ${result === -15 ? "load" : "fork"} ${fork.what}`;
+      const error = failure(result, message, "libforks_fork_async");
+      fork.pid.fail(error);
+      return error;
+    }
+    fork.pid.sent(out[0]!);
+    return "sent";
+  }
+
+  async #drainQueue(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      while (this.#queue.length > 0 && this.#conn !== null) {
+        const connFd = lib.libforks_conn_fd(this.#conn);
+        await getDoorbell().wait(connFd, WRITABLE).promise;
+        while (this.#queue.length > 0 && this.#conn !== null) {
+          const sent = this.#sendFork(this.#conn, this.#queue[0]!, false);
+          if (sent === "queue") break;
+          this.#queue.shift();
+        }
+      }
+    } finally {
+      this.#draining = false;
+      this.#failQueue();
+      this.#notifyQueueEmpty();
+    }
+  }
+
+  /** Sends queued forks up to and including `pid`'s, blocking: for a
+   * caller that needs that pid now. */
+  flushUntil(pid: PendingPid): void {
+    while (this.#queue.length > 0 && this.#conn !== null) {
+      const fork = this.#queue.shift()!;
+      this.#sendFork(this.#conn, fork, true);
+      if (fork.pid === pid) break;
+    }
+    this.#failQueue();
+    this.#notifyQueueEmpty();
+  }
+
+  #failQueue(): void {
+    if (this.#conn !== null) return;
+    for (const fork of this.#queue.splice(0)) {
+      for (const fd of fork.childFds) closeSync(fd);
+      fork.pid.fail(new LibforksError("SERVER_GONE", "the fork server was stopped before this fork was sent"));
+    }
+    this.#notifyQueueEmpty();
+  }
+
+  /** Resolves once every fork queued here has been sent. The server
+   * serves a connection's requests in order, so a request sent after this
+   * reaches every child forked before it. */
+  #sentQueuedForks(): Promise<void> {
+    if (this.#queue.length === 0) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#queueEmptied.push(resolve);
+    return promise;
+  }
+
+  readonly #queueEmptied: (() => void)[] = [];
+
+  #notifyQueueEmpty(): void {
+    if (this.#queue.length > 0) return;
+    for (const resolve of this.#queueEmptied.splice(0)) resolve();
+  }
+
+  /** libforks_kill_all_async, after the forks queued before it. */
+  async killAll(signal: number): Promise<void> {
+    await this.#sentQueuedForks();
+    const out = new Int32Array(1);
+    const result = lib.libforks_kill_all_async(this.#handle(), signal, ptr(out));
+    if (result !== 0) throw failure(result, `cannot send signal ${signal} to the children`, "libforks_kill_all");
+    const reply = await readReplyWhenReady(out[0]!);
+    if (reply.result !== 0) throw replyFailure(reply, `cannot send signal ${signal} to the children`, "libforks_kill_all");
+  }
+
+  /** libforks_wait_async; resolves null for WNOHANG with nothing to report. */
+  async wait(pid: number, noHang: boolean): Promise<WaitResult | null> {
+    await this.#sentQueuedForks();
+    const out = new Int32Array(1);
+    const result = lib.libforks_wait_async(this.#handle(), pid, noHang ? 1 : 0, ptr(out));
+    if (result !== 0) throw failure(result, `cannot wait for ${pid}`, "libforks_wait");
+    const reply = await readReplyWhenReady(out[0]!);
+    if (reply.result === -14) return null;
+    if (reply.result !== 0) throw replyFailure(reply, `cannot wait for ${pid}`, "libforks_wait");
+    return reply.wait!;
+  }
+
+  /** libforks_wait_all_async. */
+  async waitAll(): Promise<void> {
+    await this.#sentQueuedForks();
+    const out = new Int32Array(1);
+    const result = lib.libforks_wait_all_async(this.#handle(), ptr(out));
+    if (result !== 0) throw failure(result, "cannot wait for the children", "libforks_wait_all");
+    const reply = await readReplyWhenReady(out[0]!);
+    if (reply.result !== 0) throw replyFailure(reply, "cannot wait for the children", "libforks_wait_all");
+  }
+
+  /** libforks_stop_async then libforks_stop_finish. Invalidates the conn
+   * unless the caller is not the owner. */
+  async stop(wait: boolean, serverOnly: boolean): Promise<void> {
+    const handle = this.#handle();
+    const out = new Int32Array(1);
+    const result = lib.libforks_stop_async(handle, wait, serverOnly, ptr(out));
+    if (result === -12 /* NOT_OWNER */) throw failure(result, "only the process that started the server may stop it", "libforks_stop");
+    let reply: Reply | null = null;
+    if (result === 0) reply = await readReplyWhenReady(out[0]!);
+    this.#conn = null;
+    this.#failQueue();
+    // The server exits right after its reply: this returns at once.
+    lib.libforks_stop_finish(handle);
+    if (result !== 0 && result !== -11) throw failure(result, "cannot stop the fork server", "libforks_stop");
+    if (reply && reply.result !== 0 && reply.result !== -11) throw replyFailure(reply, "cannot stop the fork server", "libforks_stop");
+  }
+
+  /** libforks_free_conn: the server shuts down as if its owner died. */
+  free(): void {
+    if (this.#conn === null) return;
+    lib.libforks_free_conn(this.#conn);
+    this.#conn = null;
+    this.#failQueue();
+  }
+}
+
+/** The pid of a fork sent with libforks_fork_async: read from its reply
+ * fd when the doorbell says it is ready, or at once (blocking briefly) by
+ * whoever needs it synchronously. */
+export class PendingPid {
+  readonly promise: Promise<number>;
+  queued = false;
+  #conn: ServerConn;
+  #value: number | null = null;
+  #error: Error | null = null;
+  #replyFd = -1;
+  #token = 0;
+  #resolve!: (pid: number) => void;
+  #reject!: (error: Error) => void;
+
+  constructor(conn: ServerConn) {
+    this.#conn = conn;
+    const { promise, resolve, reject } = Promise.withResolvers<number>();
+    this.promise = promise;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    promise.catch(() => {});
+  }
+
+  /** @internal The request went out; its reply comes on replyFd. */
+  sent(replyFd: number): void {
+    this.queued = false;
+    this.#replyFd = replyFd;
+    const { promise, token } = getDoorbell().wait(replyFd, READABLE);
+    this.#token = token;
+    promise.then(() => this.#read(), (error: Error) => this.fail(error));
+  }
+
+  /** @internal */
+  fail(error: Error): void {
+    if (this.#value !== null || this.#error !== null) return;
+    this.#error = error;
+    this.#reject(error);
+  }
+
+  /** The pid now: waits for the server's reply if it has not been read. */
+  get(): number {
+    if (this.#value !== null) return this.#value;
+    if (this.#error) throw this.#error;
+    if (this.queued) this.#conn.flushUntil(this);
+    if (this.#replyFd >= 0) {
+      getDoorbell().cancel(this.#token);
+      this.#read();
+    }
+    if (this.#value !== null) return this.#value;
+    throw this.#error ?? new LibforksError("SERVER_GONE", "the fork was never sent");
+  }
+
+  /** The pid if known, else null (never waits). */
+  peek(): number | null {
+    return this.#value;
+  }
+
+  #read(): void {
+    if (this.#replyFd < 0) return;
+    const fd = this.#replyFd;
+    this.#replyFd = -1;
+    const buffer = new ArrayBuffer(REPLY_SIZE);
+    const result = lib.libforks_reply_read(fd, ptr(buffer)); // closes fd
+    if (result !== 0) {
+      this.fail(failure(result, "cannot fork", "fork"));
+      return;
+    }
+    this.#value = new DataView(buffer).getInt32(8, true);
+    this.#resolve(this.#value);
+  }
+}
+
+interface Reply {
+  result: number;
+  errno: number;
+  wait?: WaitResult;
+}
+
+function replyFailure(reply: Reply, what: string, syscall: string): LibforksError {
+  return new LibforksError(codeOf(reply.result), what, { errno: reply.errno, syscall });
+}
+
+async function readReplyWhenReady(replyFd: number): Promise<Reply> {
+  try {
+    await getDoorbell().wait(replyFd, READABLE).promise;
+  } catch (error) {
+    closeSync(replyFd);
+    throw error;
+  }
+  const buffer = new ArrayBuffer(REPLY_SIZE);
+  // Closes replyFd.
+  const result = lib.libforks_reply_read(replyFd, ptr(buffer));
+  const view = new DataView(buffer);
+  const reply: Reply = { result, errno: view.getInt32(4, true) };
+  if (result === 0) {
+    const pid = view.getInt32(8, true);
+    const status = view.getInt32(12, true);
+    const micros = (offset: number) => Number(view.getBigInt64(offset, true)) * 1e6 + Number(view.getBigInt64(offset + 8, true));
+    reply.wait = {
+      pid,
+      status,
+      event: new ExitEvent(pid, status),
+      rusage: { userMicros: micros(16), systemMicros: micros(32), maxRssKiB: Number(view.getBigInt64(48, true)) },
+    };
+  }
+  return reply;
+}

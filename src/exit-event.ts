@@ -1,0 +1,47 @@
+// ExitEvent: the typed form of libforks_ExitEvent.
+
+import { signalName } from "./signals.ts";
+
+export class ExitEvent {
+  /** Pid of the child. */
+  readonly pid: number;
+  /** The raw status from waitpid(2). */
+  readonly status: number;
+  /** Exit code, or null when the child was killed by a signal. */
+  readonly exitCode: number | null;
+  /** Name of the signal that killed the child ("SIGKILL"), or null. */
+  readonly signal: string | null;
+  /** Number of that signal, or null. */
+  readonly signalNumber: number | null;
+
+  constructor(pid: number, status: number) {
+    this.pid = pid;
+    this.status = status;
+    // The encoding of wait statuses shared by Linux and macOS.
+    const termination = status & 0x7f;
+    if (termination === 0) {
+      this.exitCode = (status >> 8) & 0xff;
+      this.signalNumber = null;
+      this.signal = null;
+    } else {
+      this.exitCode = null;
+      this.signalNumber = termination;
+      this.signal = signalName(termination) ?? `SIG${termination}`;
+    }
+  }
+
+  /** Decodes the 8 bytes written on an exit fd. */
+  static fromBytes(bytes: Uint8Array): ExitEvent {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, 8);
+    return new ExitEvent(view.getInt32(0, true), view.getInt32(4, true));
+  }
+
+  /** True when the child exited with code 0. */
+  get success(): boolean {
+    return this.exitCode === 0;
+  }
+
+  toString(): string {
+    return this.signal ? `pid ${this.pid} killed by ${this.signal}` : `pid ${this.pid} exited with ${this.exitCode}`;
+  }
+}

@@ -1,0 +1,19 @@
+// libforks for Bun: a fork server, fd passing and process supervision.
+
+export { ForkServer } from "./server.ts";
+export type { Entrypoint, ForkOptions, SpawnOptions, StdioOption, StartOptions } from "./server.ts";
+export { Child } from "./child.ts";
+export { ExitEvent } from "./exit-event.ts";
+export { ServerConn } from "./conn.ts";
+export type { SharedConn, WaitResult } from "./conn.ts";
+export { Channel, connectToParent, sendFds, recvFds, MAX_FDS, CHANNEL_FD_ENV } from "./channel.ts";
+export { socketPair, pipe } from "./fds.ts";
+export { PipeWriter } from "./stdio.ts";
+export type { Message, SendOptions } from "./channel.ts";
+export { LibforksError } from "./errors.ts";
+export type { LibforksErrorCode } from "./errors.ts";
+export { libraryPath, platformKey } from "./native.ts";
+
+import { lib } from "./native.ts";
+/** Version of the native library. */
+export const nativeVersion: string = String(lib.libforks_version());

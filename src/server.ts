@@ -1,0 +1,505 @@
+// ForkServer: the public face of a fork server.
+
+import { dlopen, ptr } from "bun:ffi";
+import { closeSync, fstatSync, openSync, constants as fsConstants } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { lib } from "./native.ts";
+import { LibforksError, checkFd, describe, invalidArgument } from "./errors.ts";
+import { ServerConn, failure, type ForkTarget, type SharedConn, type WaitResult } from "./conn.ts";
+import { Child } from "./child.ts";
+import { Channel, CHANNEL_FD_ENV, MAX_FDS, checkFds } from "./channel.ts";
+import { pipe, socketPair } from "./fds.ts";
+import { PipeWriter, pipeReadable } from "./stdio.ts";
+import { signalNumber } from "./signals.ts";
+
+/** A native entrypoint: a function pointer mapped when the server started
+ * (a `bun:ffi` symbol or its `.ptr`), or a library and symbol to load in
+ * the child with dlopen. */
+export type Entrypoint =
+  | number
+  | bigint
+  | { ptr: number | bigint }
+  | { library: string | null; symbol: string }
+  // A bun:ffi symbol: a callable with a `ptr` at run time (bun-types does
+  // not declare it, so it is checked at run time).
+  | ((...args: never[]) => unknown);
+
+export interface ForkOptions {
+  /** Give the child a socket: `child.channel` here, `socket_fd` there. */
+  socket?: boolean;
+  /** Fds to pass to the child: sent as the first message on its socket,
+   * with a 4-byte payload holding their count (implies socket). */
+  fds?: number[];
+}
+
+export type StdioOption = "inherit" | "pipe" | "ignore" | number;
+
+export interface SpawnOptions {
+  cwd?: string;
+  /** The environment (default: process.env). */
+  env?: Record<string, string | undefined>;
+  /** One option for all three, or [stdin, stdout, stderr]. Default
+   * "inherit". */
+  stdio?: StdioOption | [StdioOption, StdioOption, StdioOption];
+  /** Extra fds for the program: { 5: fd } makes `fd` its fd 5. */
+  fds?: Record<number, number>;
+  /** Give the program a channel to this process (default true): its fd
+   * number is in the LIBFORKS_CHANNEL_FD environment variable (3 unless
+   * `fds` takes 3), and `connectToParent()` opens it. */
+  channel?: boolean;
+}
+
+export interface StartOptions {
+  /** "snapshot" (default): the server is a copy of this process, forked
+   * now, and children are copies of it: native entrypoints of any kind.
+   * "clean": the server is a fresh libforks-server program holding none of
+   * this process's memory; children run programs (`spawn`) or
+   * `{ library, symbol }` entrypoints only. */
+  mode?: "snapshot" | "clean";
+}
+
+const EXEC_STEPS = ["", "receive spec", "map fds", "chdir", "execve"];
+
+export class ForkServer {
+  readonly #conn: ServerConn;
+  #stopping: Promise<void> | null = null;
+
+  private constructor(conn: ServerConn) {
+    this.#conn = conn;
+  }
+
+  /** Starts a fork server: a copy of this process, forked now, that forks
+   * children on request. Native entrypoints must be loaded before this. */
+  static start(options: StartOptions = {}): ForkServer {
+    if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
+    if (options.mode !== undefined && options.mode !== "snapshot" && options.mode !== "clean") {
+      throw invalidArgument("options.mode", `must be "snapshot" or "clean", got ${describe(options.mode)}`);
+    }
+    return new ForkServer(options.mode === "clean" ? ServerConn.startClean() : ServerConn.start());
+  }
+
+  /** A token to post to a Worker of this process, where
+   * `ForkServer.attach(token)` gives a ForkServer on the same server (one
+   * connection, many event loops). Each token must be attached once; the
+   * attached server is released with `release()` (or `await using`) and
+   * cannot stop the server. */
+  share(): SharedConn {
+    return this.#live().share();
+  }
+
+  /** The ForkServer of a token made by `share()` in this process. */
+  static attach(token: SharedConn): ForkServer {
+    if (
+      token === null ||
+      typeof token !== "object" ||
+      token.kind !== "libforks-server" ||
+      typeof token.handle !== "string" ||
+      !/^[1-9][0-9]*$/.test(token.handle)
+    ) {
+      throw invalidArgument("token", `must come from server.share(), got ${describe(token)}`);
+    }
+    if (token.owner !== process.pid) {
+      throw invalidArgument("token", `was made in process ${token.owner}; it only works in that process (this is ${process.pid})`);
+    }
+    return new ForkServer(ServerConn.attach(token));
+  }
+
+  /** An attached server: lets go of this thread's handle (the server keeps
+   * running). On the original this is stop(). */
+  async release(): Promise<void> {
+    if (!this.#conn.attached) return this.stop();
+    this.#stopping ??= Promise.resolve();
+    this.#conn.free();
+  }
+
+  /** "snapshot" or "clean". */
+  get mode(): "snapshot" | "clean" {
+    return this.#conn.clean ? "clean" : "snapshot";
+  }
+
+  /** Pid of the server process. */
+  get pid(): number {
+    return this.#conn.pid;
+  }
+
+  /** True once stop() or stopServerOnly() was called. */
+  get stopped(): boolean {
+    return this.#stopping !== null || this.#conn.closed;
+  }
+
+  #live(): ServerConn {
+    if (this.stopped) throw new LibforksError("SERVER_GONE", "the fork server was stopped");
+    return this.#conn;
+  }
+
+  /** Forks a child that runs a native entrypoint
+   * `void entry(libforks_ServerConn conn, int socket_fd)`. */
+  fork(entrypoint: Entrypoint, options: ForkOptions = {}): Child {
+    if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
+    const fds = checkFds(options.fds, "options.fds");
+    const socket = options.socket === true || fds.length > 0;
+    if (options.socket !== undefined && typeof options.socket !== "boolean") {
+      throw invalidArgument("options.socket", `must be a boolean, got ${describe(options.socket)}`);
+    }
+    const conn = this.#live();
+    let firstMessage: { data: Uint8Array; fds: number[] } | undefined;
+    if (fds.length > 0) {
+      const count = new Uint8Array(4);
+      new DataView(count.buffer).setUint32(0, fds.length, true);
+      firstMessage = { data: count, fds };
+    }
+    const forked = conn.forkAsync(forkTarget(conn, entrypoint), socket, firstMessage);
+    const channel = forked.socketFd === null ? undefined : new Channel(forked.socketFd);
+    return new Child(forked.pid, forked.exitFd, { channel });
+  }
+
+  /** Runs a program in a child of the server (a Bun script included:
+   * `[process.execPath, "worker.ts"]`). Throws EXEC_ERROR (errno ENOENT,
+   * EACCES, ...) when it cannot be started. */
+  spawn(argv: string[], options: SpawnOptions = {}): Child {
+    const spec = checkSpawn(argv, options);
+    const conn = this.#live();
+    const opened: number[] = []; // ours to close whatever happens
+    const parentEnds: number[] = []; // close on failure only
+    try {
+      const mapped = new Map<number, number>(); // target -> fd
+      const streams: { stdin?: number; stdout?: number; stderr?: number } = {};
+      spec.stdio.forEach((option, target) => {
+        if (option === "inherit") mapped.set(target, target);
+        else if (option === "ignore") {
+          const devNull = openSync("/dev/null", target === 0 ? "r" : "w");
+          opened.push(devNull);
+          mapped.set(target, devNull);
+        } else if (option === "pipe") {
+          const [readEnd, writeEnd] = pipe();
+          const [childEnd, parentEnd] = target === 0 ? [readEnd, writeEnd] : [writeEnd, readEnd];
+          opened.push(childEnd);
+          parentEnds.push(parentEnd);
+          mapped.set(target, childEnd);
+          if (target === 0) streams.stdin = parentEnd;
+          else if (target === 1) streams.stdout = parentEnd;
+          else streams.stderr = parentEnd;
+        } else mapped.set(target, option);
+      });
+      for (const [target, fd] of spec.fds) mapped.set(target, fd);
+
+      const env = { ...spec.env };
+      // Ours, not the program's: without a channel it must not believe
+      // that fd 3 is one (it would be if this process was spawned too).
+      delete env[CHANNEL_FD_ENV];
+      let channelFd: number | undefined;
+      if (spec.channel) {
+        const [parentEnd, childEnd] = socketPair();
+        opened.push(childEnd);
+        parentEnds.push(parentEnd);
+        channelFd = parentEnd;
+        let target = 3;
+        while (mapped.has(target)) target++;
+        mapped.set(target, childEnd);
+        env[CHANNEL_FD_ENV] = String(target);
+      }
+      if (mapped.size > MAX_FDS) throw invalidArgument("options.fds", `maps ${mapped.size} fds; at most ${MAX_FDS}`);
+
+      // A spec that fits the socket is queued before the fork: the server
+      // then starts the program without copying itself (spec_queued).
+      const envList = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+      const [control, childControl] = socketPair();
+      let queued = specFitsQueue(spec.file, spec.argv, envList, spec.cwd);
+      let forked: { pid: number; exitFd: number };
+      try {
+        if (queued) {
+          try {
+            sendSpec(control, spec.file, spec.argv, envList, spec.cwd, mapped);
+          } catch {
+            queued = false; // sent nothing usable: the child will get it later
+          }
+        }
+        forked = conn.forkExec(childControl, queued);
+      } catch (error) {
+        closeSync(control);
+        throw error;
+      } finally {
+        closeSync(childControl);
+      }
+      const exitFd = forked.exitFd;
+      if (!queued) {
+        try {
+          sendSpec(control, spec.file, spec.argv, envList, spec.cwd, mapped);
+        } catch (error) {
+          // The child sees its socket close and exits 127; keep reaping it.
+          new Child(forked.pid, exitFd);
+          throw error;
+        }
+      }
+      const step = new Int32Array(1);
+      const result = lib.libforks_read_exec_result(control, ptr(step)); // closes control
+      if (result !== 0) {
+        const errno = lib.libforks_last_errno();
+        // The child exits with 127; its exit is still reaped and reported.
+        new Child(forked.pid, exitFd);
+        throw new LibforksError("EXEC_ERROR", `cannot run ${spec.argv[0]}: ${EXEC_STEPS[step[0]!] ?? "exec"} failed`, {
+          errno,
+          syscall: EXEC_STEPS[step[0]!] === "execve" ? "execve" : EXEC_STEPS[step[0]!] === "chdir" ? "chdir" : "libforks_exec_entrypoint",
+        });
+      }
+      const child = new Child(forked.pid, exitFd, {
+        channel: channelFd === undefined ? undefined : new Channel(channelFd),
+        stdin: streams.stdin === undefined ? undefined : new PipeWriter(streams.stdin),
+        stdout: streams.stdout === undefined ? undefined : pipeReadable(streams.stdout),
+        stderr: streams.stderr === undefined ? undefined : pipeReadable(streams.stderr),
+      });
+      parentEnds.length = 0;
+      return child;
+    } finally {
+      for (const fd of opened) closeSync(fd);
+      for (const fd of parentEnds) closeSync(fd);
+    }
+  }
+
+  /** Sends a signal to every running child, forks made before this call
+   * included (even those whose request is still queued). Resolves once
+   * the signal was sent. */
+  killAll(signal: string | number = "SIGTERM"): Promise<void> {
+    try {
+      return this.#live().killAll(signalNumber(signal));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** waitpid(2) through the server: the exit of `pid` (or of any child with
+   * -1). Resolves null with `noHang` when nothing has exited yet. Rejects
+   * WAIT_ERROR (ECHILD) for a pid that is not a child or was already
+   * waited for. Does not consume `child.exited`. */
+  wait(pid: number, options: { noHang?: boolean } = {}): Promise<WaitResult | null> {
+    if (!Number.isInteger(pid) || (pid <= 0 && pid !== -1)) {
+      return Promise.reject(invalidArgument("pid", `must be a child's pid or -1, got ${describe(pid)}`));
+    }
+    try {
+      return this.#live().wait(pid, options.noHang === true);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Resolves once no child is running. */
+  waitAll(): Promise<void> {
+    try {
+      return this.#live().waitAll();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Stops the server: SIGTERM to every child (SIGKILL 500 ms later to
+   * those still running). With `wait` (default) resolves once every child
+   * and the server are gone. Idempotent. */
+  stop(options: { wait?: boolean } = {}): Promise<void> {
+    if (this.#conn.attached) {
+      return Promise.reject(new LibforksError("NOT_OWNER", "a server attached from a share() token cannot stop it; release() it instead"));
+    }
+    this.#stopping ??= this.#conn.closed ? Promise.resolve() : this.#conn.stop(options.wait !== false, false);
+    return this.#stopping;
+  }
+
+  /** Stops the server and leaves its children running. Their `exited`
+   * then rejects with SERVER_GONE. */
+  stopServerOnly(): Promise<void> {
+    if (this.#conn.attached) {
+      return Promise.reject(new LibforksError("NOT_OWNER", "a server attached from a share() token cannot stop it; release() it instead"));
+    }
+    this.#stopping ??= this.#conn.closed ? Promise.resolve() : this.#conn.stop(true, true);
+    return this.#stopping;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.release();
+  }
+}
+
+function refusePointerOnClean(conn: ServerConn): void {
+  if (conn.clean) {
+    throw invalidArgument(
+      "entrypoint",
+      "must be { library, symbol } on a clean server: it is another program, where a function pointer of this process means nothing",
+    );
+  }
+}
+
+function forkTarget(conn: ServerConn, entrypoint: Entrypoint): ForkTarget {
+  if (typeof entrypoint === "number" || typeof entrypoint === "bigint") {
+    refusePointerOnClean(conn);
+    return { entrypoint: checkPointer(entrypoint, "entrypoint") };
+  }
+  if (typeof entrypoint === "function" || (entrypoint !== null && typeof entrypoint === "object")) {
+    const candidate = entrypoint as { ptr?: unknown; library?: unknown; symbol?: unknown };
+    if (candidate.ptr !== undefined) {
+      refusePointerOnClean(conn);
+      return { entrypoint: checkPointer(candidate.ptr, "entrypoint.ptr") };
+    }
+    if (candidate.symbol !== undefined) {
+      if (typeof candidate.symbol !== "string" || candidate.symbol.length === 0) {
+        throw invalidArgument("entrypoint.symbol", `must be a non-empty string, got ${describe(candidate.symbol)}`);
+      }
+      const library = candidate.library ?? null;
+      if (library !== null && (typeof library !== "string" || library.length === 0)) {
+        throw invalidArgument("entrypoint.library", `must be a path or null, got ${describe(library)}`);
+      }
+      if (library === null && conn.clean) {
+        throw invalidArgument("entrypoint.library", "must be a library path on a clean server (its own program exports nothing to run)");
+      }
+      checkLoadable(library as string | null, candidate.symbol);
+      return { library: library as string | null, symbol: candidate.symbol };
+    }
+  }
+  throw invalidArgument(
+    "entrypoint",
+    `must be a native function pointer (a bun:ffi symbol or its .ptr) or { library, symbol }, got ${describe(entrypoint)}`,
+  );
+}
+
+/** dlopen and dlsym here first: a missing library or symbol is reported
+ * now, by name, instead of as an exit status 127 later. */
+function checkLoadable(library: string | null, symbol: string): void {
+  if (library === null) return; // the image's own symbols: checked natively
+  try {
+    const probe = dlopen(library, { [symbol]: { args: [], returns: "void" } });
+    probe.close();
+  } catch (error) {
+    throw new LibforksError("LOAD_ERROR", `cannot load symbol ${symbol} of ${library}: ${(error as Error).message}`, {
+      syscall: "dlopen",
+    });
+  }
+}
+
+function checkPointer(value: unknown, name: string): number {
+  const number = typeof value === "bigint" ? Number(value) : value;
+  if (typeof number !== "number" || !Number.isSafeInteger(number) || number <= 0) {
+    throw invalidArgument(name, `must be a native function pointer, got ${describe(value)}`);
+  }
+  return number;
+}
+
+interface CheckedSpawn {
+  file: string;
+  argv: string[];
+  env: Record<string, string>;
+  cwd: string | null;
+  stdio: StdioOption[];
+  fds: Map<number, number>;
+  channel: boolean;
+}
+
+function checkSpawn(argv: unknown, options: SpawnOptions): CheckedSpawn {
+  if (!Array.isArray(argv) || argv.length === 0) throw invalidArgument("argv", `must be a non-empty array of strings, got ${describe(argv)}`);
+  argv.forEach((arg, i) => {
+    if (typeof arg !== "string") throw invalidArgument(`argv[${i}]`, `must be a string, got ${describe(arg)}`);
+    if (arg.includes("\0")) throw invalidArgument(`argv[${i}]`, "must not contain NUL");
+  });
+  if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
+  const envSource = options.env ?? process.env;
+  if (envSource === null || typeof envSource !== "object") throw invalidArgument("options.env", `must be an object, got ${describe(envSource)}`);
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(envSource)) {
+    if (value === undefined) continue;
+    if (typeof value !== "string") throw invalidArgument(`options.env.${key}`, `must be a string, got ${describe(value)}`);
+    if (key.includes("=") || key.includes("\0") || value.includes("\0")) throw invalidArgument(`options.env.${key}`, "must not contain NUL or '=' in its name");
+    env[key] = value;
+  }
+  if (options.cwd !== undefined && (typeof options.cwd !== "string" || options.cwd.length === 0)) {
+    throw invalidArgument("options.cwd", `must be a directory path, got ${describe(options.cwd)}`);
+  }
+  const cwd = options.cwd ?? null;
+  const stdioOption = options.stdio ?? "inherit";
+  const stdio = Array.isArray(stdioOption) ? stdioOption : [stdioOption, stdioOption, stdioOption];
+  if (stdio.length !== 3) throw invalidArgument("options.stdio", "must be one option or an array of three");
+  stdio.forEach((option, i) => {
+    if (option === "inherit" || option === "pipe" || option === "ignore") return;
+    checkOpenFd(`options.stdio[${i}]`, option);
+  });
+  const fds = new Map<number, number>();
+  if (options.fds !== undefined) {
+    if (options.fds === null || typeof options.fds !== "object" || Array.isArray(options.fds)) {
+      throw invalidArgument("options.fds", `must be an object mapping fd numbers in the child to fds here, got ${describe(options.fds)}`);
+    }
+    for (const [key, fd] of Object.entries(options.fds)) {
+      const target = Number(key);
+      if (!Number.isInteger(target) || target < 3) throw invalidArgument(`options.fds[${key}]`, "must map an fd number of 3 or more (use stdio for 0-2)");
+      fds.set(target, checkOpenFd(`options.fds[${key}]`, fd));
+    }
+  }
+  if (options.channel !== undefined && typeof options.channel !== "boolean") {
+    throw invalidArgument("options.channel", `must be a boolean, got ${describe(options.channel)}`);
+  }
+  const command = argv[0] as string;
+  const file = resolveProgram(command, env.PATH ?? process.env.PATH ?? "", cwd);
+  return { file, argv: argv as string[], env, cwd, stdio: stdio as StdioOption[], fds, channel: options.channel !== false };
+}
+
+/** An fd argument that must also be open (checked before forking, so a
+ * bad one costs no child). */
+function checkOpenFd(name: string, fd: unknown): number {
+  const checked = checkFd(name, fd);
+  try {
+    fstatSync(checked);
+  } catch {
+    throw invalidArgument(name, `is fd ${checked}, which is not open`);
+  }
+  return checked;
+}
+
+/** PATH search done here, where an error can be thrown synchronously. */
+function resolveProgram(command: string, path: string, cwd: string | null): string {
+  if (command.includes("/")) return isAbsolute(command) ? command : resolve(cwd ?? process.cwd(), command);
+  const found = Bun.which(command, { PATH: path, cwd: cwd ?? undefined });
+  if (!found) {
+    throw new LibforksError("EXEC_ERROR", `cannot run ${command}: not found in PATH`, {
+      errno: (fsConstants as unknown as { ENOENT?: number }).ENOENT ?? 2,
+      syscall: "execve",
+    });
+  }
+  return found;
+}
+
+function cStrings(strings: string[]): { pointers: BigUint64Array; keep: Buffer[] } {
+  const keep = strings.map((s) => Buffer.from(`${s}\0`));
+  const pointers = new BigUint64Array(strings.length + 1);
+  keep.forEach((buffer, i) => (pointers[i] = BigInt(ptr(buffer))));
+  return { pointers, keep };
+}
+
+/** libforks_ForkRequest.spec_queued limits: 64 KiB of strings, 4,096 of
+ * them (UTF-8 lengths, NULs included). */
+function specFitsQueue(file: string, argv: string[], env: string[], cwd: string | null): boolean {
+  const strings = [file, ...argv, ...env, ...(cwd === null ? [] : [cwd])];
+  if (strings.length > 4096) return false;
+  let bytes = 0;
+  for (const string of strings) bytes += Buffer.byteLength(string) + 1;
+  return bytes <= 64 * 1024;
+}
+
+function sendSpec(control: number, file: string, argv: string[], env: string[], cwd: string | null, mapped: Map<number, number>): void {
+  const args = cStrings(argv);
+  const envp = cStrings(env);
+  const fileBytes = Buffer.from(`${file}\0`);
+  const cwdBytes = cwd === null ? null : Buffer.from(`${cwd}\0`);
+  const targets = new Int32Array([...mapped.keys()]);
+  const sources = new Int32Array([...mapped.values()]);
+  const result = lib.libforks_send_exec_spec(
+    control,
+    ptr(fileBytes),
+    ptr(args.pointers),
+    ptr(envp.pointers),
+    cwdBytes ? ptr(cwdBytes) : null,
+    sources.length ? ptr(sources) : null,
+    targets.length ? ptr(targets) : null,
+    targets.length,
+  );
+  // Keep the string buffers alive until the call returned.
+  void args.keep;
+  void envp.keep;
+  if (result !== 0) {
+    closeSync(control);
+    throw failure(result, `cannot send the exec spec of ${argv[0]}`, "libforks_send_exec_spec");
+  }
+}

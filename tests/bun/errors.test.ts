@@ -1,0 +1,166 @@
+// Bad input gets named errors: LibforksError INVALID_ARGUMENT naming the
+// argument, LOAD_ERROR for libraries and symbols that cannot be loaded.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { closeSync } from "node:fs";
+import { Channel, ForkServer, LibforksError, pipe, recvFds, socketPair } from "../../src/index.ts";
+import { buildSharedLibrary, expectRejectsLibforks, expectThrowsLibforks, fdCount, native, within } from "./helpers.ts";
+
+let server: ForkServer;
+beforeAll(() => {
+  server = ForkServer.start();
+});
+afterAll(async () => {
+  await server.stop();
+});
+
+// The fork/spawn calls below must fail before anything is created.
+const bad = <T>(fn: () => T) => fn as () => unknown;
+
+describe("INVALID_ARGUMENT names the argument", () => {
+  test("LibforksError is an Error with a code", () => {
+    const error = expectThrowsLibforks(() => server.fork(undefined as never), "INVALID_ARGUMENT", "entrypoint");
+    expect(error).toBeInstanceOf(Error);
+    expect(error.errno).toBeUndefined();
+    expect(error.stack).toContain("errors.test.ts");
+  });
+
+  test("fork: bad entrypoints", () => {
+    expectThrowsLibforks(bad(() => server.fork(undefined as never)), "INVALID_ARGUMENT", "entrypoint");
+    expectThrowsLibforks(bad(() => server.fork(null as never)), "INVALID_ARGUMENT", "entrypoint");
+    expectThrowsLibforks(bad(() => server.fork(0)), "INVALID_ARGUMENT", "entrypoint");
+    expectThrowsLibforks(bad(() => server.fork(-5)), "INVALID_ARGUMENT", "entrypoint");
+    expectThrowsLibforks(bad(() => server.fork(1.5)), "INVALID_ARGUMENT", "entrypoint");
+    expectThrowsLibforks(bad(() => server.fork(0n)), "INVALID_ARGUMENT", "entrypoint");
+    expectThrowsLibforks(bad(() => server.fork("exit7" as never)), "INVALID_ARGUMENT", "entrypoint");
+    expectThrowsLibforks(bad(() => server.fork({} as never)), "INVALID_ARGUMENT", "entrypoint");
+    expectThrowsLibforks(bad(() => server.fork({ ptr: 0 })), "INVALID_ARGUMENT", "entrypoint.ptr");
+    expectThrowsLibforks(bad(() => server.fork({ ptr: "x" } as never)), "INVALID_ARGUMENT", "entrypoint.ptr");
+    expectThrowsLibforks(bad(() => server.fork({ symbol: 5 } as never)), "INVALID_ARGUMENT", "entrypoint.symbol");
+    expectThrowsLibforks(bad(() => server.fork({ library: null, symbol: "" })), "INVALID_ARGUMENT", "entrypoint.symbol");
+    expectThrowsLibforks(bad(() => server.fork({ library: 7, symbol: "x" } as never)), "INVALID_ARGUMENT", "entrypoint.library");
+    expectThrowsLibforks(bad(() => server.fork({ library: "", symbol: "x" })), "INVALID_ARGUMENT", "entrypoint.library");
+  });
+
+  test("fork: bad options", () => {
+    expectThrowsLibforks(bad(() => server.fork(native.exit0, null as never)), "INVALID_ARGUMENT", "options");
+    expectThrowsLibforks(bad(() => server.fork(native.exit0, { socket: "yes" } as never)), "INVALID_ARGUMENT", "options.socket");
+    expectThrowsLibforks(bad(() => server.fork(native.exit0, { fds: 3 } as never)), "INVALID_ARGUMENT", "options.fds");
+    expectThrowsLibforks(bad(() => server.fork(native.exit0, { fds: [-1] })), "INVALID_ARGUMENT", "options.fds[0]");
+    expectThrowsLibforks(bad(() => server.fork(native.exit0, { fds: [0, 1.5] })), "INVALID_ARGUMENT", "options.fds[1]");
+    expectThrowsLibforks(bad(() => server.fork(native.exit0, { fds: ["1"] } as never)), "INVALID_ARGUMENT", "options.fds[0]");
+    expectThrowsLibforks(bad(() => server.fork(native.exit0, { fds: Array(254).fill(0) })), "INVALID_ARGUMENT", "options.fds");
+  });
+
+  test("a rejected fork creates no child and leaks no fd", async () => {
+    const before = fdCount();
+    expectThrowsLibforks(bad(() => server.fork(native.exit0, { fds: [-1] })), "INVALID_ARGUMENT");
+    expectThrowsLibforks(bad(() => server.fork({ symbol: 5 } as never)), "INVALID_ARGUMENT");
+    expect(fdCount()).toBe(before);
+    // No child was created: nothing to wait for.
+    await expectRejectsLibforks(server.wait(-1, { noHang: true }), "WAIT_ERROR");
+  });
+
+  test("spawn: bad argv", () => {
+    expectThrowsLibforks(bad(() => server.spawn([])), "INVALID_ARGUMENT", "argv");
+    expectThrowsLibforks(bad(() => server.spawn(undefined as never)), "INVALID_ARGUMENT", "argv");
+    expectThrowsLibforks(bad(() => server.spawn("/bin/true" as never)), "INVALID_ARGUMENT", "argv");
+    expectThrowsLibforks(bad(() => server.spawn(["/bin/echo", 5 as never])), "INVALID_ARGUMENT", "argv[1]");
+    expectThrowsLibforks(bad(() => server.spawn(["/bin/echo", "a\0b"])), "INVALID_ARGUMENT", "argv[1]");
+  });
+
+  test("spawn: bad options", () => {
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { stdio: "bogus" as never })), "INVALID_ARGUMENT", "options.stdio");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { stdio: ["inherit", "bogus", "inherit"] as never })), "INVALID_ARGUMENT", "options.stdio[1]");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { stdio: ["inherit", "inherit"] as never })), "INVALID_ARGUMENT", "options.stdio");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { stdio: -1 })), "INVALID_ARGUMENT", "options.stdio[0]");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { stdio: 2.5 })), "INVALID_ARGUMENT", "options.stdio[0]");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { fds: { 5: -1 } })), "INVALID_ARGUMENT", "options.fds[5]");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { fds: { 5: 1.5 } })), "INVALID_ARGUMENT", "options.fds[5]");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { fds: { 1: 0 } })), "INVALID_ARGUMENT", "options.fds[1]");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { fds: { [-3]: 0 } })), "INVALID_ARGUMENT", "options.fds[-3]");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { fds: [4] as never })), "INVALID_ARGUMENT", "options.fds");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { env: { A: 5 } as never })), "INVALID_ARGUMENT", "options.env.A");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { env: { "A=B": "c" } })), "INVALID_ARGUMENT", "options.env.A=B");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { env: "PATH=/bin" as never })), "INVALID_ARGUMENT", "options.env");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { cwd: "" })), "INVALID_ARGUMENT", "options.cwd");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { cwd: 5 as never })), "INVALID_ARGUMENT", "options.cwd");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], { channel: "no" as never })), "INVALID_ARGUMENT", "options.channel");
+    expectThrowsLibforks(bad(() => server.spawn(["x"], null as never)), "INVALID_ARGUMENT", "options");
+  });
+
+  test('kill / killAll: unknown signal "SIGNOPE"', async () => {
+    const child = server.fork(native.sleep_long);
+    try {
+      expectThrowsLibforks(() => child.kill("SIGNOPE"), "INVALID_ARGUMENT", "signal");
+      expectThrowsLibforks(() => child.kill("SIGNOPE"), "INVALID_ARGUMENT", "SIGNOPE");
+      expectThrowsLibforks(() => child.kill(12345), "INVALID_ARGUMENT", "signal");
+      expectThrowsLibforks(() => child.kill(-1), "INVALID_ARGUMENT", "signal");
+      expectThrowsLibforks(() => child.kill({} as never), "INVALID_ARGUMENT", "signal");
+      await expectRejectsLibforks(server.killAll("SIGNOPE"), "INVALID_ARGUMENT", "signal");
+      await expectRejectsLibforks(server.killAll(99999), "INVALID_ARGUMENT", "signal");
+      // The child was not signalled by any of these.
+      expect(await server.wait(child.pid, { noHang: true })).toBeNull();
+    } finally {
+      child.kill("SIGKILL");
+    }
+    expect((await within(child.exited, 2000, "exited")).signal).toBe("SIGKILL");
+    // Still checked once the child is known to have exited.
+    expectThrowsLibforks(() => child.kill("SIGNOPE"), "INVALID_ARGUMENT", "signal");
+  });
+
+  test("ForkServer.start: bad options", () => {
+    expectThrowsLibforks(bad(() => ForkServer.start(null as never)), "INVALID_ARGUMENT", "options");
+    expectThrowsLibforks(bad(() => ForkServer.start({ mode: "bogus" as never })), "INVALID_ARGUMENT", "options.mode");
+  });
+
+  test("wait: bad pid", async () => {
+    await expectRejectsLibforks(server.wait("12" as never), "INVALID_ARGUMENT", "pid");
+  });
+
+  test("Channel and raw fd helpers: bad fds and data", async () => {
+    expectThrowsLibforks(() => new Channel(-1), "INVALID_ARGUMENT", "fd");
+    const [a, b] = socketPair();
+    const channel = new Channel(a);
+    expectThrowsLibforks(bad(() => channel.send(5 as never)), "INVALID_ARGUMENT", "data");
+    expectThrowsLibforks(bad(() => channel.send("x", { fds: [-1] })), "INVALID_ARGUMENT", "fds[0]");
+    expectThrowsLibforks(bad(() => channel.send("x", { fds: [2.5] })), "INVALID_ARGUMENT", "fds[0]");
+    expectThrowsLibforks(bad(() => recvFds(b, 0)), "INVALID_ARGUMENT", "maxBytes");
+    expectThrowsLibforks(bad(() => recvFds(b, 10, 300)), "INVALID_ARGUMENT", "maxFds");
+    channel.close();
+    closeSync(b);
+    // A pipe is not a socket: a channel on it fails to send, with a code.
+    const [r, w] = pipe();
+    const onPipe = new Channel(w);
+    const error = await expectRejectsLibforks(onPipe.send("x"), "WRITE_ERROR");
+    expect(error.errnoCode).toBe("ENOTSOCK");
+    onPipe.close();
+    closeSync(r);
+  });
+});
+
+describe("LOAD_ERROR for what cannot be loaded", () => {
+  test("a missing library", () => {
+    const error = expectThrowsLibforks(() => server.fork({ library: "/nonexistent/libnothing.so", symbol: "entry" }), "LOAD_ERROR");
+    expect(error.message).toContain("/nonexistent/libnothing.so");
+  });
+
+  test("a missing symbol in a real library", () => {
+    const library = buildSharedLibrary();
+    const error = expectThrowsLibforks(() => server.fork({ library, symbol: "no_such_entry" }), "LOAD_ERROR");
+    expect(error.message).toContain("no_such_entry");
+  });
+
+  test("a missing symbol in the server's image (library: null)", () => {
+    expectThrowsLibforks(() => server.fork({ library: null, symbol: "no_such_entry_anywhere" }), "LOAD_ERROR", "no_such_entry_anywhere");
+  });
+
+  test("a file that is not a library", () => {
+    expectThrowsLibforks(() => server.fork({ library: "/etc/hostname", symbol: "x" }), "LOAD_ERROR");
+  });
+
+  test("after load errors, the server still forks", async () => {
+    expect(() => server.fork({ library: "/nonexistent/x.so", symbol: "x" })).toThrow(LibforksError);
+    expect((await within(server.fork(native.exit7).exited, 2000, "exited")).exitCode).toBe(7);
+  });
+});

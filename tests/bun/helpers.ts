@@ -1,0 +1,202 @@
+// Shared by the Bun test files: native entrypoints compiled with bun:ffi
+// cc() (at import time, so before any ForkServer starts: children are
+// copies of the process as it was at start), programs and libraries built
+// with gcc, and small process/fd utilities.
+
+import { cc, FFIType } from "bun:ffi";
+import { expect } from "bun:test";
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, readSync, renameSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { LibforksError, libraryPath } from "../../src/index.ts";
+
+export const fixtures = join(import.meta.dir, "fixtures");
+
+const entry = { args: [FFIType.ptr, FFIType.i32], returns: FFIType.void } as const;
+
+/** The entrypoints of fixtures/entries.c. */
+export const native = cc({
+  source: join(fixtures, "entries.c"),
+  library: ["forks"],
+  flags: [`-L${dirname(libraryPath())}`],
+  symbols: {
+    exit0: entry,
+    exit7: entry,
+    return_normally: entry,
+    sleep200ms: entry,
+    sleep_long: entry,
+    write_to_passed_fds: entry,
+    exit_with_received_code: entry,
+    channel_echo: entry,
+    send_pipe_to_parent: entry,
+    ignore_sigterm: entry,
+    wait_for_release: entry,
+    read_fds_exit0: entry,
+    dup_inheritable: { args: [FFIType.i32], returns: FFIType.i32 },
+  },
+}).symbols;
+
+/** The address of a bun:ffi symbol (`.ptr` exists at run time, but
+ * bun-types does not declare it). */
+export function pointerOf(symbol: unknown): number {
+  return Number((symbol as { ptr: number | bigint }).ptr);
+}
+
+// Built files live in one directory per user, named by a hash of their
+// source: reused by later runs, never piling up, safe for concurrent runs
+// (each builds to a private name, then renames).
+const buildDir = join(tmpdir(), `libforks-bun-tests-${process.getuid?.() ?? "user"}`);
+
+function gccOnce(source: string, name: string, flags: string[]): string {
+  const hash = new Bun.CryptoHasher("sha256").update(readFileSync(source)).update(flags.join(" ")).digest("hex").slice(0, 16);
+  const out = join(buildDir, `${name}-${hash}`);
+  if (existsSync(out)) return out;
+  mkdirSync(buildDir, { recursive: true });
+  const partial = `${out}.${process.pid}.tmp`;
+  const result = Bun.spawnSync(["gcc", ...flags, "-o", partial, source], { stderr: "pipe", stdout: "pipe" });
+  if (result.exitCode !== 0) throw new Error(`gcc ${source} failed:\n${result.stderr.toString()}`);
+  renameSync(partial, out);
+  return out;
+}
+
+/** fixtures/libentry.c built as a shared library (lib_exit42 exits 42,
+ * lib_exit0 exits 0, ...). */
+export function buildSharedLibrary(): string {
+  return gccOnce(join(fixtures, "libentry.c"), "libentry.so", ["-shared", "-fPIC", "-O1"]);
+}
+
+/** fixtures/listfds.c built as a program: prints "<fd> <target>" lines and
+ * "sigign <hex mask>", "sigblk <hex mask>". */
+export function buildListFds(): string {
+  return gccOnce(join(fixtures, "listfds.c"), "listfds", ["-O1"]);
+}
+
+/** Open fds of this process. */
+export function fdCount(): number {
+  return readdirSync("/proc/self/fd").length;
+}
+
+/** Open fds of this process: fd -> link target ("pipe:[123]", a path...). */
+export function openFds(): Map<number, string> {
+  const fds = new Map<number, string>();
+  for (const name of readdirSync("/proc/self/fd")) {
+    try {
+      fds.set(Number(name), readlinkSync(`/proc/self/fd/${name}`));
+    } catch {
+      // closed meanwhile (or the directory's own fd)
+    }
+  }
+  return fds;
+}
+
+/** Fds open now that were not open in `before` ("fd target" strings). */
+export function fdsOpenedSince(before: Map<number, string>): string[] {
+  const added: string[] = [];
+  for (const [fd, target] of openFds()) {
+    if (before.get(fd) !== target) added.push(`${fd} ${target}`);
+  }
+  return added;
+}
+
+/** Threads of this process. */
+export function threadCount(): number {
+  return readdirSync("/proc/self/task").length;
+}
+
+/** True when `pid` names no process (ESRCH). */
+export function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    if ((error as { code?: string }).code === "ESRCH") return true;
+    throw error;
+  }
+}
+
+/** The state letter of `pid` in /proc ("R", "S", "Z", ...), or "gone". */
+export function processState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return "gone";
+  }
+}
+
+/** True when `pid` is gone or a zombie (has exited, its parent has not
+ * reaped it yet). */
+export function processExited(pid: number): boolean {
+  if (processGone(pid)) return true;
+  const state = processState(pid);
+  return state === "Z" || state === "gone";
+}
+
+/** Polls `condition` every 5 ms until true or `ms` elapsed. */
+export async function eventually(condition: () => boolean, ms = 2000): Promise<boolean> {
+  const deadline = performance.now() + ms;
+  while (performance.now() < deadline) {
+    if (condition()) return true;
+    await Bun.sleep(5);
+  }
+  return condition();
+}
+
+/** Rejects if `promise` has not settled within `ms`. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: Timer | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Reads a (blocking) fd to end-of-file. */
+export function readAllSync(fd: number): string {
+  const chunks: Buffer[] = [];
+  const buffer = Buffer.alloc(65536);
+  while (true) {
+    const n = readSync(fd, buffer);
+    if (n === 0) break;
+    chunks.push(Buffer.from(buffer.subarray(0, n)));
+  }
+  return Buffer.concat(chunks).toString();
+}
+
+/** Asserts that `fn` throws (synchronously) a LibforksError with `code`,
+ * and, if given, a message containing `messagePart`. Returns the error. */
+export function expectThrowsLibforks(fn: () => unknown, code: string, messagePart?: string): LibforksError {
+  let caught: unknown = null;
+  try {
+    fn();
+  } catch (error) {
+    caught = error;
+  }
+  return checkLibforksError(caught, code, messagePart);
+}
+
+/** Asserts that `promise` rejects with a LibforksError with `code`. */
+export async function expectRejectsLibforks(promise: Promise<unknown>, code: string, messagePart?: string): Promise<LibforksError> {
+  let caught: unknown = null;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  return checkLibforksError(caught, code, messagePart);
+}
+
+function checkLibforksError(caught: unknown, code: string, messagePart?: string): LibforksError {
+  expect(caught).toBeInstanceOf(LibforksError);
+  const error = caught as LibforksError;
+  expect(error.name).toBe("LibforksError");
+  expect(error.code).toBe(code as LibforksError["code"]);
+  if (messagePart !== undefined) expect(error.message).toContain(messagePart);
+  return error;
+}
+
+/** Collects a ReadableStream to text. */
+export async function streamText(stream: ReadableStream<Uint8Array> | undefined): Promise<string> {
+  expect(stream).toBeDefined();
+  return await new Response(stream).text();
+}

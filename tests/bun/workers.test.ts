@@ -1,0 +1,126 @@
+// Bun Workers: each starts its own fork server (and gets its own doorbell)
+// and forks children concurrently with the others.
+
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { ForkServer } from "../../src/index.ts";
+import { fixtures, native, pointerOf, within } from "./helpers.ts";
+
+interface Report {
+  error?: string;
+  serverPid: number;
+  pids: number[];
+  exitCodes: (number | null)[];
+  eventPids: number[];
+  waitedCode: number | null;
+}
+
+function runWorker(count: number): { worker: Worker; report: Promise<Report> } {
+  const worker = new Worker(join(fixtures, "fork-worker.ts"));
+  const report = new Promise<Report>((resolve, reject) => {
+    worker.onmessage = (event: MessageEvent<Report>) => resolve(event.data);
+    worker.onerror = (event) => reject(new Error(`worker error: ${(event as ErrorEvent).message}`));
+  });
+  worker.postMessage({ entry: pointerOf(native.exit7), count });
+  return { worker, report };
+}
+
+describe("Workers", () => {
+  test("8 Workers x 500 forks on ONE server shared with share()/attach()", async () => {
+    await using server = ForkServer.start();
+    const workers = Array.from({ length: 8 }, () => new Worker(join(fixtures, "shared-worker.ts")));
+    try {
+      const reports = await within(
+        Promise.all(
+          workers.map(
+            (worker) =>
+              new Promise<Report & { stopError: string }>((resolve, reject) => {
+                worker.onmessage = (event) => resolve(event.data);
+                worker.onerror = (event) => reject(new Error(`worker error: ${(event as ErrorEvent).message}`));
+                worker.postMessage({ token: server.share(), entry: pointerOf(native.exit7), count: 500 });
+              }),
+          ),
+        ),
+        60000,
+        "worker reports",
+      );
+      for (const report of reports) {
+        expect(report.error).toBeUndefined();
+        expect(report.serverPid).toBe(server.pid);
+        expect(report.exitCodes).toEqual(Array(500).fill(7));
+        expect(report.eventPids).toEqual(report.pids);
+        expect(report.stopError).toBe("NOT_OWNER"); // an attached server cannot stop it
+      }
+      // Every event delivered once: 4,000 distinct children.
+      expect(new Set(reports.flatMap((r) => r.pids)).size).toBe(4000);
+      // The Workers released their handles; the server still serves us.
+      expect((await server.fork(native.exit7).exited).exitCode).toBe(7);
+    } finally {
+      for (const worker of workers) worker.terminate();
+    }
+  }, 90000);
+
+  test("a share() token only works in the process that made it", () => {
+    expect(() => ForkServer.attach({ kind: "libforks-server", handle: "12345", owner: process.pid + 1, server: 1, clean: false })).toThrow(
+      "only works in that process",
+    );
+    expect(() => ForkServer.attach({} as never)).toThrow("token");
+  });
+
+  test("4 Workers each fork 100 children on their own server", async () => {
+    const runs = Array.from({ length: 4 }, () => runWorker(100));
+    try {
+      const reports = await within(Promise.all(runs.map((r) => r.report)), 25000, "worker reports");
+      for (const report of reports) {
+        expect(report.error).toBeUndefined();
+        expect(report.exitCodes).toEqual(Array(100).fill(7));
+        expect(report.eventPids).toEqual(report.pids);
+        expect(new Set(report.pids).size).toBe(100);
+        expect(report.waitedCode).toBe(7);
+      }
+      // Four servers, 400 distinct children.
+      expect(new Set(reports.map((r) => r.serverPid)).size).toBe(4);
+      expect(new Set(reports.flatMap((r) => r.pids)).size).toBe(400);
+      expect(reports.map((r) => r.serverPid)).not.toContain(process.pid);
+    } finally {
+      for (const { worker } of runs) worker.terminate();
+    }
+  }, 30000);
+
+  test("a Worker and the main thread fork at the same time", async () => {
+    await using server = ForkServer.start();
+    const run = runWorker(50);
+    try {
+      const mine = Array.from({ length: 50 }, () => server.fork(native.exit7));
+      const [report, events] = await within(Promise.all([run.report, Promise.all(mine.map((c) => c.exited))]), 20000, "both");
+      expect(report.error).toBeUndefined();
+      expect(report.exitCodes).toEqual(Array(50).fill(7));
+      expect(events.map((e) => e.exitCode)).toEqual(Array(50).fill(7));
+      expect(report.serverPid).not.toBe(server.pid);
+    } finally {
+      run.worker.terminate();
+    }
+  }, 30000);
+
+  // Keep last: once it fails, no new Worker in this process can use
+  // libforks any more.
+  test("70 short-lived Workers in a row (more than the 64 doorbells a process has)", async () => {
+    for (let i = 0; i < 70; i++) {
+      const worker = new Worker(join(fixtures, "channel-worker.ts"));
+      try {
+        const answer = await within(
+          new Promise<string>((resolve, reject) => {
+            worker.onmessage = (event: MessageEvent<string>) => resolve(event.data);
+            worker.onerror = (event) => reject(new Error((event as ErrorEvent).message));
+            worker.postMessage("go");
+          }),
+          5000,
+          `worker ${i}`,
+        );
+        expect(`worker ${i}: ${answer}`).toBe(`worker ${i}: ok`);
+      } finally {
+        worker.terminate();
+      }
+    }
+  }, 30000);
+});

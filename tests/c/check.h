@@ -1,0 +1,117 @@
+/* The C tests' harness: each test_*.c is one program that exits 0 when
+ * every check held. A failed check prints where and what, then exits 1;
+ * alarm() turns a hang into a failure. */
+#ifndef LIBFORKS_CHECK_H
+#define LIBFORKS_CHECK_H
+
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libforks.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s (errno %d)\n", __FILE__,        \
+              __LINE__, #cond, errno);                                         \
+      exit(1);                                                                 \
+    }                                                                          \
+  } while (0)
+
+#define CHECK_RESULT(expr, expected)                                           \
+  do {                                                                         \
+    libforks_Result got_ = (expr);                                             \
+    if (got_ != (expected)) {                                                  \
+      fprintf(stderr, "%s:%d: %s gave %s (last errno %d), expected %s\n",      \
+              __FILE__, __LINE__, #expr, libforks_result_string(got_),         \
+              libforks_last_errno(),                                           \
+              libforks_result_string(expected));                               \
+      exit(1);                                                                 \
+    }                                                                          \
+  } while (0)
+
+#define CHECK_OK(expr) CHECK_RESULT(expr, libforks_OK)
+
+/* Every test must finish; a hang is a failure. */
+static inline void test_deadline(unsigned seconds) { alarm(seconds); }
+
+static inline double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+/* Reads the ExitEvent from an exit fd (waiting at most timeout_ms), then
+ * checks that end-of-file follows, and closes the fd. */
+static inline libforks_ExitEvent read_exit_event(int exit_fd, int timeout_ms) {
+  struct pollfd p = {.fd = exit_fd, .events = POLLIN};
+  CHECK(poll(&p, 1, timeout_ms) == 1);
+  libforks_ExitEvent event;
+  CHECK(read(exit_fd, &event, sizeof event) == (ssize_t)sizeof event);
+  char extra;
+  CHECK(read(exit_fd, &extra, 1) == 0);
+  close(exit_fd);
+  return event;
+}
+
+/* Number of open fds of a process (pid 0: this one). */
+static inline int count_fds(pid_t pid) {
+  char path[64];
+  if (pid == 0) snprintf(path, sizeof path, "/proc/self/fd");
+  else snprintf(path, sizeof path, "/proc/%d/fd", pid);
+  DIR *dir = opendir(path);
+  CHECK(dir != NULL);
+  int count = 0;
+  for (struct dirent *e; (e = readdir(dir));) {
+    if (e->d_name[0] != '.') count++;
+  }
+  closedir(dir);
+  return count - (pid == 0); /* the directory's own fd */
+}
+
+/* True when pid is gone, or a zombie (exited, not yet reaped by init). */
+static inline int process_exited(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 1;
+  char state = 0;
+  int fields = fscanf(f, "%*d %*s %c", &state);
+  fclose(f);
+  return fields != 1 || state == 'Z';
+}
+
+/* Waits until pid has exited; returns the milliseconds it took, or -1. */
+static inline double wait_exited(pid_t pid, int timeout_ms) {
+  double start = now_ms();
+  while (now_ms() - start < timeout_ms) {
+    if (process_exited(pid)) return now_ms() - start;
+    usleep(2000);
+  }
+  return -1;
+}
+
+/* Children used by many tests. */
+static inline void entry_exit0(libforks_ServerConn conn, int socket_fd) {
+  (void)conn; (void)socket_fd;
+  _exit(0);
+}
+static inline void entry_exit3(libforks_ServerConn conn, int socket_fd) {
+  (void)conn; (void)socket_fd;
+  _exit(3);
+}
+static inline void entry_pause(libforks_ServerConn conn, int socket_fd) {
+  (void)conn; (void)socket_fd;
+  for (;;) pause();
+}
+
+#endif

@@ -1,0 +1,85 @@
+/* 300 fork/exit cycles leave neither the caller nor the server with more
+ * fds than before; 10,000 cycles leave no zombie and the same counts. */
+#include "check.h"
+
+static void cycles(libforks_ServerConn conn, int count) {
+  for (int i = 0; i < count; i++) {
+    pid_t pid;
+    int socket_fd, exit_fd;
+    CHECK_OK(libforks_fork(conn, &pid, &socket_fd, &exit_fd, entry_exit0));
+    CHECK(read_exit_event(exit_fd, 5000).pid == pid);
+    close(socket_fd);
+  }
+}
+
+/* Waits up to 1 s for the server's fd count to come back to `expected`
+ * (it closes a child's connection when it sees it end); lists the fds if
+ * it does not. */
+static void check_server_fds(pid_t server, int expected) {
+  double start = now_ms();
+  while (count_fds(server) != expected && now_ms() - start < 1000) usleep(1000);
+  if (count_fds(server) != expected) {
+    fprintf(stderr, "server fds: %d expected, %d now\n", expected, count_fds(server));
+    char command[128];
+    snprintf(command, sizeof command, "ls -l /proc/%d/fd >&2", server);
+    if (system(command)) {}
+  }
+  CHECK(count_fds(server) == expected);
+}
+
+/* Proportional set size of a process, in kB. */
+static long pss_kb(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/smaps_rollup", pid);
+  FILE *f = fopen(path, "r");
+  CHECK(f != NULL);
+  long pss = -1;
+  while (fgets(line, sizeof line, f)) {
+    if (sscanf(line, "Pss: %ld kB", &pss) == 1) break;
+  }
+  fclose(f);
+  CHECK(pss > 0);
+  return pss;
+}
+
+static int count_zombie_children(pid_t parent) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/children", parent, parent);
+  FILE *f = fopen(path, "r");
+  CHECK(f != NULL);
+  int zombies = 0;
+  for (int pid; fscanf(f, "%d", &pid) == 1;) zombies += process_exited(pid);
+  fclose(f);
+  return zombies;
+}
+
+int main(void) {
+  test_deadline(110);
+  libforks_ServerConn conn;
+  CHECK_OK(libforks_start(&conn));
+  pid_t server = libforks_get_server_pid(conn);
+  /* The server's baseline before any child: afterwards it may still hold
+   * the connection of a child that just exited, for a moment. */
+  int server_before = count_fds(server);
+  cycles(conn, 10); /* warm up */
+  int caller_before = count_fds(0);
+
+  cycles(conn, 300);
+  CHECK(count_fds(0) == caller_before);
+  check_server_fds(server, server_before);
+
+  /* Unwaited exits are remembered (at most LIBFORKS_MAX_EXIT_RECORDS):
+   * fill that table first, then the server's memory must stay flat. */
+  cycles(conn, LIBFORKS_MAX_EXIT_RECORDS + 100);
+  long pss_before = pss_kb(server);
+  cycles(conn, 10000);
+  CHECK(count_fds(0) == caller_before);
+  check_server_fds(server, server_before);
+  CHECK(count_zombie_children(server) == 0);
+  /* The server allocates nothing: its memory stays flat. */
+  long pss_after = pss_kb(server);
+  printf("server Pss: %ld kB before, %ld kB after 10,000 forks\n", pss_before, pss_after);
+  CHECK(pss_after <= pss_before + 64); /* a leak of even 8 bytes a fork would be 80 kB */
+  CHECK_OK(libforks_stop(conn, true));
+  return 0;
+}

@@ -1,0 +1,25 @@
+//! The header publishes the limits as LIBFORKS_MAX_*: they must be the
+//! numbers the code enforces.
+
+const std = @import("std");
+const limits = @import("limits.zig");
+
+const header = @embedFile("libforks_h");
+
+fn published(comptime name: []const u8) !u64 {
+    const key = "#define " ++ name ++ " ";
+    const at = std.mem.indexOf(u8, header, key) orelse return error.MissingDefine;
+    const rest = std.mem.trimLeft(u8, header[at + key.len ..], " ");
+    const end = std.mem.indexOfAny(u8, rest, " \n/") orelse rest.len;
+    return std.fmt.parseInt(u64, rest[0..end], 10);
+}
+
+test "header limits match limits.zig" {
+    try std.testing.expectEqual(@as(u64, limits.max_children), try published("LIBFORKS_MAX_CHILDREN"));
+    try std.testing.expectEqual(@as(u64, limits.max_clients), try published("LIBFORKS_MAX_CLIENTS"));
+    try std.testing.expectEqual(@as(u64, limits.max_pending), try published("LIBFORKS_MAX_PENDING"));
+    try std.testing.expectEqual(@as(u64, limits.max_exit_records), try published("LIBFORKS_MAX_EXIT_RECORDS"));
+    try std.testing.expectEqual(@as(u64, limits.max_path), try published("LIBFORKS_MAX_PATH"));
+    try std.testing.expectEqual(@as(u64, limits.max_symbol), try published("LIBFORKS_MAX_SYMBOL"));
+    try std.testing.expectEqual(@as(u64, limits.max_fds_per_message), try published("LIBFORKS_MAX_FDS"));
+}

@@ -1,0 +1,314 @@
+//! Readiness notification for event loops that cannot poll arbitrary fds
+//! themselves (Bun's JavaScript thread).
+//!
+//! Each doorbell is a pipe plus its own epoll set (kqueue on macOS), so two
+//! event loops may watch the same fd (a connection shared by Workers). One
+//! thread per process waits on a master set holding every doorbell's set;
+//! when a watched fd is ready it writes `token | events << 48` to that
+//! doorbell's pipe, which the event loop reads asynchronously. Watches are
+//! one-shot. Any number of exit fds, reply fds and channels cost one thread
+//! in total, and JavaScript never runs native callbacks from another thread.
+
+const std = @import("std");
+const sys = @import("sys.zig");
+const limits = @import("limits.zig");
+const result_mod = @import("result.zig");
+const Result = result_mod.Result;
+
+pub const event_readable: u32 = 1;
+pub const event_writable: u32 = 4;
+pub const event_error: u32 = 8;
+pub const event_hangup: u32 = 16;
+
+const token_bits = 48;
+const token_mask: u64 = (1 << token_bits) - 1;
+
+const Doorbell = struct {
+    read_fd: sys.fd_t = -1,
+    write_fd: sys.fd_t = -1,
+    /// This doorbell's own set of watches.
+    set_fd: sys.fd_t = -1,
+    /// Bumped whenever the slot is reused, so the master set's stale entry
+    /// for a closed doorbell can never ring its successor.
+    generation: u32 = 0,
+};
+
+var mutex: std.Thread.Mutex = .{};
+var doorbells: [limits.max_doorbells]Doorbell = [_]Doorbell{.{}} ** limits.max_doorbells;
+var master_fd: sys.fd_t = -1;
+var thread_started = false;
+
+fn masterKey(slot: usize, generation: u32) u64 {
+    return (@as(u64, generation) << 32) | slot;
+}
+
+// ---------------------------------------------------------------- API
+
+pub fn open(out: ?*c_int) Result {
+    result_mod.clear();
+    const doorbell_fd = out orelse return result_mod.failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    mutex.lock();
+    defer mutex.unlock();
+    if (!thread_started) {
+        const started = startThread();
+        if (started != .OK) return started;
+    }
+    const slot = for (&doorbells, 0..) |*d, i| {
+        if (d.read_fd < 0) break i;
+    } else return result_mod.failWith(.LIMIT_ERROR, sys.E.MFILE);
+    var fds: [2]sys.fd_t = undefined;
+    if (sys.pipeCloexec(&fds) != 0) return result_mod.fail(.PIPE_CREATION_ERROR);
+    const set_fd = backend.create();
+    const generation = doorbells[slot].generation +% 1;
+    // The write end is non-blocking so the thread never sleeps inside a
+    // write while holding the lock; a full doorbell is retried (see ring).
+    if (set_fd < 0 or sys.setNonblocking(fds[1], true) != 0 or
+        backend.addSet(master_fd, set_fd, masterKey(slot, generation)) != 0)
+    {
+        const r = result_mod.fail(.PIPE_CREATION_ERROR);
+        sys.closeKeepErrno(fds[0]);
+        sys.closeKeepErrno(fds[1]);
+        sys.closeKeepErrno(set_fd);
+        return r;
+    }
+    doorbells[slot] = .{ .read_fd = fds[0], .write_fd = fds[1], .set_fd = set_fd, .generation = generation };
+    doorbell_fd.* = fds[0];
+    return .OK;
+}
+
+pub fn close(doorbell_fd: c_int) Result {
+    result_mod.clear();
+    mutex.lock();
+    defer mutex.unlock();
+    const slot = findSlot(doorbell_fd) orelse return result_mod.failWith(.INVALID_ARGUMENT, sys.E.BADF);
+    const d = &doorbells[slot];
+    // Closing the set also takes it out of the master set.
+    _ = sys.close(d.set_fd);
+    _ = sys.close(d.read_fd);
+    _ = sys.close(d.write_fd);
+    d.* = .{ .generation = d.generation };
+    return .OK;
+}
+
+pub fn watch(doorbell_fd: c_int, fd: c_int, events: c_int, token: u64) Result {
+    result_mod.clear();
+    if (fd < 0) return result_mod.failWith(.INVALID_ARGUMENT, sys.E.BADF);
+    if (events <= 0 or events & ~@as(c_int, event_readable | event_writable) != 0) return result_mod.failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    if (token > token_mask) return result_mod.failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    mutex.lock();
+    defer mutex.unlock();
+    const slot = findSlot(doorbell_fd) orelse return result_mod.failWith(.INVALID_ARGUMENT, sys.E.BADF);
+    if (backend.arm(doorbells[slot].set_fd, fd, @intCast(events), token) != 0) return result_mod.fail(.INVALID_ARGUMENT);
+    return .OK;
+}
+
+pub fn unwatch(doorbell_fd: c_int, fd: c_int) Result {
+    result_mod.clear();
+    if (fd < 0) return result_mod.failWith(.INVALID_ARGUMENT, sys.E.BADF);
+    mutex.lock();
+    defer mutex.unlock();
+    const slot = findSlot(doorbell_fd) orelse return result_mod.failWith(.INVALID_ARGUMENT, sys.E.BADF);
+    backend.disarm(doorbells[slot].set_fd, fd);
+    return .OK;
+}
+
+fn findSlot(doorbell_fd: c_int) ?usize {
+    if (doorbell_fd < 0) return null;
+    for (doorbells, 0..) |d, i| {
+        if (d.read_fd == doorbell_fd) return i;
+    }
+    return null;
+}
+
+// ---------------------------------------------------------------- thread
+
+fn startThread() Result {
+    master_fd = backend.create();
+    if (master_fd < 0) return result_mod.fail(.THREAD_ERROR);
+    // The thread inherits this mask: with every signal blocked, the host's
+    // signals are never delivered on it.
+    var old: sys.sigset_t = undefined;
+    sys.blockAllSignals(&old);
+    defer sys.setSignalMask(&old);
+    const thread = std.Thread.spawn(.{ .stack_size = 64 * 1024 }, run, .{}) catch {
+        _ = sys.close(master_fd);
+        master_fd = -1;
+        return result_mod.failWith(.THREAD_ERROR, sys.E.AGAIN);
+    };
+    thread.detach();
+    thread_started = true;
+    return .OK;
+}
+
+fn run() void {
+    var ready_sets: [limits.max_doorbells]backend.Ready = undefined;
+    while (true) {
+        const count = backend.wait(master_fd, &ready_sets, -1);
+        for (ready_sets[0..count]) |set| ringDoorbell(set.key);
+    }
+}
+
+/// Collects what is ready in one doorbell's set and writes its records.
+fn ringDoorbell(key: u64) void {
+    const slot: usize = @intCast(key & 0xffff_ffff);
+    const generation: u32 = @intCast(key >> 32);
+    if (slot >= limits.max_doorbells) return;
+    var ready: [64]backend.Ready = undefined;
+    var records: [64]u64 = undefined;
+    var count: usize = 0;
+    {
+        mutex.lock();
+        defer mutex.unlock();
+        const d = doorbells[slot];
+        if (d.set_fd < 0 or d.generation != generation) return;
+        const n = backend.wait(d.set_fd, &ready, 0);
+        for (ready[0..n]) |item| {
+            records[count] = std.mem.nativeToLittle(u64, (item.key & token_mask) | (@as(u64, item.events & 0xff) << token_bits));
+            count += 1;
+        }
+    }
+    var written: usize = 0;
+    while (written < count) {
+        mutex.lock();
+        const d = doorbells[slot];
+        if (d.write_fd < 0 or d.generation != generation) {
+            mutex.unlock();
+            return;
+        }
+        // Whole records only: each 8-byte write is below PIPE_BUF.
+        const n = sys.write(d.write_fd, std.mem.asBytes(&records[written]), 8);
+        const err = sys.errno();
+        mutex.unlock();
+        if (n == 8) {
+            written += 1;
+        } else if (n < 0 and err == sys.E.INTR) {
+            continue;
+        } else if (n < 0 and err == sys.E.AGAIN) {
+            // The event loop is behind by thousands of records: let it
+            // catch up rather than drop one (a dropped record is a hang).
+            std.Thread.sleep(std.time.ns_per_ms);
+        } else {
+            return;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- backends
+
+const backend = if (sys.is_linux) Epoll else Kqueue;
+
+const Epoll = struct {
+    const linux = std.os.linux;
+    extern "c" fn epoll_create1(flags: c_int) c_int;
+    extern "c" fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: ?*linux.epoll_event) c_int;
+    extern "c" fn epoll_wait(epfd: c_int, events: [*]linux.epoll_event, max: c_int, timeout: c_int) c_int;
+
+    const Ready = struct { key: u64, events: u32 };
+
+    fn create() sys.fd_t {
+        return epoll_create1(sys.O_CLOEXEC);
+    }
+
+    fn addSet(master: sys.fd_t, set: sys.fd_t, key: u64) c_int {
+        var event = linux.epoll_event{ .events = linux.EPOLL.IN, .data = .{ .u64 = key } };
+        return epoll_ctl(master, linux.EPOLL.CTL_ADD, set, &event);
+    }
+
+    fn arm(set: sys.fd_t, fd: sys.fd_t, events: u32, key: u64) c_int {
+        var interest: u32 = linux.EPOLL.ONESHOT;
+        if (events & event_readable != 0) interest |= linux.EPOLL.IN;
+        if (events & event_writable != 0) interest |= linux.EPOLL.OUT;
+        var event = linux.epoll_event{ .events = interest, .data = .{ .u64 = key } };
+        if (epoll_ctl(set, linux.EPOLL.CTL_MOD, fd, &event) == 0) return 0;
+        if (sys.errno() != sys.E.NOENT) return -1;
+        return epoll_ctl(set, linux.EPOLL.CTL_ADD, fd, &event);
+    }
+
+    fn disarm(set: sys.fd_t, fd: sys.fd_t) void {
+        _ = epoll_ctl(set, linux.EPOLL.CTL_DEL, fd, null);
+    }
+
+    fn wait(set: sys.fd_t, out: []Ready, timeout_ms: c_int) usize {
+        var events: [64]linux.epoll_event = undefined;
+        const n = epoll_wait(set, &events, @intCast(@min(out.len, events.len)), timeout_ms);
+        if (n <= 0) return 0;
+        for (events[0..@intCast(n)], out[0..@intCast(n)]) |event, *item| {
+            var bits: u32 = 0;
+            if (event.events & linux.EPOLL.IN != 0) bits |= event_readable;
+            if (event.events & linux.EPOLL.OUT != 0) bits |= event_writable;
+            if (event.events & linux.EPOLL.ERR != 0) bits |= event_error;
+            if (event.events & linux.EPOLL.HUP != 0) bits |= event_hangup;
+            item.* = .{ .key = event.data.u64, .events = bits };
+        }
+        return @intCast(n);
+    }
+};
+
+const Kqueue = struct {
+    const Kevent = extern struct {
+        ident: usize,
+        filter: i16,
+        flags: u16,
+        fflags: u32,
+        data: isize,
+        udata: usize,
+    };
+    const timespec = extern struct { sec: isize, nsec: isize };
+    const EVFILT_READ: i16 = -1;
+    const EVFILT_WRITE: i16 = -2;
+    const EV_ADD: u16 = 0x1;
+    const EV_DELETE: u16 = 0x2;
+    const EV_ONESHOT: u16 = 0x10;
+    const EV_EOF: u16 = 0x8000;
+    const EV_ERROR: u16 = 0x4000;
+    extern "c" fn kqueue() c_int;
+    extern "c" fn kevent(kq: c_int, changes: ?[*]const Kevent, nchanges: c_int, events: ?[*]Kevent, nevents: c_int, timeout: ?*const timespec) c_int;
+
+    const Ready = struct { key: u64, events: u32 };
+
+    fn create() sys.fd_t {
+        const fd = kqueue();
+        if (fd >= 0) _ = sys.setCloexec(fd);
+        return fd;
+    }
+
+    fn addSet(master: sys.fd_t, set: sys.fd_t, key: u64) c_int {
+        const change = [1]Kevent{.{ .ident = @intCast(set), .filter = EVFILT_READ, .flags = EV_ADD, .fflags = 0, .data = 0, .udata = key }};
+        return if (kevent(master, &change, 1, null, 0, null) < 0) -1 else 0;
+    }
+
+    fn arm(set: sys.fd_t, fd: sys.fd_t, events: u32, key: u64) c_int {
+        var changes: [2]Kevent = undefined;
+        var count: usize = 0;
+        if (events & event_readable != 0) {
+            changes[count] = .{ .ident = @intCast(fd), .filter = EVFILT_READ, .flags = EV_ADD | EV_ONESHOT, .fflags = 0, .data = 0, .udata = key };
+            count += 1;
+        }
+        if (events & event_writable != 0) {
+            changes[count] = .{ .ident = @intCast(fd), .filter = EVFILT_WRITE, .flags = EV_ADD | EV_ONESHOT, .fflags = 0, .data = 0, .udata = key };
+            count += 1;
+        }
+        return if (kevent(set, &changes, @intCast(count), null, 0, null) < 0) -1 else 0;
+    }
+
+    fn disarm(set: sys.fd_t, fd: sys.fd_t) void {
+        for ([_]i16{ EVFILT_READ, EVFILT_WRITE }) |filter| {
+            const change = [1]Kevent{.{ .ident = @intCast(fd), .filter = filter, .flags = EV_DELETE, .fflags = 0, .data = 0, .udata = 0 }};
+            _ = kevent(set, &change, 1, null, 0, null);
+        }
+    }
+
+    fn wait(set: sys.fd_t, out: []Ready, timeout_ms: c_int) usize {
+        var events: [64]Kevent = undefined;
+        const zero = timespec{ .sec = 0, .nsec = 0 };
+        const n = kevent(set, null, 0, &events, @intCast(@min(out.len, events.len)), if (timeout_ms == 0) &zero else null);
+        if (n <= 0) return 0;
+        for (events[0..@intCast(n)], out[0..@intCast(n)]) |event, *item| {
+            var bits: u32 = if (event.filter == EVFILT_WRITE) event_writable else event_readable;
+            if (event.flags & EV_EOF != 0) bits |= event_hangup;
+            if (event.flags & EV_ERROR != 0) bits |= event_error;
+            item.* = .{ .key = event.udata, .events = bits };
+        }
+        return @intCast(n);
+    }
+};

@@ -1,0 +1,211 @@
+//! The messages between clients and the server.
+//!
+//! A request is one message on the connection socket (a message socket, so
+//! requests from many threads never interleave) with its fds attached. The
+//! first fd is always the write end of a pipe created by the client for
+//! this request alone: the server writes the Reply there and closes it.
+//! Because every reply has its own pipe, no reply can reach the wrong
+//! thread, and an event loop can wait for one by polling its read end.
+
+const std = @import("std");
+const sys = @import("sys.zig");
+const limits = @import("limits.zig");
+
+pub const magic: u32 = 0x4b52_464c; // "LFRK"
+pub const version: u16 = 1;
+
+pub const Op = enum(u16) {
+    fork = 1,
+    kill_all = 2,
+    wait = 3,
+    wait_all = 4,
+    stop = 5,
+    _,
+};
+
+pub const Flags = struct {
+    /// fork: a channel socket end for the child is attached.
+    pub const channel: u32 = 1 << 0;
+    /// fork: the write end of an exit pipe is attached.
+    pub const exit_fd: u32 = 1 << 1;
+    /// fork: the payload names a library and a symbol to load in the child.
+    pub const symbol: u32 = 1 << 2;
+    /// stop: wait for the children before replying.
+    pub const wait: u32 = 1 << 3;
+    /// stop: leave the children running.
+    pub const server_only: u32 = 1 << 4;
+    /// wait: WNOHANG.
+    pub const no_hang: u32 = 1 << 5;
+    /// fork: run the server's own exec entrypoint. Addresses in the
+    /// caller mean nothing to a clean server, so this one goes by name.
+    pub const builtin_exec: u32 = 1 << 6;
+    /// fork with builtin_exec: the whole exec spec is already queued on the
+    /// channel, so the server may run the program without copying itself.
+    pub const spec_queued: u32 = 1 << 7;
+
+    pub const all: u32 = channel | exit_fd | symbol | wait | server_only | no_hang | builtin_exec | spec_queued;
+};
+
+pub const payload_max = limits.max_path + limits.max_symbol;
+
+pub const RequestHeader = extern struct {
+    magic: u32 = magic,
+    version: u16 = version,
+    op: Op,
+    flags: u32 = 0,
+    /// wait: the pid (-1 for any); kill_all: the signal.
+    number: i32 = 0,
+    /// fork: address of the entrypoint in the server's image.
+    entry: u64 = 0,
+    /// fork with Flags.symbol: bytes of payload ("library\x00symbol\x00").
+    payload_len: u32 = 0,
+    reserved: u32 = 0,
+};
+
+pub const Request = extern struct {
+    header: RequestHeader,
+    payload: [payload_max]u8 = undefined,
+
+    pub fn bytes(request: *const Request) []const u8 {
+        std.debug.assert(request.header.payload_len <= payload_max);
+        return std.mem.asBytes(request)[0 .. @sizeOf(RequestHeader) + request.header.payload_len];
+    }
+
+    /// Number of fds that must travel with this request.
+    pub fn fdCount(header: *const RequestHeader) usize {
+        var count: usize = 1; // the reply pipe
+        if (header.op == .fork) {
+            if (header.flags & Flags.exit_fd != 0) count += 1;
+            if (header.flags & Flags.channel != 0) count += 1;
+        }
+        return count;
+    }
+};
+
+pub const max_request_fds = 3;
+
+/// Why a received request is rejected; each maps to dropping the peer.
+pub const DecodeError = error{ BadSize, BadMagic, BadVersion, BadOp, BadFlags, BadFdCount, BadPayload, BadNumber };
+
+/// Checks everything the server relies on before acting on a request. The
+/// server drops a peer whose message fails this, so a fuzzer may feed it
+/// any bytes.
+/// Returns a copy of the header: the message may sit at any alignment.
+pub fn decode(message: []const u8, fd_count: usize) DecodeError!RequestHeader {
+    if (message.len < @sizeOf(RequestHeader)) return error.BadSize;
+    var copy: RequestHeader = undefined;
+    @memcpy(std.mem.asBytes(&copy), message[0..@sizeOf(RequestHeader)]);
+    const header = &copy;
+    if (header.magic != magic) return error.BadMagic;
+    if (header.version != version) return error.BadVersion;
+    switch (header.op) {
+        .fork, .kill_all, .wait, .wait_all, .stop => {},
+        _ => return error.BadOp,
+    }
+    if (header.flags & ~Flags.all != 0) return error.BadFlags;
+    if (message.len != @sizeOf(RequestHeader) + @as(usize, header.payload_len)) return error.BadSize;
+    if (fd_count != Request.fdCount(header)) return error.BadFdCount;
+    switch (header.op) {
+        .fork => {
+            if (header.flags & Flags.spec_queued != 0 and
+                (header.flags & Flags.builtin_exec == 0 or header.flags & Flags.channel == 0)) return error.BadFlags;
+            if (header.flags & Flags.builtin_exec != 0) {
+                if (header.flags & Flags.symbol != 0 or header.entry != 0 or header.payload_len != 0) return error.BadFlags;
+            } else if (header.flags & Flags.symbol != 0) {
+                _ = try splitSymbolPayload(message[@sizeOf(RequestHeader)..]);
+            } else {
+                if (header.payload_len != 0) return error.BadPayload;
+                if (header.entry == 0) return error.BadNumber;
+            }
+        },
+        .kill_all => if (header.number < 0 or header.number >= sys.NSIG) return error.BadNumber,
+        .wait => if (header.number != -1 and header.number <= 0) return error.BadNumber,
+        .wait_all, .stop => {},
+        _ => unreachable,
+    }
+    if (header.op != .fork and header.payload_len != 0) return error.BadPayload;
+    return copy;
+}
+
+pub const SymbolPayload = struct {
+    /// Empty: look the symbol up in the image itself.
+    library: [:0]const u8,
+    symbol: [:0]const u8,
+};
+
+/// "library\x00symbol\x00": both NUL-terminated, symbol not empty.
+pub fn splitSymbolPayload(payload: []const u8) DecodeError!SymbolPayload {
+    const library_end = std.mem.indexOfScalar(u8, payload, 0) orelse return error.BadPayload;
+    if (library_end >= limits.max_path) return error.BadPayload;
+    const rest = payload[library_end + 1 ..];
+    const symbol_end = std.mem.indexOfScalar(u8, rest, 0) orelse return error.BadPayload;
+    if (symbol_end == 0 or symbol_end >= limits.max_symbol) return error.BadPayload;
+    if (symbol_end + 1 != rest.len) return error.BadPayload;
+    return .{
+        .library = payload[0..library_end :0],
+        .symbol = rest[0..symbol_end :0],
+    };
+}
+
+/// Written by the server on the request's reply pipe: the same layout as
+/// libforks_Reply in the header.
+pub const Reply = extern struct {
+    result: i32,
+    error_number: i32 = 0,
+    pid: i32 = 0,
+    wait_status: i32 = 0,
+    rusage: sys.rusage = std.mem.zeroes(sys.rusage),
+};
+
+/// Written on an exit fd: libforks_ExitEvent.
+pub const ExitEvent = extern struct {
+    pid: i32,
+    wait_status: i32,
+};
+
+comptime {
+    std.debug.assert(@sizeOf(ExitEvent) == 8);
+    std.debug.assert(@offsetOf(Reply, "rusage") == 16);
+    // A request must fit a default-sized socket buffer in one message.
+    std.debug.assert(@sizeOf(Request) < 64 * 1024);
+}
+
+test "decode accepts a well-formed fork request" {
+    const request = Request{ .header = .{ .op = .fork, .entry = 0x1000, .flags = Flags.exit_fd } };
+    const header = try decode(request.bytes(), 2);
+    try std.testing.expectEqual(Op.fork, header.op);
+}
+
+test "decode rejects garbage, wrong fd counts and bad numbers" {
+    var zeros = [_]u8{0} ** 64;
+    try std.testing.expectError(error.BadMagic, decode(&zeros, 1));
+    try std.testing.expectError(error.BadSize, decode(zeros[0..3], 1));
+    var request = Request{ .header = .{ .op = .fork, .entry = 0x1000 } };
+    try std.testing.expectError(error.BadFdCount, decode(request.bytes(), 2));
+    request.header.entry = 0;
+    try std.testing.expectError(error.BadNumber, decode(request.bytes(), 1));
+    const kill = Request{ .header = .{ .op = .kill_all, .number = 999 } };
+    try std.testing.expectError(error.BadNumber, decode(kill.bytes(), 1));
+    const wait = Request{ .header = .{ .op = .wait, .number = 0 } };
+    try std.testing.expectError(error.BadNumber, decode(wait.bytes(), 1));
+    const bad_op = Request{ .header = .{ .op = @enumFromInt(77) } };
+    try std.testing.expectError(error.BadOp, decode(bad_op.bytes(), 1));
+}
+
+test "the built-in exec entrypoint goes by flag, never with an address" {
+    const good = Request{ .header = .{ .op = .fork, .flags = Flags.builtin_exec | Flags.channel } };
+    _ = try decode(good.bytes(), 2);
+    const bad = Request{ .header = .{ .op = .fork, .flags = Flags.builtin_exec, .entry = 0x1000 } };
+    try std.testing.expectError(error.BadFlags, decode(bad.bytes(), 1));
+}
+
+test "symbol payload must be two NUL-terminated strings" {
+    const good = try splitSymbolPayload("libx.so\x00entry\x00");
+    try std.testing.expectEqualStrings("libx.so", good.library);
+    try std.testing.expectEqualStrings("entry", good.symbol);
+    const main_image = try splitSymbolPayload("\x00entry\x00");
+    try std.testing.expectEqualStrings("", main_image.library);
+    try std.testing.expectError(error.BadPayload, splitSymbolPayload("libx.so\x00\x00"));
+    try std.testing.expectError(error.BadPayload, splitSymbolPayload("libx.so\x00entry"));
+    try std.testing.expectError(error.BadPayload, splitSymbolPayload("libx.so\x00entry\x00junk"));
+}

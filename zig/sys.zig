@@ -1,0 +1,391 @@
+//! The C library calls and constants libforks uses, declared here once so
+//! every other file reads as plain POSIX. Only thin system-call wrappers
+//! are used in the server and in freshly forked children: each is
+//! async-signal-safe and takes no lock another thread could hold.
+
+const std = @import("std");
+const builtin = @import("builtin");
+
+pub const is_linux = builtin.os.tag == .linux;
+pub const is_darwin = builtin.os.tag.isDarwin();
+
+comptime {
+    if (!is_linux and !is_darwin) @compileError("libforks supports Linux and macOS");
+}
+
+pub const pid_t = c_int;
+pub const fd_t = c_int;
+/// struct rusage as glibc, musl and macOS lay it out on 64-bit targets
+/// (std.os.linux.rusage carries 128 extra reserved bytes: the kernel's
+/// layout, not the C library's, so it must not be used with wait4).
+pub const rusage = extern struct {
+    utime_sec: i64,
+    utime_usec: i64,
+    stime_sec: i64,
+    stime_usec: i64,
+    longs: [14]i64,
+};
+
+comptime {
+    std.debug.assert(@sizeOf(rusage) == 144);
+    std.debug.assert(@sizeOf(usize) == 8); // the six targets are 64-bit
+}
+
+// ---------------------------------------------------------------- errno
+
+pub const E = struct {
+    pub const PERM: c_int = 1;
+    pub const SRCH: c_int = 3;
+    pub const INTR: c_int = 4;
+    pub const BADF: c_int = 9;
+    pub const CHILD: c_int = 10;
+    pub const AGAIN: c_int = if (is_linux) 11 else 35;
+    pub const NOMEM: c_int = 12;
+    pub const INVAL: c_int = 22;
+    pub const MFILE: c_int = 24;
+    pub const PIPE: c_int = 32;
+    pub const NOSYS: c_int = if (is_linux) 38 else 78;
+    pub const MSGSIZE: c_int = if (is_linux) 90 else 40;
+    pub const CONNRESET: c_int = if (is_linux) 104 else 54;
+    pub const NOENT: c_int = 2;
+};
+
+extern "c" fn __errno_location() *c_int; // glibc and musl
+extern "c" fn __error() *c_int; // macOS
+
+pub fn errnoPtr() *c_int {
+    return if (is_linux) __errno_location() else __error();
+}
+
+pub fn errno() c_int {
+    return errnoPtr().*;
+}
+
+pub fn setErrno(value: c_int) void {
+    errnoPtr().* = value;
+}
+
+// ---------------------------------------------------------------- files
+
+pub const O_NONBLOCK: c_int = if (is_linux) 0o4000 else 0x4;
+pub const O_CLOEXEC: c_int = if (is_linux) 0o2000000 else 0x1000000;
+pub const O_RDONLY: c_int = 0;
+pub const O_DIRECTORY: c_int = if (is_linux) 0o200000 else 0x100000;
+pub const F_DUPFD_CLOEXEC: c_int = if (is_linux) 1030 else 67;
+pub const F_GETFD: c_int = 1;
+pub const F_SETFD: c_int = 2;
+pub const F_GETFL: c_int = 3;
+pub const F_SETFL: c_int = 4;
+pub const FD_CLOEXEC: c_int = 1;
+
+pub extern "c" fn read(fd: fd_t, buf: [*]u8, len: usize) isize;
+pub extern "c" fn write(fd: fd_t, buf: [*]const u8, len: usize) isize;
+pub extern "c" fn close(fd: fd_t) c_int;
+pub extern "c" fn open(path: [*:0]const u8, flags: c_int, ...) c_int;
+pub extern "c" fn pipe(fds: *[2]fd_t) c_int;
+extern "c" fn pipe2(fds: *[2]fd_t, flags: c_int) c_int;
+pub extern "c" fn fcntl(fd: fd_t, cmd: c_int, ...) c_int;
+pub extern "c" fn dup2(old: fd_t, new: fd_t) c_int;
+pub extern "c" fn chdir(path: [*:0]const u8) c_int;
+pub extern "c" fn execve(path: [*:0]const u8, argv: [*:null]const ?[*:0]const u8, envp: [*:null]const ?[*:0]const u8) c_int;
+pub extern "c" fn fflush(stream: ?*anyopaque) c_int;
+extern "c" fn strlen(string: [*:0]const u8) usize;
+
+/// A caller's C string as a slice. libc's strlen, not std.mem.span: Zig's
+/// reads whole words past the terminator (harmless, but memory checkers
+/// such as valgrind report it inside the caller's buffers).
+pub fn cString(string: [*:0]const u8) [:0]const u8 {
+    return string[0..strlen(string) :0];
+}
+
+/// close(2) that keeps errno: used on cleanup paths, where the interesting
+/// errno is the one of the call that failed before.
+pub fn closeKeepErrno(fd: fd_t) void {
+    if (fd < 0) return;
+    const saved = errno();
+    _ = close(fd);
+    setErrno(saved);
+}
+
+pub fn setCloexec(fd: fd_t) c_int {
+    return fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+pub fn isCloexec(fd: fd_t) bool {
+    const flags = fcntl(fd, F_GETFD);
+    return flags >= 0 and (flags & FD_CLOEXEC) != 0;
+}
+
+pub fn setNonblocking(fd: fd_t, on: bool) c_int {
+    const flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    const wanted = if (on) flags | O_NONBLOCK else flags & ~O_NONBLOCK;
+    if (wanted == flags) return 0;
+    return fcntl(fd, F_SETFL, wanted);
+}
+
+/// A pipe whose both ends are close-on-exec. macOS has no pipe2: there the
+/// flag is set right after; the window is harmless because libforks never
+/// forks or execs concurrently with itself in the process creating pipes
+/// (the server is single-threaded) and Bun spawns with posix_spawn, which
+/// honours only fds marked by then.
+pub fn pipeCloexec(fds: *[2]fd_t) c_int {
+    if (is_linux) return pipe2(fds, O_CLOEXEC);
+    if (pipe(fds) != 0) return -1;
+    if (setCloexec(fds[0]) != 0 or setCloexec(fds[1]) != 0) {
+        closeKeepErrno(fds[0]);
+        closeKeepErrno(fds[1]);
+        return -1;
+    }
+    return 0;
+}
+
+/// Calls visit(context, fd) for every open fd >= 3 of this process, read
+/// from /proc/self/fd with getdents64: no allocation, no opendir, so it is
+/// safe right after fork. Closing or changing fds in visit is fine: the
+/// entries already read are plain numbers. False where /proc is not
+/// available (the caller then falls back to probing numbers).
+pub fn visitOpenFds(context: anytype, comptime visit: fn (@TypeOf(context), fd_t) void) bool {
+    if (!is_linux) return false;
+    const linux = std.os.linux;
+    const dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return false;
+    defer _ = close(dir);
+    var buf: [4096]u8 align(8) = undefined;
+    while (true) {
+        const rc = linux.getdents64(dir, &buf, buf.len);
+        if (linux.E.init(rc) != .SUCCESS) return false;
+        if (rc == 0) return true;
+        var offset: usize = 0;
+        while (offset < rc) {
+            const entry: *align(1) const linux.dirent64 = @ptrCast(&buf[offset]);
+            offset += entry.reclen;
+            const name = std.mem.sliceTo(@as([*:0]const u8, @ptrCast(&entry.name)), 0);
+            const fd = std.fmt.parseInt(fd_t, name, 10) catch continue;
+            if (fd >= 3 and fd != dir) visit(context, fd);
+        }
+    }
+}
+
+/// read(2) of exactly buf.len bytes, retrying EINTR and short reads.
+/// Returns the number of bytes read: less than buf.len only at end-of-file.
+/// -1 on error.
+pub fn readFull(fd: fd_t, buf: []u8) isize {
+    var done: usize = 0;
+    while (done < buf.len) {
+        const n = read(fd, buf.ptr + done, buf.len - done);
+        if (n < 0) {
+            if (errno() == E.INTR) continue;
+            return -1;
+        }
+        if (n == 0) break;
+        done += @intCast(n);
+    }
+    return @intCast(done);
+}
+
+/// write(2) of all of buf, retrying EINTR and short writes.
+pub fn writeFull(fd: fd_t, buf: []const u8) c_int {
+    var done: usize = 0;
+    while (done < buf.len) {
+        const n = write(fd, buf.ptr + done, buf.len - done);
+        if (n < 0) {
+            if (errno() == E.INTR) continue;
+            return -1;
+        }
+        done += @intCast(n);
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------- sockets
+
+pub const AF_UNIX: c_int = 1;
+pub const SOCK_STREAM: c_int = 1;
+pub const SOCK_DGRAM: c_int = 2;
+pub const SOCK_SEQPACKET: c_int = 5;
+pub const SOCK_CLOEXEC: c_int = if (is_linux) 0o2000000 else 0;
+pub const SOL_SOCKET: c_int = if (is_linux) 1 else 0xffff;
+pub const SCM_RIGHTS: c_int = 1;
+pub const SO_NOSIGPIPE: c_int = 0x1022; // macOS only
+pub const SO_PASSCRED: c_int = 16; // Linux only
+pub const SHUT_RDWR: c_int = 2;
+
+pub const MSG_TRUNC: c_int = if (is_linux) 0x20 else 0x10;
+pub const MSG_CTRUNC: c_int = if (is_linux) 0x8 else 0x20;
+pub const MSG_DONTWAIT: c_int = if (is_linux) 0x40 else 0x80;
+pub const MSG_NOSIGNAL: c_int = if (is_linux) 0x4000 else 0;
+pub const MSG_CMSG_CLOEXEC: c_int = if (is_linux) 0x40000000 else 0;
+
+/// Message sockets keep one request per sendmsg, which is what lets many
+/// threads share one connection without a lock. macOS has no AF_UNIX
+/// SOCK_SEQPACKET; its datagram socket pairs keep boundaries too.
+pub const message_socket_type: c_int = if (is_linux) SOCK_SEQPACKET else SOCK_DGRAM;
+
+pub const iovec = extern struct {
+    base: ?*anyopaque,
+    len: usize,
+};
+
+pub const msghdr = extern struct {
+    name: ?*anyopaque = null,
+    namelen: u32 = 0,
+    iov: [*]iovec,
+    iovlen: if (is_linux) usize else c_int,
+    control: ?*anyopaque,
+    controllen: if (is_linux) usize else u32,
+    flags: c_int = 0,
+};
+
+pub const cmsghdr = extern struct {
+    len: if (is_linux) usize else u32,
+    level: c_int,
+    type: c_int,
+};
+
+pub extern "c" fn socketpair(domain: c_int, kind: c_int, protocol: c_int, fds: *[2]fd_t) c_int;
+pub extern "c" fn sendmsg(fd: fd_t, msg: *const msghdr, flags: c_int) isize;
+pub extern "c" fn recvmsg(fd: fd_t, msg: *msghdr, flags: c_int) isize;
+pub extern "c" fn shutdown(fd: fd_t, how: c_int) c_int;
+pub extern "c" fn setsockopt(fd: fd_t, level: c_int, name: c_int, value: ?*const anyopaque, len: u32) c_int;
+
+/// A close-on-exec AF_UNIX socket pair of `kind`. On macOS SIGPIPE is
+/// suppressed per socket, as MSG_NOSIGNAL does not exist there.
+pub fn socketpairCloexec(kind: c_int, fds: *[2]fd_t) c_int {
+    if (socketpair(AF_UNIX, kind | SOCK_CLOEXEC, 0, fds) != 0) return -1;
+    if (is_darwin) {
+        const one: c_int = 1;
+        for (fds) |fd| {
+            if (setCloexec(fd) != 0 or setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, @sizeOf(c_int)) != 0) {
+                closeKeepErrno(fds[0]);
+                closeKeepErrno(fds[1]);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------- processes
+
+pub const WNOHANG: c_int = 1;
+
+pub extern "c" fn fork() pid_t;
+pub extern "c" fn _exit(code: c_int) noreturn;
+pub extern "c" fn getpid() pid_t;
+pub extern "c" fn getppid() pid_t;
+pub extern "c" fn kill(pid: pid_t, sig: c_int) c_int;
+pub extern "c" fn waitpid(pid: pid_t, status: ?*c_int, options: c_int) pid_t;
+pub extern "c" fn wait4(pid: pid_t, status: ?*c_int, options: c_int, usage: ?*rusage) pid_t;
+
+pub const RLIMIT_NOFILE: c_int = if (is_linux) 7 else 8;
+pub const rlimit = extern struct { cur: u64, max: u64 };
+pub extern "c" fn getrlimit(resource: c_int, limit: *rlimit) c_int;
+pub extern "c" fn setrlimit(resource: c_int, limit: *const rlimit) c_int;
+
+// ---------------------------------------------------------------- polling
+
+pub const POLLIN: c_short = 0x1;
+pub const POLLOUT: c_short = 0x4;
+pub const POLLERR: c_short = 0x8;
+pub const POLLHUP: c_short = 0x10;
+pub const POLLNVAL: c_short = 0x20;
+
+pub const pollfd = extern struct {
+    fd: fd_t,
+    events: c_short,
+    revents: c_short,
+};
+
+pub extern "c" fn poll(fds: [*]pollfd, count: c_uint, timeout_ms: c_int) c_int;
+
+// ---------------------------------------------------------------- signals
+
+pub const SIGHUP: c_int = 1;
+pub const SIGINT: c_int = 2;
+pub const SIGQUIT: c_int = 3;
+pub const SIGKILL: c_int = 9;
+pub const SIGPIPE: c_int = 13;
+pub const SIGTERM: c_int = 15;
+pub const SIGCHLD: c_int = if (is_linux) 17 else 20;
+pub const SIGSTOP: c_int = if (is_linux) 19 else 17;
+/// One past the highest signal number.
+pub const NSIG: c_int = if (is_linux) 65 else 32;
+
+pub const SIG_SETMASK: c_int = if (is_linux) 2 else 3;
+pub const SA_RESTART: c_int = if (is_linux) 0x10000000 else 0x2;
+pub const SA_NOCLDSTOP: c_int = if (is_linux) 1 else 0x8;
+
+pub const sigset_t = if (is_linux) extern struct { bits: [16]u64 } else u32;
+
+pub const Handler = ?*const fn (c_int) callconv(.c) void;
+pub const SIG_DFL: usize = 0;
+pub const SIG_IGN: usize = 1;
+
+/// struct sigaction as glibc, musl (both: handler, mask, flags, restorer)
+/// and macOS (handler, mask, flags) lay it out.
+pub const Sigaction = if (is_linux) extern struct {
+    handler: usize,
+    mask: sigset_t,
+    flags: c_int,
+    restorer: usize = 0,
+} else extern struct {
+    handler: usize,
+    mask: sigset_t,
+    flags: c_int,
+};
+
+pub extern "c" fn sigaction(sig: c_int, act: ?*const Sigaction, old: ?*Sigaction) c_int;
+pub extern "c" fn sigemptyset(set: *sigset_t) c_int;
+pub extern "c" fn sigfillset(set: *sigset_t) c_int;
+pub extern "c" fn sigismember(set: *const sigset_t, sig: c_int) c_int;
+pub extern "c" fn pthread_sigmask(how: c_int, set: ?*const sigset_t, old: ?*sigset_t) c_int;
+
+pub fn setDisposition(sig: c_int, handler: usize, flags: c_int) c_int {
+    var action: Sigaction = undefined;
+    @memset(std.mem.asBytes(&action), 0);
+    action.handler = handler;
+    action.flags = flags;
+    _ = sigfillset(&action.mask);
+    return sigaction(sig, &action, null);
+}
+
+pub fn blockAllSignals(old: *sigset_t) void {
+    var all: sigset_t = undefined;
+    _ = sigfillset(&all);
+    _ = pthread_sigmask(SIG_SETMASK, &all, old);
+}
+
+pub fn setSignalMask(mask: *const sigset_t) void {
+    _ = pthread_sigmask(SIG_SETMASK, mask, null);
+}
+
+pub fn unblockAllSignals() void {
+    var none: sigset_t = undefined;
+    _ = sigemptyset(&none);
+    _ = pthread_sigmask(SIG_SETMASK, &none, null);
+}
+
+// ---------------------------------------------------------------- loading
+
+pub const RTLD_NOW: c_int = 2;
+pub const RTLD_LOCAL: c_int = if (is_linux) 0 else 4;
+pub extern "c" fn dlopen(path: ?[*:0]const u8, mode: c_int) ?*anyopaque;
+pub extern "c" fn dlsym(handle: ?*anyopaque, symbol: [*:0]const u8) ?*anyopaque;
+pub extern "c" fn dlclose(handle: *anyopaque) c_int;
+pub extern "c" fn dlerror() ?[*:0]const u8;
+
+pub const RTLD_DEFAULT: ?*anyopaque = if (is_linux) null else @ptrFromInt(@as(usize, @bitCast(@as(isize, -2))));
+
+// ---------------------------------------------------------------- memory
+
+pub const PROT_READ: c_int = 1;
+pub const PROT_WRITE: c_int = 2;
+pub const MAP_PRIVATE: c_int = 2;
+pub const MAP_ANONYMOUS: c_int = if (is_linux) 0x20 else 0x1000;
+pub const MAP_FAILED: usize = std.math.maxInt(usize);
+pub extern "c" fn mmap(addr: ?*anyopaque, len: usize, prot: c_int, flags: c_int, fd: fd_t, offset: i64) usize;
+pub extern "c" fn munmap(addr: *anyopaque, len: usize) c_int;
+
+pub extern "c" fn malloc(size: usize) ?*anyopaque;
+pub extern "c" fn free(ptr: ?*anyopaque) void;
