@@ -24,6 +24,14 @@ pub fn main() u8 {
         _ = sys.writeFull(2, "libforks-server: started by libforks_start_ex, not by hand\n");
         return 2;
     }
+    // The C library's allocator initializes itself on first use (arena
+    // setup, a brk): done once here, in a process with one thread, every
+    // child that mallocs (dlopen does) inherits it ready instead of paying
+    // for it on its own copy.
+    // (doNotOptimizeAway: the compiler may drop a malloc/free pair.)
+    const block = sys.malloc(64);
+    std.mem.doNotOptimizeAway(block);
+    sys.free(block);
     // The server starts with every signal blocked (see server.main).
     var old: sys.sigset_t = undefined;
     sys.blockAllSignals(&old);

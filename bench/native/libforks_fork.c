@@ -4,7 +4,13 @@
  * starts (so the server, a copy of this process, has a Bun process's size).
  *
  *   libforks_fork --rss-kib N --anon-kib N --file PATH --warmup N --iterations N
- *   libforks_fork ... --burst N */
+ *   libforks_fork ... --burst N
+ *   libforks_fork --clean SERVER_PATH --warmup N --iterations N
+ *
+ * --clean: the server is a clean one (libforks_start_ex running the
+ * libforks-server program at SERVER_PATH) and each child is
+ * libforks_fork_symbol("libc.so.6", "_exit"), as in case 7: the same
+ * round trip as Bun's there, minus Bun's event loop. */
 #include "common.h"
 #include <libforks.h>
 #include <signal.h>
@@ -57,8 +63,11 @@ int main(int argc, char **argv) {
   ballast(argc, argv);
   long warmup = arg_long(argc, argv, "--warmup", 10);
   long iterations = arg_long(argc, argv, "--iterations", 100);
+  const char *clean_server = arg_str(argc, argv, "--clean", NULL);
   libforks_ServerConn conn;
-  libforks_Result r = libforks_start(&conn);
+  libforks_StartOptions options = {
+      .size = sizeof options, .mode = libforks_MODE_CLEAN, .server_path = clean_server, .server_fd = -1};
+  libforks_Result r = libforks_start_ex(&conn, clean_server ? &options : NULL);
   if (r != libforks_OK) {
     fprintf(stderr, "libforks_start: %s\n", libforks_result_string(r));
     return 2;
@@ -72,7 +81,8 @@ int main(int argc, char **argv) {
     uint64_t t0 = now_ns();
     pid_t pid;
     int exit_fd;
-    r = libforks_fork(conn, &pid, NULL, &exit_fd, entry);
+    r = clean_server ? libforks_fork_symbol(conn, &pid, NULL, &exit_fd, "libc.so.6", "_exit")
+                     : libforks_fork(conn, &pid, NULL, &exit_fd, entry);
     if (r != libforks_OK) {
       fprintf(stderr, "libforks_fork: %s\n", libforks_result_string(r));
       return 2;
@@ -81,7 +91,7 @@ int main(int argc, char **argv) {
     ssize_t n;
     while ((n = read(exit_fd, &event, sizeof event)) < 0 && errno == EINTR) {
     }
-    if (n != (ssize_t)sizeof event) die("read exit fd");
+    if (n != (ssize_t)sizeof event || event.pid != pid) die("read exit fd");
     close(exit_fd);
     if (i >= 0) samples[i] = now_ns() - t0;
   }
