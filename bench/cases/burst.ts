@@ -18,7 +18,6 @@
 
 import { readFileSync } from "node:fs";
 import { ForkServer } from "../../src/index.ts";
-import type { Child } from "../../src/index.ts";
 import { bunShape, compileEntries, finish, fmt, log, nextTurn, now, pick, runNative } from "../lib/bench.ts";
 import { multisetDifference, threadNames } from "../lib/proc.ts";
 import { summarize } from "../lib/stats.ts";
@@ -80,6 +79,7 @@ interface Burst {
   peakThreads: string[];
 }
 
+/** What a burst needs of a child (a Child has both). */
 interface Started {
   /** Resolves once the child exists (its pid is known). */
   started: Promise<unknown>;
@@ -156,29 +156,20 @@ for (let b = 0; b < bursts; b++) {
   );
   libforksBursts.push(
     await burst(
-      () => {
-        const child: Child = server.fork(entries.bench_pause);
-        return { started: child.started, exited: child.exited };
-      },
+      () => server.fork(entries.bench_pause),
       () => killAllTimed(server),
     ),
   );
   tightBursts.push(
     await burst(
-      () => {
-        const child: Child = server.fork(entries.bench_pause);
-        return { started: child.started, exited: child.exited };
-      },
+      () => server.fork(entries.bench_pause),
       () => killAllTimed(server),
       false,
     ),
   );
   cleanBursts.push(
     await burst(
-      () => {
-        const child: Child = cleanServer.fork(pauseSymbol);
-        return { started: child.started, exited: child.exited };
-      },
+      () => cleanServer.fork(pauseSymbol),
       () => killAllTimed(cleanServer),
     ),
   );
