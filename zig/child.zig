@@ -14,12 +14,13 @@ const client = @import("client.zig");
 const exec = @import("exec.zig");
 
 pub const Start = struct {
-    /// The child's end of its own connection to the server.
+    /// The children's socket to the server (server.zig), the child's
+    /// connection.
     conn_fd: sys.fd_t,
     /// The child's end of the socket to the caller, or -1.
     channel_fd: sys.fd_t,
     /// Server fds of this very request, not yet in the server's tables.
-    request_fds: [3]sys.fd_t,
+    request_fds: [2]sys.fd_t,
     /// What to run: an address in the server's image, a symbol to load,
     /// or the built-in exec entrypoint.
     entry: u64,

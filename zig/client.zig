@@ -58,7 +58,8 @@ const CleanServer = struct {
     fd: sys.fd_t,
 };
 
-/// A child's own connection. Each child is a separate process, so one
+/// A child's connection: the socket all children of the server send
+/// requests on (server.zig). Each child is a separate process, so one
 /// static slot per process is enough and no allocation happens after fork.
 var child_conn: ConnState = .{ .fd = -1, .server_pid = 0, .owner_pid = 0, .heap = false };
 
@@ -131,7 +132,7 @@ fn startWith(conn_ptr: ?*ServerConn, clean: ?CleanServer) Result {
         const server_pid = sys.fork();
         if (server_pid == 0) {
             if (clean) |program| execServer(program, pair[1], owner_pid);
-            server.main(pair[1], owner_pid);
+            server.main(pair[1], owner_pid, .snapshot);
         }
         if (server_pid < 0) {
             const hello = protocol.Reply{ .result = @intFromEnum(Result.FORK_ERROR), .error_number = sys.errno() };

@@ -5,9 +5,6 @@
 
 /// Running children per server.
 pub const max_children = 4096;
-/// Open connections per server: the owner's, one per child, and spares for
-/// connections kept by grandchildren after their child exited.
-pub const max_clients = max_children + 64;
 /// Outstanding waits, wait_alls and stops per server.
 pub const max_pending = 1024;
 /// Exits remembered for a later libforks_wait.

@@ -16,7 +16,6 @@ fn published(comptime name: []const u8) !u64 {
 
 test "header limits match limits.zig" {
     try std.testing.expectEqual(@as(u64, limits.max_children), try published("LIBFORKS_MAX_CHILDREN"));
-    try std.testing.expectEqual(@as(u64, limits.max_clients), try published("LIBFORKS_MAX_CLIENTS"));
     try std.testing.expectEqual(@as(u64, limits.max_pending), try published("LIBFORKS_MAX_PENDING"));
     try std.testing.expectEqual(@as(u64, limits.max_exit_records), try published("LIBFORKS_MAX_EXIT_RECORDS"));
     try std.testing.expectEqual(@as(u64, limits.max_path), try published("LIBFORKS_MAX_PATH"));

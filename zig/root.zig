@@ -221,6 +221,7 @@ test {
     _ = fdpass;
     _ = result_mod;
     _ = @import("limits_test.zig");
+    _ = @import("entry_cache.zig");
 }
 
 /// A failed assertion is a bug in libforks. In a server or a fresh child

@@ -16,14 +16,8 @@ const protocol = @import("protocol.zig");
 const fdpass = @import("fdpass.zig");
 const child = @import("child.zig");
 const exec = @import("exec.zig");
+const entry_cache = @import("entry_cache.zig");
 const Result = @import("result.zig").Result;
-
-const Client = struct {
-    fd: sys.fd_t,
-    /// The connection of the process that started the server: its end
-    /// means the owner is gone, and only it may stop the server.
-    is_owner: bool,
-};
 
 const Child = struct {
     pid: sys.pid_t,
@@ -56,14 +50,25 @@ const Phase = enum {
 /// All zeroes is its initial value (a zeroed global costs no file space and
 /// no copy), which main() completes.
 pub const State = struct {
+    kind: Kind,
     owner_pid: sys.pid_t,
     server_pid: sys.pid_t,
     /// RLIMIT_NOFILE as the caller had it; children get it back.
     caller_nofile: sys.rlimit,
     wake_pipe: [2]sys.fd_t,
 
-    clients: [limits.max_clients]Client,
-    client_count: usize,
+    /// The connection of the process that started the server: its end
+    /// means the owner is gone, and only it may stop the server. -1 once
+    /// it ended.
+    owner_fd: sys.fd_t,
+    /// One socket for every child's requests: the server reads
+    /// children_fd, and each new child keeps children_peer_fd as its
+    /// connection. A request brings its own reply pipe (protocol.zig), so
+    /// a connection only ever carries requests and one socket serves all
+    /// children. A socket pair per child would cost two sockets per fork
+    /// and one more wake-up of the server per exit (its end closing).
+    children_fd: sys.fd_t,
+    children_peer_fd: sys.fd_t,
     children: [limits.max_children]Child,
     child_count: usize,
     pending: [limits.max_pending]Pending,
@@ -86,29 +91,42 @@ pub const State = struct {
     /// More than max_inherited: children close the server's fds one by one.
     inherited_overflow: bool,
     /// max_children, or fewer when the fd limit cannot hold that many
-    /// (two fds per child): past it, fork answers LIMIT_ERROR instead of
+    /// (one fd per child): past it, fork answers LIMIT_ERROR instead of
     /// failing in odd places.
     child_limit: usize,
 
-    poll_fds: [1 + limits.max_clients]sys.pollfd,
+    /// The wake pipe, the owner's connection, the children's socket.
+    poll_fds: [3]sys.pollfd,
     request: protocol.Request,
 };
 
 pub var state: State = std.mem.zeroes(State);
 
+pub const Kind = enum {
+    /// A fork of the caller (libforks_start): its image and memory.
+    snapshot,
+    /// The libforks-server program, exec'd by libforks_start_ex with
+    /// libforks_MODE_CLEAN: a fresh single-threaded process.
+    clean,
+};
+
 pub const max_inherited = 64;
 
 // ---------------------------------------------------------------- start
 
-/// Entry of the server process, right after fork. `owner_fd` is the
-/// server's end of the owner's connection; `hello_fd` is the same socket,
-/// on which the server announces its pid once ready. All signals are
+/// Entry of the server process, right after fork (or exec, for a clean
+/// server). `owner_fd` is the server's end of the owner's connection, on
+/// which it announces its pid once ready. All signals are
 /// blocked on entry (the caller blocked them around fork), so no handler of
 /// the host runs here before the dispositions below replace them.
-pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t) noreturn {
+pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, kind: Kind) noreturn {
     // A server started from a child of another server starts from a copy
     // of that server's tables: begin empty.
-    state.client_count = 0;
+    state.kind = kind;
+    entry_cache.reset();
+    state.owner_fd = owner_fd;
+    state.children_fd = -1;
+    state.children_peer_fd = -1;
     state.child_count = 0;
     state.pending_count = 0;
     state.exit_count = 0;
@@ -135,6 +153,13 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t) noreturn {
         announce(owner_fd, .{ .result = @intFromEnum(Result.PIPE_CREATION_ERROR), .error_number = sys.errno() });
         sys._exit(1);
     }
+    var children_pair: [2]sys.fd_t = undefined;
+    if (sys.socketpairCloexec(sys.message_socket_type, &children_pair) != 0) {
+        announce(owner_fd, .{ .result = @intFromEnum(Result.SOCKET_CREATION_ERROR), .error_number = sys.errno() });
+        sys._exit(1);
+    }
+    state.children_fd = children_pair[0];
+    state.children_peer_fd = children_pair[1];
     // The kernel then stamps every message on the owner's connection with
     // its sender's pid, so a process that obtained a copy of that socket
     // still cannot stop the server.
@@ -142,7 +167,6 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t) noreturn {
         const on: c_int = 1;
         _ = sys.setsockopt(owner_fd, sys.SOL_SOCKET, sys.SO_PASSCRED, &on, @sizeOf(c_int));
     }
-    addClient(owner_fd, true);
     announce(owner_fd, .{ .result = @intFromEnum(Result.OK), .pid = state.server_pid });
 
     sys.unblockAllSignals();
@@ -219,12 +243,12 @@ fn closeOrRecord(scan: *InheritedScan, fd: sys.fd_t) void {
     }
 }
 
-/// The server holds two fds per running child plus one per connection and
-/// per pending request; the common soft limit of 1024 would cap children
-/// far below max_children. Children get the caller's limit back.
+/// The server holds one fd per running child (its exit pipe) plus one per
+/// pending request; the common soft limit of 1024 would cap children far
+/// below max_children. Children get the caller's limit back.
 fn raiseFdLimit() void {
     const reserve: u64 = limits.max_pending + 64;
-    const needed: u64 = 2 * limits.max_children + limits.max_clients + reserve;
+    const needed: u64 = limits.max_children + reserve;
     state.child_limit = limits.max_children;
     if (sys.getrlimit(sys.RLIMIT_NOFILE, &state.caller_nofile) != 0) return;
     var usable = state.caller_nofile.cur;
@@ -232,10 +256,10 @@ fn raiseFdLimit() void {
         const raised = sys.rlimit{ .cur = @min(needed, state.caller_nofile.max), .max = state.caller_nofile.max };
         if (sys.setrlimit(sys.RLIMIT_NOFILE, &raised) == 0) usable = raised.cur;
     }
-    // Each child costs an exit pipe end, a connection end and, briefly, the
-    // fds of its request. Under a low limit, keep half for the rest.
+    // Each child costs an exit pipe end and, briefly, the fds of its
+    // request. Under a low limit, keep half for the rest.
     const kept = @min(reserve, usable / 2);
-    const fit = (usable - kept) / 3;
+    const fit = usable - kept;
     state.child_limit = @intCast(@max(1, @min(fit, limits.max_children)));
 }
 
@@ -245,12 +269,13 @@ fn serve() noreturn {
     while (true) {
         if (state.exit_when_empty and state.child_count == 0) finish();
 
-        state.poll_fds[0] = .{ .fd = state.wake_pipe[0], .events = sys.POLLIN, .revents = 0 };
-        const polled_clients = state.client_count;
-        for (state.clients[0..polled_clients], state.poll_fds[1..][0..polled_clients]) |client, *slot| {
-            slot.* = .{ .fd = client.fd, .events = sys.POLLIN, .revents = 0 };
-        }
-        const ready = sys.poll(&state.poll_fds, @intCast(1 + polled_clients), pollTimeout());
+        // poll(2) skips a negative fd: the owner's, once it ended.
+        state.poll_fds = .{
+            .{ .fd = state.wake_pipe[0], .events = sys.POLLIN, .revents = 0 },
+            .{ .fd = state.owner_fd, .events = sys.POLLIN, .revents = 0 },
+            .{ .fd = state.children_fd, .events = sys.POLLIN, .revents = 0 },
+        };
+        const ready = sys.poll(&state.poll_fds, state.poll_fds.len, pollTimeout());
         if (ready < 0 and sys.errno() != sys.E.INTR) {
             // poll(2) fails only on EINVAL/ENOMEM/EFAULT; a server that can
             // no longer wait must not spin, so it shuts down as if orphaned.
@@ -265,19 +290,20 @@ fn serve() noreturn {
         }
 
         if (ready > 0) {
-            // Backwards, because dropping a client moves the last one into
-            // its slot, and that one was already handled.
-            var i = polled_clients;
-            while (i > 0) {
-                i -= 1;
-                const revents = state.poll_fds[1 + i].revents;
-                if (revents == 0) continue;
-                std.debug.assert(state.clients[i].fd == state.poll_fds[1 + i].fd);
-                if (revents & sys.POLLIN != 0) {
-                    handleReadable(i);
-                } else if (revents & (sys.POLLHUP | sys.POLLERR | sys.POLLNVAL) != 0) {
-                    dropClient(i);
-                }
+            const owner_events = state.poll_fds[1].revents;
+            if (owner_events & sys.POLLIN != 0) {
+                handleReadable(.owner);
+            } else if (owner_events & (sys.POLLHUP | sys.POLLERR | sys.POLLNVAL) != 0) {
+                dropOwner();
+            }
+            const children_events = state.poll_fds[2].revents;
+            if (children_events & sys.POLLIN != 0) {
+                handleReadable(.children);
+            } else if (children_events & (sys.POLLHUP | sys.POLLERR | sys.POLLNVAL) != 0) {
+                // The server holds both ends, so this socket cannot end; if
+                // it breaks anyway, no child can be served: shut down
+                // rather than spin on it.
+                beginTermination();
             }
         }
 
@@ -330,36 +356,41 @@ fn finish() noreturn {
     sys._exit(0);
 }
 
-// ---------------------------------------------------------------- clients
+// ---------------------------------------------------------------- requests
 
-fn addClient(fd: sys.fd_t, is_owner: bool) void {
-    std.debug.assert(state.client_count < limits.max_clients);
-    state.clients[state.client_count] = .{ .fd = fd, .is_owner = is_owner };
-    state.client_count += 1;
+const Source = enum { owner, children };
+
+fn dropOwner() void {
+    std.debug.assert(state.owner_fd >= 0);
+    _ = sys.close(state.owner_fd);
+    state.owner_fd = -1;
+    beginTermination();
 }
 
-fn dropClient(index: usize) void {
-    std.debug.assert(index < state.client_count);
-    const fd = state.clients[index].fd;
-    const was_owner = state.clients[index].is_owner;
-    _ = sys.close(fd);
-    state.client_count -= 1;
-    state.clients[index] = state.clients[state.client_count];
-    if (was_owner) beginTermination();
+/// A request that cannot be served: the owner's connection is closed (its
+/// one peer is broken), a message on the children's socket is only
+/// discarded (it is one of many peers' messages, and already consumed).
+fn reject(source: Source) void {
+    if (source == .owner) dropOwner();
 }
 
-fn handleReadable(index: usize) void {
+fn handleReadable(source: Source) void {
+    const fd = switch (source) {
+        .owner => state.owner_fd,
+        .children => state.children_fd,
+    };
+    std.debug.assert(fd >= 0);
     var fds: [protocol.max_request_fds]sys.fd_t = undefined;
     const buf = std.mem.asBytes(&state.request);
-    const maybe = fdpass.receiveMaybeTruncated(state.clients[index].fd, buf, &fds, sys.MSG_DONTWAIT) orelse {
-        if (sys.errno() != sys.E.AGAIN) dropClient(index);
+    const maybe = fdpass.receiveMaybeTruncated(fd, buf, &fds, sys.MSG_DONTWAIT) orelse {
+        if (sys.errno() != sys.E.AGAIN) reject(source);
         return;
     };
     const received = maybe.whole;
     const fd_list = fds[0..received.fd_count];
     if (maybe.truncated) {
         // Out of fds (or a sender that attached too many): answer on the
-        // reply pipe if it arrived, and keep serving this client.
+        // reply pipe if it arrived, and keep serving this peer.
         if (fd_list.len > 0 and received.len == @sizeOf(protocol.RequestHeader) + state.request.header.payload_len) {
             replyError(fd_list[0], .LIMIT_ERROR, sys.E.MFILE);
             closeAll(fd_list[1..]);
@@ -369,14 +400,14 @@ fn handleReadable(index: usize) void {
         return;
     }
     if (received.len == 0) {
+        // End-of-file from the owner; from a child, an empty message.
         closeAll(fd_list);
-        dropClient(index);
+        reject(source);
         return;
     }
     const header = protocol.decode(buf[0..received.len], fd_list.len) catch {
-        // A peer that sends garbage is dropped; the others keep being served.
         closeAll(fd_list);
-        dropClient(index);
+        reject(source);
         return;
     };
     const reply_fd = fd_list[0];
@@ -385,7 +416,7 @@ fn handleReadable(index: usize) void {
         .kill_all => handleKillAll(&header, reply_fd),
         .wait => handleWait(&header, reply_fd),
         .wait_all => handleWaitAll(reply_fd),
-        .stop => handleStop(&header, reply_fd, state.clients[index].is_owner and
+        .stop => handleStop(&header, reply_fd, source == .owner and
             (!sys.is_linux or received.sender_pid == state.owner_pid)),
         _ => unreachable, // decode() rejects unknown ops
     }
@@ -423,20 +454,13 @@ fn handleFork(header: *const protocol.RequestHeader, fds: []const sys.fd_t) void
     }
     std.debug.assert(next == fds.len);
 
-    if (state.phase != .serving or state.child_count == state.child_limit or state.client_count == limits.max_clients) {
+    if (state.phase != .serving or state.child_count == state.child_limit) {
         const result: Result = if (state.phase != .serving) .SERVER_GONE else .LIMIT_ERROR;
         closeAll(fds[1..]);
         return replyError(reply_fd, result, 0);
     }
     // The exit pipe must never block the server, even if nobody reads it.
     _ = sys.setNonblocking(exit_fd, true);
-
-    var conn_pair: [2]sys.fd_t = undefined;
-    if (sys.socketpairCloexec(sys.message_socket_type, &conn_pair) != 0) {
-        const err = sys.errno();
-        closeAll(fds[1..]);
-        return replyError(reply_fd, .SOCKET_CREATION_ERROR, err);
-    }
 
     // Signals stay blocked across fork so the child cannot run the server's
     // handlers (which write to the server's wake pipe) before it resets them.
@@ -446,10 +470,10 @@ fn handleFork(header: *const protocol.RequestHeader, fds: []const sys.fd_t) void
     // thread descriptor's tid used by raise() and pthread_kill(), reset
     // malloc and stdio state, atfork child handlers of libraries that
     // registered them), so entrypoints may use ordinary libc.
-    const start = child.Start{
-        .conn_fd = conn_pair[1],
+    var start = child.Start{
+        .conn_fd = state.children_peer_fd,
         .channel_fd = channel_fd,
-        .request_fds = .{ reply_fd, exit_fd, conn_pair[0] },
+        .request_fds = .{ reply_fd, exit_fd },
         .entry = header.entry,
         .builtin_exec = header.flags & protocol.Flags.builtin_exec != 0,
         .symbol = if (header.flags & protocol.Flags.symbol != 0)
@@ -457,6 +481,14 @@ fn handleFork(header: *const protocol.RequestHeader, fds: []const sys.fd_t) void
         else
             null,
     };
+    if (state.kind == .clean) {
+        if (start.symbol) |symbol| {
+            if (entry_cache.resolve(symbol)) |address| {
+                start.entry = address;
+                start.symbol = null;
+            }
+        }
+    }
     var old_mask: sys.sigset_t = undefined;
     sys.blockAllSignals(&old_mask);
     const in_place = sys.is_linux and header.flags & protocol.Flags.spec_queued != 0;
@@ -466,16 +498,13 @@ fn handleFork(header: *const protocol.RequestHeader, fds: []const sys.fd_t) void
     exec.in_place = false; // written by an in-place child in our memory
     sys.setSignalMask(&old_mask);
 
-    _ = sys.close(conn_pair[1]);
     if (channel_fd >= 0) _ = sys.close(channel_fd);
     if (pid < 0) {
-        _ = sys.close(conn_pair[0]);
         if (exit_fd >= 0) _ = sys.close(exit_fd);
         return replyError(reply_fd, .FORK_ERROR, fork_errno);
     }
     state.children[state.child_count] = .{ .pid = pid, .exit_fd = exit_fd };
     state.child_count += 1;
-    addClient(conn_pair[0], false);
     reply(reply_fd, .{ .result = @intFromEnum(Result.OK), .pid = pid });
 }
 
@@ -504,12 +533,14 @@ fn spawnInPlace(start: *const child.Start) sys.pid_t {
     return clone(&inPlaceMain, @ptrFromInt(top), CLONE_VM | CLONE_VFORK | sys.SIGCHLD, null);
 }
 
-/// Every fd the server holds besides stdio and the caller's inheritable
-/// ones: a new child closes all of them (see child.zig).
+/// Every fd the server holds besides stdio, the caller's inheritable ones
+/// and the children's connection: a new child closes all of them (see
+/// child.zig).
 pub fn forEachServerFd(context: anytype, comptime visit: fn (@TypeOf(context), sys.fd_t) void) void {
     visit(context, state.wake_pipe[0]);
     visit(context, state.wake_pipe[1]);
-    for (state.clients[0..state.client_count]) |c| visit(context, c.fd);
+    if (state.owner_fd >= 0) visit(context, state.owner_fd);
+    visit(context, state.children_fd);
     for (state.children[0..state.child_count]) |c| if (c.exit_fd >= 0) visit(context, c.exit_fd);
     for (state.pending[0..state.pending_count]) |p| visit(context, p.reply_fd);
 }

@@ -35,5 +35,5 @@ pub fn main() u8 {
     // The server starts with every signal blocked (see server.main).
     var old: sys.sigset_t = undefined;
     sys.blockAllSignals(&old);
-    server.main(owner_fd, owner_pid);
+    server.main(owner_fd, owner_pid, .clean);
 }

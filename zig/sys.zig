@@ -370,6 +370,8 @@ pub fn unblockAllSignals() void {
 
 pub const RTLD_NOW: c_int = 2;
 pub const RTLD_LOCAL: c_int = if (is_linux) 0 else 4;
+/// The same value in glibc and musl.
+pub const RTLD_NOLOAD: c_int = if (is_linux) 4 else 0x10;
 pub extern "c" fn dlopen(path: ?[*:0]const u8, mode: c_int) ?*anyopaque;
 pub extern "c" fn dlsym(handle: ?*anyopaque, symbol: [*:0]const u8) ?*anyopaque;
 pub extern "c" fn dlclose(handle: *anyopaque) c_int;

@@ -11,9 +11,11 @@
 // child loads it (already mapped) and exits at once. Its exit code is
 // whatever the first argument register held; it is ignored.
 //
-// One more row splits the clean round trip: the same clean server driven
+// Two more rows split the clean round trip: the same clean server driven
 // from C (libforks_fork_symbol + a blocking read of the exit fd), so what
-// the server's hops cost and what Bun's event loop adds are both measured.
+// the server costs and what Bun's event loop adds are both measured; and
+// the floor of any fork server, the barest C server making the same hops
+// (native/server_floor.c), so what the hops themselves cost is too.
 
 import { ForkServer } from "../../src/index.ts";
 import { serverExecutablePath } from "../../src/native.ts";
@@ -66,7 +68,7 @@ async function roundTrip(server: ForkServer): Promise<void> {
 
 const rows: Row[] = [];
 const bars: ChartBar[] = [];
-const bySize: { label: string; clean: number; snapshot: number; cTiny: number; cClean: number; rssKiB: number; startMicros: { clean: number; snapshot: number } }[] = [];
+const bySize: { label: string; clean: number; snapshot: number; cTiny: number; cClean: number; floor: number; rssKiB: number; startMicros: { clean: number; snapshot: number } }[] = [];
 
 for (const size of sizes) {
   growTo(size.bytes);
@@ -90,11 +92,13 @@ for (const size of sizes) {
       { name: "snapshot", slice: () => timeLoop(() => roundTrip(snapshot), { warmup: snapshotWarmup(size.bytes), iterations: snapshotIterations(size.bytes) }) },
       { name: "c_tiny", slice: nativeSlice("fork_wait", () => ({ warmup, iterations: cTinyIterations })) },
       { name: "c_clean", slice: nativeSlice("libforks_fork", () => ({ clean: serverExecutablePath(), warmup, iterations: cleanIterations })) },
+      { name: "floor", slice: nativeSlice("server_floor", () => ({ warmup, iterations: cTinyIterations })) },
     ]);
     const c = m.get("clean")!;
     const s = m.get("snapshot")!;
     const tiny = m.get("c_tiny")!;
     const cClean = m.get("c_clean")!;
+    const floor = m.get("floor")!;
     const extra = {
       bunRssKiB: shape.rssKiB,
       bunAnonKiB: shape.anonKiB,
@@ -105,15 +109,17 @@ for (const size of sizes) {
       { group: size.label, label: "clean server.fork({ library, symbol }) → exited", role: "libforks", unit: "µs", stats: c.stats, rate: c.rate, extra: { ...extra, startMicros: cleanStart } },
       { group: size.label, label: "snapshot server.fork({ library, symbol }) → exited", role: "libforks", unit: "µs", stats: s.stats, rate: s.rate, extra: { ...extra, startMicros: snapshotStart } },
       { group: size.label, label: "clean server from C: libforks_fork_symbol + read exit fd", role: "libforks", unit: "µs", stats: cClean.stats, rate: cClean.rate, extra: cClean.extra },
+      { group: size.label, label: "the barest C fork server, same hops (floor)", role: "baseline", unit: "µs", stats: floor.stats, rate: floor.rate, extra: floor.extra },
       { group: size.label, label: "fork() + _exit + waitpid (tiny C process)", role: "baseline", unit: "µs", stats: tiny.stats, rate: tiny.rate, extra: tiny.extra },
     );
-    for (const row of rows.slice(-4)) bars.push({ label: `${size.label} · ${row.label.replace(/ server\.fork\(\{ library, symbol \}\) → exited$/, " server").replace(/: libforks_fork_symbol .*$/, "")}`, value: row.stats!.median, whisker: row.stats!.p99, role: row.role });
+    for (const row of rows.slice(-5)) bars.push({ label: `${size.label} · ${row.label.replace(/ server\.fork\(\{ library, symbol \}\) → exited$/, " server").replace(/: libforks_fork_symbol .*$/, "").replace(/, same hops \(floor\)$/, "")}`, value: row.stats!.median, whisker: row.stats!.p99, role: row.role });
     bySize.push({
       label: size.label,
       clean: c.stats.median,
       snapshot: s.stats.median,
       cTiny: tiny.stats.median,
       cClean: cClean.stats.median,
+      floor: floor.stats.median,
       rssKiB: shape.rssKiB,
       startMicros: { clean: cleanStart, snapshot: snapshotStart },
     });
@@ -134,7 +140,8 @@ const targets: Target[] = [
     measured: `${vsC.toFixed(2)}x (median ${fmtMicros(big.clean)} vs ${fmtMicros(big.cTiny)})`,
     note:
       `at small heap, in its own slices: ${(small.clean / small.cTiny).toFixed(2)}x (${fmtMicros(small.clean)} vs ${fmtMicros(small.cTiny)}); ` +
-      `the same clean server driven from C: ${(big.cClean / big.cTiny).toFixed(2)}x the tiny fork (${fmtMicros(big.cClean)}), Bun's event loop adding ${fmtMicros(big.clean - big.cClean)}`,
+      `the same clean server driven from C: ${(big.cClean / big.cTiny).toFixed(2)}x the tiny fork (${fmtMicros(big.cClean)}), Bun's event loop adding ${fmtMicros(big.clean - big.cClean)}; ` +
+      `the barest C fork server making the same hops, the floor of any server: ${(big.floor / big.cTiny).toFixed(2)}x (${fmtMicros(big.floor)})`,
     met: vsC <= 1.5,
   },
   {
@@ -156,7 +163,7 @@ finish(
     notes: [
       ...bySize.map(
         (s) =>
-          `${s.label}: Bun RSS ${(s.rssKiB / 1024).toFixed(0)} MiB; clean ${fmtMicros(s.clean)}, snapshot ${fmtMicros(s.snapshot)}, tiny C fork ${fmtMicros(s.cTiny)}, clean server from C ${fmtMicros(s.cClean)} (medians). ForkServer.start() took ${fmtMicros(s.startMicros.clean)} (clean) and ${fmtMicros(s.startMicros.snapshot)} (snapshot).`,
+          `${s.label}: Bun RSS ${(s.rssKiB / 1024).toFixed(0)} MiB; clean ${fmtMicros(s.clean)}, snapshot ${fmtMicros(s.snapshot)}, tiny C fork ${fmtMicros(s.cTiny)}, clean server from C ${fmtMicros(s.cClean)}, barest C server ${fmtMicros(s.floor)} (medians). ForkServer.start() took ${fmtMicros(s.startMicros.clean)} (clean) and ${fmtMicros(s.startMicros.snapshot)} (snapshot).`,
       ),
       `The entry _exit is called with whatever its first argument register holds: the children's exit codes are meaningless and ignored.`,
     ],

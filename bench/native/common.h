@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -120,6 +121,16 @@ static inline void print_result(const char *name, const uint64_t *samples, long 
   for (long i = 0; i < count; i++) printf(i ? ",%llu" : "%llu", (unsigned long long)samples[i]);
   printf("]}\n");
   fflush(stdout);
+}
+
+/* A SOCK_SEQPACKET socket pair and a forked peer process. Returns 0 in the
+ * peer, which keeps pair[1]; the caller keeps pair[0] and gets the pid. */
+static inline pid_t fork_peer(int pair[2]) {
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) die("socketpair");
+  pid_t pid = fork();
+  if (pid < 0) die("fork");
+  close(pair[pid == 0 ? 0 : 1]);
+  return pid;
 }
 
 static inline uint64_t *samples_alloc(long count) {

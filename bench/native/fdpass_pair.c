@@ -65,11 +65,8 @@ int main(int argc, char **argv) {
   long warmup = arg_long(argc, argv, "--warmup", 100);
   long iterations = arg_long(argc, argv, "--iterations", 10000);
   int pair[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) die("socketpair");
-  pid_t pid = fork();
-  if (pid < 0) die("fork");
+  pid_t pid = fork_peer(pair);
   if (pid == 0) {
-    close(pair[0]);
     char buf[64];
     for (;;) {
       int fd;
@@ -79,7 +76,6 @@ int main(int argc, char **argv) {
       if (fd >= 0) close(fd);
     }
   }
-  close(pair[1]);
   int pipe_fds[2];
   if (pipe(pipe_fds) != 0) die("pipe");
   uint64_t *samples = samples_alloc(iterations);

@@ -82,11 +82,10 @@ typedef enum {
 
 /* Fixed limits. Requests beyond them fail with libforks_LIMIT_ERROR. The
  * server raises its own RLIMIT_NOFILE to hold them; when the hard limit is
- * too low for that, it accepts fewer running children (three fds each) and
+ * too low for that, it accepts fewer running children (one fd each) and
  * fork fails with LIMIT_ERROR past that, or errno EMFILE when a request's
  * fds could not be received. */
 #define LIBFORKS_MAX_CHILDREN 4096     /* running children per server */
-#define LIBFORKS_MAX_CLIENTS 4160      /* open connections per server */
 #define LIBFORKS_MAX_PENDING 1024      /* outstanding waits per server */
 #define LIBFORKS_MAX_EXIT_RECORDS 1024 /* remembered, not yet waited exits */
 #define LIBFORKS_MAX_PATH 4096         /* library path for libforks_fork_symbol */
@@ -240,7 +239,11 @@ libforks_Result libforks_fork(
  * the symbol is looked up in the server's image. The caller checks, before
  * forking, that the library loads and exports the symbol (it dlopens it in
  * the calling process): LOAD_ERROR otherwise. If loading still fails in the
- * child, the child prints the reason to stderr and exits with status 127. */
+ * child, the child prints the reason to stderr and exits with status 127.
+ * A clean server looks up, once and itself, the symbols of libraries it has
+ * already mapped (the C library, say; RTLD_NOLOAD, so nothing is loaded or
+ * initialized in the server) and hands children the address: the same one
+ * their own dlopen would find, without its cost in every child. */
 libforks_Result libforks_fork_symbol(
   libforks_ServerConn conn,
   pid_t *pid_ptr,     /* out */

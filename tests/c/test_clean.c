@@ -2,6 +2,7 @@
 #include "check.h"
 #include <dlfcn.h>
 #include <libgen.h>
+#include <sys/resource.h>
 
 static char server_path[512];
 
@@ -14,8 +15,40 @@ static void find_server(void) {
   snprintf(server_path, sizeof server_path, "%s/libforks-server", dirname(copy));
 }
 
+/* {library, symbol} entrypoints: the server looks up the ones whose
+ * library it has mapped itself (the C library), once, and hands the child
+ * the address; others the child loads. Both kinds twice, then more
+ * distinct ones than the server remembers (16): libentry.so under 20
+ * spellings of its path, each loaded by its child. */
+static void entries(libforks_ServerConn conn, const char *library) {
+  pid_t pid;
+  int exit_fd;
+  for (int round = 0; round < 2; round++) {
+    CHECK_OK(libforks_fork_symbol(conn, &pid, NULL, &exit_fd, "libc.so.6", "abort"));
+    libforks_ExitEvent event = read_exit_event(exit_fd, 5000);
+    CHECK(event.pid == pid && WIFSIGNALED(event.wait_status) && WTERMSIG(event.wait_status) == SIGABRT);
+    CHECK_OK(libforks_fork_symbol(conn, &pid, NULL, &exit_fd, library, "lib_exit42"));
+    CHECK(WEXITSTATUS(read_exit_event(exit_fd, 5000).wait_status) == 42);
+  }
+  char directory[512], spelled[600];
+  snprintf(directory, sizeof directory, "%s", library);
+  *strrchr(directory, '/') = 0;
+  for (int i = 0; i < 20; i++) {
+    int n = snprintf(spelled, sizeof spelled, "%s/", directory);
+    for (int j = 0; j < i; j++) n += snprintf(spelled + n, sizeof spelled - n, "./");
+    snprintf(spelled + n, sizeof spelled - n, "libentry.so");
+    CHECK_OK(libforks_fork_symbol(conn, &pid, NULL, &exit_fd, spelled, "lib_exit42"));
+    CHECK(WEXITSTATUS(read_exit_event(exit_fd, 5000).wait_status) == 42);
+  }
+  CHECK_OK(libforks_fork_symbol(conn, &pid, NULL, &exit_fd, "libc.so.6", "abort"));
+  CHECK(WTERMSIG(read_exit_event(exit_fd, 5000).wait_status) == SIGABRT);
+}
+
 int main(void) {
   test_deadline(60);
+  /* children that abort() leave no core file behind */
+  struct rlimit no_core = {0, 0};
+  CHECK(setrlimit(RLIMIT_CORE, &no_core) == 0);
   find_server();
   libforks_ServerConn conn;
   libforks_StartOptions options = {sizeof options, libforks_MODE_CLEAN, server_path, -1};
@@ -35,6 +68,7 @@ int main(void) {
   snprintf(library, sizeof library, "%s/libentry.so", getenv("LIBFORKS_TEST_DIR"));
   CHECK_OK(libforks_fork_symbol(conn, &pid, NULL, &exit_fd, library, "lib_exit42"));
   CHECK(WEXITSTATUS(read_exit_event(exit_fd, 5000).wait_status) == 42);
+  entries(conn, library);
 
   CHECK_OK(libforks_fork(conn, &pid, &socket_fd, &exit_fd, libforks_exec_entrypoint));
   const char *argv[] = {"sh", "-c", "exit 6", NULL}, *envp[] = {NULL};
@@ -42,7 +76,8 @@ int main(void) {
   CHECK_OK(libforks_read_exec_result(socket_fd, NULL));
   CHECK(WEXITSTATUS(read_exit_event(exit_fd, 5000).wait_status) == 6);
 
-  /* waits and kill_all as usual */
+  /* waits and kill_all as usual (pause: past the remembered entrypoints,
+   * so the child loads it) */
   CHECK_OK(libforks_fork_symbol(conn, &pid, NULL, &exit_fd, "libc.so.6", "pause"));
   int status;
   CHECK_RESULT(libforks_wait(conn, pid, &status, WNOHANG, NULL), libforks_WOULD_BLOCK);
