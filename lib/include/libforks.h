@@ -44,7 +44,8 @@ extern "C" {
 /* ------------------------------------------------------------------ */
 
 /* A connection to a fork server. Initialized by libforks_start; children
- * receive their own connection as the first argument of their entrypoint.
+ * receive one as the first argument of their entrypoint (a handle on the
+ * one socket all the server's children send requests on).
  * Passed by value: it holds a single pointer. */
 typedef struct { void *private; } libforks_ServerConn;
 
@@ -198,7 +199,7 @@ libforks_Result libforks_conn_share(libforks_ServerConn conn,
 /* Forking                                                             */
 /* ------------------------------------------------------------------ */
 
-/* The function a child runs. `conn` is the child's own connection to the
+/* The function a child runs. `conn` is the child's connection to the
  * server (the child may fork siblings with it; it must not stop it);
  * `socket_fd` is the child's end of its socket to the caller, or -1 when
  * the caller did not ask for one. When the entrypoint returns, the child
