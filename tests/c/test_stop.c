@@ -32,6 +32,17 @@ static void entry_try_stop(libforks_ServerConn conn, int socket_fd) {
   _exit(libforks_stop(conn, true) == libforks_NOT_OWNER ? 0 : 1);
 }
 
+/* Waits for a byte on its socket, then asks its server for something and
+ * sends back the result: the server is gone by then, so the answer must be
+ * SERVER_GONE at once, not a hang. */
+static void entry_ask_gone_server(libforks_ServerConn conn, int socket_fd) {
+  char byte;
+  if (read(socket_fd, &byte, 1) != 1) _exit(1);
+  int results[2] = {libforks_kill_all(conn, 0), libforks_fork(conn, NULL, NULL, NULL, entry_pause)};
+  if (write(socket_fd, results, sizeof results) != sizeof results) _exit(1);
+  _exit(0);
+}
+
 static void entry_free_own_conn(libforks_ServerConn conn, int socket_fd) {
   (void)socket_fd;
   libforks_free_conn(conn);
@@ -155,15 +166,21 @@ int main(void) {
   CHECK(kill(pid, SIGKILL) == 0);
   CHECK(wait_exited(pid, 2000) >= 0);
 
-  /* stop_server_only: the same, synchronously */
+  /* stop_server_only: the same, synchronously; a child left running that
+   * then asks the server for something gets SERVER_GONE */
   CHECK_OK(libforks_start(&conn));
   server = libforks_get_server_pid(conn);
-  CHECK_OK(libforks_fork(conn, &pid, NULL, &exit_fd, entry_pause));
+  int socket_fd;
+  CHECK_OK(libforks_fork(conn, &pid, &socket_fd, &exit_fd, entry_ask_gone_server));
   CHECK_OK(libforks_stop_server_only(conn));
   CHECK(process_exited(server));
   CHECK(!process_exited(pid));
   check_eof(exit_fd);
-  CHECK(kill(pid, SIGKILL) == 0);
+  CHECK(write(socket_fd, "x", 1) == 1);
+  int results[2];
+  CHECK(read(socket_fd, results, sizeof results) == sizeof results);
+  CHECK(results[0] == libforks_SERVER_GONE && results[1] == libforks_SERVER_GONE);
+  close(socket_fd);
   CHECK(wait_exited(pid, 2000) >= 0);
 
   /* A child may not stop the server it came from, and may close its own
