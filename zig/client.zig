@@ -404,11 +404,7 @@ fn buildForkRequest(state: *ConnState, entry: ?Entrypoint, library: ?[*:0]const 
     }
     // Checked here, where failing is cheap and reportable: the child would
     // only be able to exit with 127.
-    const handle = if (library != null) sys.dlopen(library, sys.RTLD_NOW | sys.RTLD_LOCAL) else sys.RTLD_DEFAULT;
-    if (library != null and handle == null) return failWith(.LOAD_ERROR, sys.E.NOENT);
-    const found = sys.dlsym(handle, symbol.?) != null;
-    if (library != null) _ = sys.dlclose(handle.?);
-    if (!found) return failWith(.LOAD_ERROR, sys.E.NOENT);
+    if (sys.lookUpSymbol(library, symbol.?, sys.RTLD_NOW | sys.RTLD_LOCAL) == null) return failWith(.LOAD_ERROR, sys.E.NOENT);
 
     request.header.flags = protocol.Flags.symbol;
     @memcpy(request.payload[0..library_path.len], library_path);

@@ -50,7 +50,11 @@ pub fn resolve(symbol: protocol.SymbolPayload) ?usize {
         if (std.mem.eql(u8, entry.key[0..entry.key_len], key)) return if (entry.address == 0) null else entry.address;
     }
     if (entry_count == max_entries) return null;
-    const address = lookUpLoaded(symbol);
+    // NOLOAD: found only if the server already has the library, which then
+    // stays mapped after the lookup closes it.
+    const library: ?[*:0]const u8 = if (symbol.library.len == 0) null else symbol.library.ptr;
+    const found = sys.lookUpSymbol(library, symbol.symbol.ptr, sys.RTLD_NOW | sys.RTLD_LOCAL | sys.RTLD_NOLOAD);
+    const address: usize = if (found) |pointer| @intFromPtr(pointer) else 0;
     const entry = &entries[entry_count];
     @memcpy(entry.key[0..key.len], key);
     entry.key_len = key.len;
@@ -73,19 +77,6 @@ fn makeKey(buffer: *[max_key]u8, symbol: protocol.SymbolPayload) ?[]const u8 {
     buffer[symbol.library.len] = 0;
     @memcpy(buffer[symbol.library.len + 1 ..][0..symbol.symbol.len], symbol.symbol);
     return buffer[0..len];
-}
-
-fn lookUpLoaded(symbol: protocol.SymbolPayload) usize {
-    if (symbol.library.len == 0) {
-        const address = sys.dlsym(sys.RTLD_DEFAULT, symbol.symbol.ptr) orelse return 0;
-        return @intFromPtr(address);
-    }
-    const handle = sys.dlopen(symbol.library.ptr, sys.RTLD_NOW | sys.RTLD_LOCAL | sys.RTLD_NOLOAD) orelse return 0;
-    // The library stays mapped: the server itself depends on it, which is
-    // why NOLOAD found it. Closing drops only the count this open added.
-    defer _ = sys.dlclose(handle);
-    const address = sys.dlsym(handle, symbol.symbol.ptr) orelse return 0;
-    return @intFromPtr(address);
 }
 
 test "a key that does not fit is not cached" {

@@ -95,8 +95,6 @@ pub const State = struct {
     /// failing in odd places.
     child_limit: usize,
 
-    /// The wake pipe, the owner's connection, the children's socket.
-    poll_fds: [3]sys.pollfd,
     request: protocol.Request,
 };
 
@@ -269,13 +267,13 @@ fn serve() noreturn {
     while (true) {
         if (state.exit_when_empty and state.child_count == 0) finish();
 
-        // poll(2) skips a negative fd: the owner's, once it ended.
-        state.poll_fds = .{
+        // poll(2) skips a negative fd: a socket that was closed.
+        var poll_fds = [3]sys.pollfd{
             .{ .fd = state.wake_pipe[0], .events = sys.POLLIN, .revents = 0 },
             .{ .fd = state.owner_fd, .events = sys.POLLIN, .revents = 0 },
             .{ .fd = state.children_fd, .events = sys.POLLIN, .revents = 0 },
         };
-        const ready = sys.poll(&state.poll_fds, state.poll_fds.len, pollTimeout());
+        const ready = sys.poll(&poll_fds, poll_fds.len, pollTimeout());
         if (ready < 0 and sys.errno() != sys.E.INTR) {
             // poll(2) fails only on EINVAL/ENOMEM/EFAULT; a server that can
             // no longer wait must not spin, so it shuts down as if orphaned.
@@ -284,25 +282,27 @@ fn serve() noreturn {
 
         // SIGCHLD writes to the wake pipe: reap only then (wait4 scans
         // every child, a cost that grows with their number).
-        if (ready > 0 and state.poll_fds[0].revents != 0) {
+        if (ready > 0 and poll_fds[0].revents != 0) {
             drainWakePipe();
             reapChildren();
         }
 
         if (ready > 0) {
-            const owner_events = state.poll_fds[1].revents;
+            const owner_events = poll_fds[1].revents;
             if (owner_events & sys.POLLIN != 0) {
                 handleReadable(.owner);
             } else if (owner_events & (sys.POLLHUP | sys.POLLERR | sys.POLLNVAL) != 0) {
                 dropOwner();
             }
-            const children_events = state.poll_fds[2].revents;
+            const children_events = poll_fds[2].revents;
             if (children_events & sys.POLLIN != 0) {
                 handleReadable(.children);
             } else if (children_events & (sys.POLLHUP | sys.POLLERR | sys.POLLNVAL) != 0) {
                 // The server holds both ends, so this socket cannot end; if
-                // it breaks anyway, no child can be served: shut down
-                // rather than spin on it.
+                // it breaks anyway, no child can be served: close it (so
+                // poll does not report it again) and shut down.
+                _ = sys.close(state.children_fd);
+                state.children_fd = -1;
                 beginTermination();
             }
         }
@@ -540,7 +540,7 @@ pub fn forEachServerFd(context: anytype, comptime visit: fn (@TypeOf(context), s
     visit(context, state.wake_pipe[0]);
     visit(context, state.wake_pipe[1]);
     if (state.owner_fd >= 0) visit(context, state.owner_fd);
-    visit(context, state.children_fd);
+    if (state.children_fd >= 0) visit(context, state.children_fd);
     for (state.children[0..state.child_count]) |c| if (c.exit_fd >= 0) visit(context, c.exit_fd);
     for (state.pending[0..state.pending_count]) |p| visit(context, p.reply_fd);
 }

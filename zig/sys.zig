@@ -379,6 +379,17 @@ pub extern "c" fn dlerror() ?[*:0]const u8;
 
 pub const RTLD_DEFAULT: ?*anyopaque = if (is_linux) null else @ptrFromInt(@as(usize, @bitCast(@as(isize, -2))));
 
+/// The address `symbol` has in `library` (null: this image and what it
+/// loaded), opened with dlopen `mode` just for the lookup and closed again;
+/// null if either is not found. The address stays valid only while
+/// something else keeps the library loaded.
+pub fn lookUpSymbol(library: ?[*:0]const u8, symbol: [*:0]const u8, mode: c_int) ?*anyopaque {
+    const path = library orelse return dlsym(RTLD_DEFAULT, symbol);
+    const handle = dlopen(path, mode) orelse return null;
+    defer _ = dlclose(handle);
+    return dlsym(handle, symbol);
+}
+
 // ---------------------------------------------------------------- memory
 
 pub const PROT_READ: c_int = 1;

@@ -13,8 +13,8 @@ static void cycles(libforks_ServerConn conn, int count) {
 }
 
 /* Waits up to 1 s for the server's fd count to come back to `expected`
- * (it closes a child's connection when it sees it end); lists the fds if
- * it does not. */
+ * (it closes a child's exit pipe just after writing its exit event); lists
+ * the fds if it does not. */
 static void check_server_fds(pid_t server, int expected) {
   double start = now_ms();
   while (count_fds(server) != expected && now_ms() - start < 1000) usleep(1000);
@@ -59,7 +59,7 @@ int main(void) {
   CHECK_OK(libforks_start(&conn));
   pid_t server = libforks_get_server_pid(conn);
   /* The server's baseline before any child: afterwards it may still hold
-   * the connection of a child that just exited, for a moment. */
+   * the exit pipe of a child that just exited, for a moment. */
   int server_before = count_fds(server);
   cycles(conn, 10); /* warm up */
   int caller_before = count_fds(0);
