@@ -78,6 +78,22 @@ static inline int count_fds(pid_t pid) {
   return count - (pid == 0); /* the directory's own fd */
 }
 
+/* Waits up to 2 s for pid's fd count to come back to `expected`: the
+ * server closes a reply pipe or an exit pipe just after writing to it, so
+ * the reader can count before the close. Lists the fds if it never does. */
+static inline void check_fd_count_settles(pid_t pid, int expected) {
+  double start = now_ms();
+  while (count_fds(pid) != expected && now_ms() - start < 2000) usleep(1000);
+  int now = count_fds(pid);
+  if (now != expected) {
+    fprintf(stderr, "fds of %d: %d expected, %d now\n", pid, expected, now);
+    char command[128];
+    snprintf(command, sizeof command, "ls -l /proc/%d/fd >&2", pid);
+    if (system(command)) {}
+  }
+  CHECK(now == expected);
+}
+
 /* True when pid is gone, or a zombie (exited, not yet reaped by init). */
 static inline int process_exited(pid_t pid) {
   char path[64];
