@@ -8,8 +8,10 @@
 //
 // A clean server cannot run function pointers of this process, so both
 // servers run the same entry, { library: "libc.so.6", symbol: "_exit" }: the
-// child loads it (already mapped) and exits at once. Its exit code is
-// whatever the first argument register held; it is ignored.
+// clean server looks it up once itself (libc is mapped there) and hands its
+// children the address; a snapshot server's child looks it up (already
+// mapped). Either way the child exits at once. Its exit code is whatever
+// the first argument register held; it is ignored.
 //
 // Two more rows split the clean round trip: the same clean server driven
 // from C (libforks_fork_symbol + a blocking read of the exit fd), so what

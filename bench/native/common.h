@@ -133,6 +133,68 @@ static inline pid_t fork_peer(int pair[2]) {
   return pid;
 }
 
+/* Most fds one message of a baseline carries. */
+#define BENCH_MAX_FDS 4
+
+/* Sends len bytes and `count` fds (SCM_RIGHTS, at most BENCH_MAX_FDS) in
+ * one message; retries on EINTR. Returns what sendmsg returned. */
+static inline ssize_t send_fds(int sock, const void *data, size_t len, const int *fds, int count) {
+  struct iovec iov = {(void *)data, len};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * BENCH_MAX_FDS)];
+    struct cmsghdr align;
+  } control;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (count > 0) {
+    if (count > BENCH_MAX_FDS) die("send_fds: too many fds");
+    memset(&control, 0, sizeof control);
+    msg.msg_control = control.buf;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)count);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)count);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)count);
+  }
+  ssize_t n;
+  while ((n = sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  }
+  return n;
+}
+
+/* Receives one message: up to len bytes, and up to BENCH_MAX_FDS fds
+ * (close-on-exec) into fds, their number into *fd_count; retries on EINTR.
+ * Returns what recvmsg returned. */
+static inline ssize_t recv_fds(int sock, void *data, size_t len, int fds[BENCH_MAX_FDS], int *fd_count) {
+  struct iovec iov = {data, len};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * BENCH_MAX_FDS)];
+    struct cmsghdr align;
+  } control;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  ssize_t n;
+  while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  }
+  *fd_count = 0;
+  if (n <= 0) return n;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    if (*fd_count + count > BENCH_MAX_FDS) die("recv_fds: too many fds");
+    memcpy(fds + *fd_count, CMSG_DATA(c), sizeof(int) * (size_t)count);
+    *fd_count += count;
+  }
+  return n;
+}
+
 static inline uint64_t *samples_alloc(long count) {
   uint64_t *s = calloc((size_t)(count > 0 ? count : 1), sizeof *s);
   if (!s) die("calloc samples");

@@ -29,35 +29,6 @@ static void on_child(int sig) {
   errno = saved;
 }
 
-/* One byte and up to two fds; returns the number of fds received, or -1. */
-static int receive(int socket_fd, char *byte, int fds[2]) {
-  char control[CMSG_SPACE(2 * sizeof(int))];
-  struct iovec io = {byte, 1};
-  struct msghdr message = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
-  if (recvmsg(socket_fd, &message, MSG_CMSG_CLOEXEC) <= 0) return -1;
-  struct cmsghdr *header = CMSG_FIRSTHDR(&message);
-  if (!header || header->cmsg_type != SCM_RIGHTS) return 0;
-  int count = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-  memcpy(fds, CMSG_DATA(header), (size_t)count * sizeof(int));
-  return count;
-}
-
-static void send_request(int socket_fd, char byte, const int fds[2], int count) {
-  char control[CMSG_SPACE(2 * sizeof(int))];
-  struct iovec io = {&byte, 1};
-  struct msghdr message = {.msg_iov = &io, .msg_iovlen = 1};
-  if (count > 0) {
-    message.msg_control = control;
-    message.msg_controllen = CMSG_SPACE((size_t)count * sizeof(int));
-    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
-    header->cmsg_level = SOL_SOCKET;
-    header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN((size_t)count * sizeof(int));
-    memcpy(CMSG_DATA(header), fds, (size_t)count * sizeof(int));
-  }
-  if (sendmsg(socket_fd, &message, MSG_NOSIGNAL) != 1) die("sendmsg");
-}
-
 static void serve(int socket_fd) {
   if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) die("pipe2");
   struct sigaction action = {.sa_handler = on_child, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
@@ -68,8 +39,8 @@ static void serve(int socket_fd) {
     if (poll(ready, 2, -1) < 0) continue; /* EINTR: SIGCHLD */
     if (ready[1].revents) {
       char byte;
-      int fds[2];
-      if (receive(socket_fd, &byte, fds) != 2) _exit(0); /* the client is done */
+      int fds[BENCH_MAX_FDS], count;
+      if (recv_fds(socket_fd, &byte, 1, fds, &count) != 1 || count != 2) _exit(0); /* the client is done */
       pid_t pid = fork();
       if (pid == 0) _exit(0);
       if (write(fds[0], &pid, sizeof pid) != sizeof pid) die("write pid");
@@ -103,7 +74,7 @@ int main(int argc, char **argv) {
     int reply[2], exit_pipe[2];
     if (pipe2(reply, O_CLOEXEC) != 0 || pipe2(exit_pipe, O_CLOEXEC) != 0) die("pipe2");
     int fds[2] = {reply[1], exit_pipe[1]};
-    send_request(pair[0], 'f', fds, 2);
+    if (send_fds(pair[0], "f", 1, fds, 2) != 1) die("sendmsg");
     close(reply[1]);
     close(exit_pipe[1]);
     pid_t pid;
@@ -115,7 +86,7 @@ int main(int argc, char **argv) {
     if (i >= 0) samples[i] = now_ns() - t0;
   }
   print_result("server_floor", samples, iterations, now_ns() - start, "");
-  send_request(pair[0], 'q', NULL, 0);
+  if (send_fds(pair[0], "q", 1, NULL, 0) != 1) die("sendmsg");
   waitpid(server, NULL, 0);
   return 0;
 }
