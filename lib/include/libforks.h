@@ -441,7 +441,11 @@ libforks_Result libforks_read_exec_result(int socket_fd, int *failed_step_ptr);
  * bits are the watch's token, bits 48..55 the ready events (1 readable,
  * 4 writable, 8 error, 16 hang-up). A watch is one-shot: it fires once,
  * then must be armed again with libforks_watch. Each event loop (each Bun
- * Worker) opens its own doorbell. At most 64 doorbells per process. */
+ * Worker) opens its own doorbell. At most 64 doorbells per process.
+ * The thread never waits for one event loop: while a doorbell's pipe is
+ * full, its records are kept (none is dropped) and the other doorbells
+ * keep ringing. A doorbell belongs to the thread that opened it: when that
+ * thread exits, its open doorbells are closed. */
 libforks_Result libforks_doorbell_open(int *doorbell_fd_ptr);
 libforks_Result libforks_doorbell_close(int doorbell_fd);
 /* events: 1 readable, 4 writable (or both). token < 2^48. Arms or re-arms
