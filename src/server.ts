@@ -202,18 +202,15 @@ export class ForkServer {
 
       // A spec that fits the socket is queued before the fork: the server
       // then starts the program without copying itself (spec_queued).
+      // `control` has one owner at a time: this function until
+      // libforks_read_exec_result, which closes it.
       const envList = Object.entries(env).map(([k, v]) => `${k}=${v}`);
       const [control, childControl] = socketPair();
-      let queued = specFitsQueue(spec.file, spec.argv, envList, spec.cwd);
+      const queued = specFitsQueue(spec.file, spec.argv, envList, spec.cwd);
       let forked: { pid: number; exitFd: number };
       try {
-        if (queued) {
-          try {
-            sendSpec(control, spec.file, spec.argv, envList, spec.cwd, mapped);
-          } catch {
-            queued = false; // sent nothing usable: the child will get it later
-          }
-        }
+        // A failed send may have sent part of the spec: nothing to fork.
+        if (queued) sendSpec(control, spec.file, spec.argv, envList, spec.cwd, mapped);
         forked = conn.forkExec(childControl, queued);
       } catch (error) {
         closeSync(control);
@@ -226,6 +223,7 @@ export class ForkServer {
         try {
           sendSpec(control, spec.file, spec.argv, envList, spec.cwd, mapped);
         } catch (error) {
+          closeSync(control);
           // The child sees its socket close and exits 127; keep reaping it.
           new Child(forked.pid, exitFd);
           throw error;
@@ -298,8 +296,18 @@ export class ForkServer {
     if (this.#conn.attached) {
       return Promise.reject(new LibforksError("NOT_OWNER", "a server attached from a share() token cannot stop it; release() it instead"));
     }
-    this.#stopping ??= this.#conn.closed ? Promise.resolve() : this.#conn.stop(options.wait !== false, false);
+    this.#stopping ??= this.#retryable(this.#conn.closed ? Promise.resolve() : this.#conn.stop(options.wait !== false, false));
     return this.#stopping;
+  }
+
+  /** A stop that failed left the server running: forget it, so that
+   * stop() may be called again. */
+  #retryable(stopping: Promise<void>): Promise<void> {
+    const settled = stopping.catch((error: unknown) => {
+      if (this.#stopping === settled) this.#stopping = null;
+      throw error;
+    });
+    return settled;
   }
 
   /** Stops the server and leaves its children running. Their `exited`
@@ -308,7 +316,7 @@ export class ForkServer {
     if (this.#conn.attached) {
       return Promise.reject(new LibforksError("NOT_OWNER", "a server attached from a share() token cannot stop it; release() it instead"));
     }
-    this.#stopping ??= this.#conn.closed ? Promise.resolve() : this.#conn.stop(true, true);
+    this.#stopping ??= this.#retryable(this.#conn.closed ? Promise.resolve() : this.#conn.stop(true, true));
     return this.#stopping;
   }
 
@@ -498,8 +506,6 @@ function sendSpec(control: number, file: string, argv: string[], env: string[], 
   // Keep the string buffers alive until the call returned.
   void args.keep;
   void envp.keep;
-  if (result !== 0) {
-    closeSync(control);
-    throw failure(result, `cannot send the exec spec of ${argv[0]}`, "libforks_send_exec_spec");
-  }
+  // The caller closes control: it alone knows whether it still owns it.
+  if (result !== 0) throw failure(result, `cannot send the exec spec of ${argv[0]}`, "libforks_send_exec_spec");
 }
