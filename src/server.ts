@@ -337,13 +337,13 @@ function refusePointerOnClean(conn: ServerConn): void {
 function forkTarget(conn: ServerConn, entrypoint: Entrypoint): ForkTarget {
   if (typeof entrypoint === "number" || typeof entrypoint === "bigint") {
     refusePointerOnClean(conn);
-    return { entrypoint: checkPointer(entrypoint, "entrypoint") };
+    return { entrypoint: checkPointer(conn, entrypoint, "entrypoint") };
   }
   if (typeof entrypoint === "function" || (entrypoint !== null && typeof entrypoint === "object")) {
     const candidate = entrypoint as { ptr?: unknown; library?: unknown; symbol?: unknown };
     if (candidate.ptr !== undefined) {
       refusePointerOnClean(conn);
-      return { entrypoint: checkPointer(candidate.ptr, "entrypoint.ptr") };
+      return { entrypoint: checkPointer(conn, candidate.ptr, "entrypoint.ptr") };
     }
     if (candidate.symbol !== undefined) {
       if (typeof candidate.symbol !== "string" || candidate.symbol.length === 0) {
@@ -380,11 +380,12 @@ function checkLoadable(library: string | null, symbol: string): void {
   }
 }
 
-function checkPointer(value: unknown, name: string): number {
+function checkPointer(conn: ServerConn, value: unknown, name: string): number {
   const number = typeof value === "bigint" ? Number(value) : value;
   if (typeof number !== "number" || !Number.isSafeInteger(number) || number <= 0) {
     throw invalidArgument(name, `must be a native function pointer, got ${describe(value)}`);
   }
+  conn.checkEntrypoint(number, name);
   return number;
 }
 

@@ -1,6 +1,6 @@
 // server.fork: native children from function pointers and { library, symbol }.
 
-import { cc, FFIType } from "bun:ffi";
+import { cc, FFIType, ptr } from "bun:ffi";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync } from "node:fs";
 import { join } from "node:path";
@@ -173,5 +173,13 @@ describe("fork", () => {
     // A server started now has it.
     await using fresh = ForkServer.start();
     expect((await within(fresh.fork(late.late_exit5).exited, 5000, "exited")).exitCode).toBe(5);
+  });
+
+  test("an entrypoint number outside code mapped at start is refused by name, not run", () => {
+    const data = new Uint8Array(64);
+    expectThrowsLibforks(() => server.fork(4096), "INVALID_ARGUMENT", "entrypoint");
+    expectThrowsLibforks(() => server.fork(Number(ptr(data))), "INVALID_ARGUMENT", "entrypoint");
+    expectThrowsLibforks(() => server.fork({ ptr: 0x7fff_0000_0000 }), "INVALID_ARGUMENT", "entrypoint.ptr");
+    expectThrowsLibforks(() => server.fork(4096n), "INVALID_ARGUMENT", "entrypoint");
   });
 });

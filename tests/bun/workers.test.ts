@@ -68,6 +68,18 @@ describe("Workers", () => {
     expect(() => ForkServer.attach({} as never)).toThrow("token");
   });
 
+  test("share() tokens: forged, reused or stale ones are refused, never dereferenced", async () => {
+    const run = Bun.spawnSync([process.execPath, join(fixtures, "forged-token.ts")], { stdout: "pipe", stderr: "pipe", timeout: 20000 });
+    expect(run.signalCode ?? null).toBeNull(); // no SIGSEGV
+    expect(run.exitCode).toBe(0);
+    const result = JSON.parse(run.stdout.toString());
+    for (const [handle, outcome] of Object.entries(result.forged)) expect(`${handle}: ${outcome}`).toBe(`${handle}: INVALID_ARGUMENT`);
+    expect(result.again).toBe("INVALID_ARGUMENT"); // attached once only
+    expect(result.byHand).toBe("INVALID_ARGUMENT");
+    expect(result.exitCode).toBe(7);
+    expect(result.afterStop).toBe("INVALID_ARGUMENT");
+  });
+
   test("4 Workers each fork 100 children on their own server", async () => {
     const runs = Array.from({ length: 4 }, () => runWorker(100));
     try {
