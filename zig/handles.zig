@@ -27,6 +27,10 @@ const Token = struct {
     value: u64 = 0,
     conn: ServerConn = .{ .private = null },
     owner_pid: sys.pid_t = 0,
+    /// The adopted set of the thread that made it, if that thread adopts:
+    /// its tokens nobody took are dropped when it exits, or they would
+    /// keep its server alive with nobody left to drop them.
+    maker: ?*Adopted = null,
 };
 
 var mutex: std.Thread.Mutex = .{};
@@ -55,7 +59,7 @@ pub fn share(conn: ServerConn, out: ?*u64) Result {
     if (shared != .OK) return shared;
     generations[slot] +%= 1;
     const value = makeToken(slot, generations[slot]);
-    tokens[slot] = .{ .value = value, .conn = handle, .owner_pid = sys.getpid() };
+    tokens[slot] = .{ .value = value, .conn = handle, .owner_pid = sys.getpid(), .maker = existing() };
     token_out.* = value;
     return .OK;
 }
@@ -138,7 +142,21 @@ fn existing() ?*Adopted {
 
 fn threadExited(value: *anyopaque) callconv(.c) void {
     const set: *Adopted = @ptrCast(@alignCast(value));
-    // Connections first: a server this thread started starts shutting its
+    var dropped: [limits.max_share_tokens]ServerConn = undefined;
+    var count: usize = 0;
+    {
+        mutex.lock();
+        defer mutex.unlock();
+        for (&tokens) |*t| {
+            if (t.value != 0 and t.maker == set) {
+                dropped[count] = t.conn;
+                count += 1;
+                t.* = .{};
+            }
+        }
+    }
+    for (dropped[0..count]) |conn| client.freeConn(conn);
+    // Then connections: a server this thread started starts shutting its
     // children down while the fds go.
     for (set.conns.items) |conn| client.freeConn(conn);
     var fds = set.fds.keyIterator();

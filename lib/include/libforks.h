@@ -216,8 +216,9 @@ libforks_Result libforks_conn_token_drop(uint64_t token);
  * died) and an adopted fd is closed when that thread exits, unless
  * released first; release before freeing or closing it yourself. For
  * event loops that can be ended without running their own code (a
- * terminated Bun Worker). INVALID_ARGUMENT on release of what this thread
- * did not adopt. */
+ * terminated Bun Worker). Tokens (libforks_conn_token) made by a thread
+ * that has adopted anything are dropped with it if nobody took them.
+ * INVALID_ARGUMENT on release of what this thread did not adopt. */
 libforks_Result libforks_thread_adopt_conn(libforks_ServerConn conn);
 libforks_Result libforks_thread_release_conn(libforks_ServerConn conn);
 libforks_Result libforks_thread_adopt_fd(int fd);

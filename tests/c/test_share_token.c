@@ -1,7 +1,8 @@
 /* Share tokens are keys into a table, never addresses: a forged or stale
  * token is refused, a token is taken once and only in the process that
  * made it. What a thread adopts goes when the thread exits: its fds are
- * closed, its connections freed (a server it started shuts down). */
+ * closed, its connections freed (a server it started shuts down) and its
+ * tokens nobody took dropped. */
 #include "check.h"
 #include <pthread.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@ static void child_entry(libforks_ServerConn conn, int socket_fd) {
 
 struct adopter {
   int fd;
+  uint64_t token;
   libforks_ServerConn conn;
   pid_t server_pid;
 };
@@ -30,6 +32,8 @@ static void *adopt_and_leave(void *arg) {
   a->fd = p[0];
   CHECK_OK(libforks_thread_adopt_fd(a->fd));
   CHECK_OK(libforks_thread_adopt_conn(a->conn));
+  /* A token nobody takes: dropped with the thread, not keeping its server. */
+  CHECK_OK(libforks_conn_token(a->conn, &a->token));
   /* Released before the thread ends: kept. */
   int kept[2];
   CHECK(libforks_pipe(kept) == 0);
@@ -101,6 +105,7 @@ int main(void) {
   double deadline = now_ms() + 3000;
   while (kill(a.server_pid, 0) == 0 && now_ms() < deadline) usleep(5000);
   CHECK(kill(a.server_pid, 0) == -1 && errno == ESRCH);
+  CHECK_RESULT(libforks_conn_attach(a.token, &attached), libforks_INVALID_ARGUMENT);
 
   CHECK_OK(libforks_stop(conn, true));
   return 0;
