@@ -164,6 +164,12 @@ export class Channel {
         send.fds = pin(fds);
         send.pinned = true;
       }
+      // The caller may reuse their buffer once this returns: what waits is
+      // a copy of what is left to send.
+      if (typeof data !== "string") {
+        send.bytes = send.bytes.slice(send.offset);
+        send.offset = 0;
+      }
       const { promise, resolve, reject } = Promise.withResolvers<void>();
       send.resolve = resolve;
       send.reject = reject;

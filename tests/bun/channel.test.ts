@@ -357,6 +357,19 @@ describe("Channel.send takes its arguments at the call", () => {
     b.close();
   });
 
+  test("a buffer reused right after send() while the send waits: the data sent is what it held at the call", async () => {
+    const [a, b] = channelPair();
+    const filler = a.send(new Uint8Array(4 * 1024 * 1024)); // waits for the reader
+    const buffer = new TextEncoder().encode("before");
+    const sent = a.send(buffer);
+    buffer.set(new TextEncoder().encode("AFTER!"));
+    expect((await within(b.receive(), 5000, "filler"))!.data.length).toBe(4 * 1024 * 1024);
+    expect(text((await within(b.receive(), 5000, "message"))!.data)).toBe("before");
+    await within(Promise.all([filler, sent]), 5000, "sends");
+    a.close();
+    b.close();
+  });
+
   test("a closed fd is refused at the call, naming it; nothing is sent", async () => {
     const [a, b] = channelPair();
     const [readEnd, writeEnd] = pipe();
