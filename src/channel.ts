@@ -7,17 +7,21 @@
 // so a part is never split or merged.
 
 import { ptr } from "bun:ffi";
-import { closeSync } from "node:fs";
+import { closeSync, fstatSync } from "node:fs";
 import { constants } from "node:os";
 import { lib } from "./native.ts";
 import { LibforksError, checkFd, describe, invalidArgument } from "./errors.ts";
 import { getDoorbell, ERROR, HANGUP, READABLE, WRITABLE } from "./doorbell.ts";
+import { adoptFd, closeAdopted, releaseFd } from "./owned.ts";
 
 const PART_SIZE = 60 * 1024;
 const HEADER_SIZE = 4;
 const MORE = 1;
 /** Most fds in one message (Linux SCM_MAX_FD). */
 export const MAX_FDS = 253;
+/** Sends that may wait for room in the socket at once; one more is
+ * refused (LIMIT_ERROR) instead of growing memory without bound. */
+export const MAX_QUEUED_SENDS = 4096;
 const EAGAIN = constants.errno.EAGAIN;
 const EPIPE = constants.errno.EPIPE;
 const ECONNRESET = constants.errno.ECONNRESET;
@@ -40,16 +44,69 @@ export function toBytes(data: unknown, name = "data"): Uint8Array {
   throw invalidArgument(name, `must be a string, Uint8Array or ArrayBuffer, got ${describe(data)}`);
 }
 
+/** Checks a list of fds to send: numbers, open now (a closed number would
+ * otherwise be whatever opens next under it, such as one of our own
+ * pipes). */
 export function checkFds(fds: unknown, name = "fds"): number[] {
   if (fds === undefined) return [];
   if (!Array.isArray(fds)) throw invalidArgument(name, `must be an array of file descriptors, got ${describe(fds)}`);
   if (fds.length > MAX_FDS) throw invalidArgument(name, `holds ${fds.length} fds; at most ${MAX_FDS} travel in one message`);
-  return fds.map((fd, i) => checkFd(`${name}[${i}]`, fd));
+  return fds.map((fd, i) => {
+    const checked = checkFd(`${name}[${i}]`, fd);
+    try {
+      fstatSync(checked);
+    } catch {
+      throw invalidArgument(`${name}[${i}]`, `is fd ${checked}, which is not open`);
+    }
+    return checked;
+  });
+}
+
+/** @internal Child calls it when the child has exited. */
+export const childExited = Symbol("childExited");
+
+/** A received socket message not yet handed out. */
+interface Packet {
+  bytes: Uint8Array;
+  fds: number[];
+}
+
+/** What a Channel holds natively, apart from the Channel itself, so that
+ * garbage collection of an unclosed Channel can close it. */
+interface Holdings {
+  fd: number | null;
+  /** After the child's exit: what it had sent, read at exit. */
+  drained: Packet[] | null;
+}
+
+function releaseHoldings(holdings: Holdings): void {
+  if (holdings.fd !== null) closeAdopted(holdings.fd);
+  holdings.fd = null;
+  for (const packet of holdings.drained ?? []) for (const fd of packet.fds) closeAdopted(fd);
+  holdings.drained = null;
+}
+
+const unreachableChannels = new FinalizationRegistry<Holdings>(releaseHoldings);
+
+interface OutgoingSend {
+  bytes: Uint8Array;
+  /** Bytes of `bytes` already sent. */
+  offset: number;
+  /** The first part (with the fds) went out. */
+  started: boolean;
+  /** Our close-on-exec copies of the caller's fds, made at send(): the
+   * caller may close or reuse theirs before the message goes out. */
+  fds: number[];
+  /** `fds` are our copies (to close), not the caller's. */
+  pinned: boolean;
+  resolve: () => void;
+  reject: (error: Error) => void;
 }
 
 export class Channel {
-  #fd: number | null;
-  #sending: Promise<void> = Promise.resolve();
+  readonly #holdings: Holdings;
+  readonly #outgoing: OutgoingSend[] = [];
+  #pumping = false;
   #receiving: Promise<unknown> = Promise.resolve();
   #waiters: { events: number; resolve: () => void; reject: (error: Error) => void }[] = [];
   #interest = 0;
@@ -66,7 +123,12 @@ export class Channel {
         syscall: "fcntl",
       });
     }
-    this.#fd = fd;
+    this.#holdings = { fd: adoptFd(fd), drained: null };
+    unreachableChannels.register(this, this.#holdings, this.#holdings);
+  }
+
+  get #fd(): number | null {
+    return this.#holdings.fd;
   }
 
   /** The socket's fd, or -1 once closed. */
@@ -74,17 +136,49 @@ export class Channel {
     return this.#fd ?? -1;
   }
 
+  /** True once the socket is closed: by close(), or after the child on
+   * the other end exited (what it had sent can still be received). */
   get closed(): boolean {
     return this.#fd === null;
   }
 
-  /** Sends one message. Sends are delivered in call order. */
+  /** Sends one message. Sends are delivered in call order. The data and
+   * fds are taken now: the fds are checked and sent, or duplicated, before
+   * this returns, so closing them afterwards is safe. Rejects (never
+   * throws) on a bad argument; with LIMIT_ERROR when MAX_QUEUED_SENDS
+   * sends already wait for room (await them: that is the backpressure). */
   send(data: Uint8Array | string, options: SendOptions = {}): Promise<void> {
-    const bytes = toBytes(data);
-    const fds = checkFds(options.fds);
-    const next = this.#sending.then(() => this.#sendNow(bytes, fds));
-    this.#sending = next.catch(() => {});
-    return next;
+    try {
+      const bytes = toBytes(data);
+      if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
+      const fds = checkFds(options.fds, "options.fds");
+      this.#open();
+      const send: OutgoingSend = { bytes, offset: 0, started: false, fds, pinned: false, resolve: () => {}, reject: () => {} };
+      if (this.#outgoing.length >= MAX_QUEUED_SENDS) {
+        throw new LibforksError("LIMIT_ERROR", `the channel already holds ${MAX_QUEUED_SENDS} sends waiting for the peer to read; await earlier sends before sending more`);
+      }
+      // Nothing queued ahead (the usual case): sent at once, as far as
+      // the socket takes it.
+      if (this.#outgoing.length === 0 && this.#writeParts(send)) return Promise.resolve();
+      if (!send.started) {
+        send.fds = pin(fds);
+        send.pinned = true;
+      }
+      // The caller may reuse their buffer once this returns: what waits is
+      // a copy of what is left to send.
+      if (typeof data !== "string") {
+        send.bytes = send.bytes.slice(send.offset);
+        send.offset = 0;
+      }
+      const { promise, resolve, reject } = Promise.withResolvers<void>();
+      send.resolve = resolve;
+      send.reject = reject;
+      this.#outgoing.push(send);
+      void this.#pump();
+      return promise;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** The next message, or null once the peer closed its end. */
@@ -102,20 +196,59 @@ export class Channel {
     }
   }
 
-  /** Closes the socket; pending sends and receives fail with CHANNEL_CLOSED. */
+  /** Closes the socket; pending sends and receives fail with
+   * CHANNEL_CLOSED, and fds received but not yet handed out are closed. */
   close(): void {
+    this.#closeSocket(new LibforksError("CHANNEL_CLOSED", "the channel was closed"), false);
+    releaseHoldings(this.#holdings);
+    unreachableChannels.unregister(this.#holdings);
+  }
+
+  /** The child has exited: nothing will read what is sent any more, and
+   * what it sent is in the socket now. That is read into memory, for
+   * receive() to hand out before null, and the socket is closed. */
+  [childExited](): void {
     const fd = this.#fd;
     if (fd === null) return;
-    this.#fd = null;
+    const drained: Packet[] = [];
+    while (true) {
+      const n = lib.libforks_read_socket_fds(fd, ptr(this.#buffer), this.#buffer.length, ptr(this.#fdSlots), MAX_FDS);
+      // Nothing queued (EAGAIN), end-of-file, or a failure: done. The fd
+      // slots are only filled by a successful read.
+      if (n <= 0) break;
+      const fds: number[] = [];
+      for (const slot of this.#fdSlots) {
+        if (slot < 0) break;
+        fds.push(adoptFd(slot));
+      }
+      drained.push({ bytes: this.#buffer.slice(0, n), fds });
+    }
+    this.#holdings.drained = drained;
+    this.#closeSocket(new LibforksError("CHANNEL_CLOSED", "the child on the other end has exited"), true);
+  }
+
+  /** Closes the socket. Queued sends fail with `error`; waiting receives
+   * fail too, or with `wakeReceives` retry (and find what was drained). */
+  #closeSocket(error: LibforksError, wakeReceives: boolean): void {
+    const fd = this.#fd;
+    if (fd === null) return;
     if (this.#token !== 0) getDoorbell().cancel(this.#token);
     this.#token = 0;
     this.#interest = 0;
-    for (const waiter of this.#waiters.splice(0)) waiter.reject(new LibforksError("CHANNEL_CLOSED", "the channel was closed"));
-    closeSync(fd);
+    this.#holdings.fd = null;
+    closeAdopted(fd);
+    for (const send of this.#outgoing.splice(0)) {
+      unpin(send);
+      send.reject(error);
+    }
+    for (const waiter of this.#waiters.splice(0)) {
+      if (wakeReceives) waiter.resolve();
+      else waiter.reject(error);
+    }
   }
 
   #open(): number {
-    if (this.#fd === null) throw new LibforksError("CHANNEL_CLOSED", "the channel is closed");
+    if (this.#fd === null) throw new LibforksError("CHANNEL_CLOSED", this.#holdings.drained ? "the child on the other end has exited" : "the channel is closed");
     return this.#fd;
   }
 
@@ -163,35 +296,66 @@ export class Channel {
     );
   }
 
-  async #sendNow(bytes: Uint8Array, fds: number[]): Promise<void> {
-    const fdArray = new Int32Array(fds);
-    let offset = 0;
-    let first = true;
-    do {
-      const size = Math.min(PART_SIZE, bytes.length - offset);
-      const more = offset + size < bytes.length;
+  /** Writes the parts of `send` that fit now: true once all went out,
+   * false when the socket is full. Throws when the socket fails. */
+  #writeParts(send: OutgoingSend): boolean {
+    const fd = this.#open();
+    while (!send.started || send.offset < send.bytes.length) {
+      const size = Math.min(PART_SIZE, send.bytes.length - send.offset);
+      const more = send.offset + size < send.bytes.length;
       const part = new Uint8Array(HEADER_SIZE + size);
       new DataView(part.buffer).setUint32(0, more ? MORE : 0, true);
-      part.set(bytes.subarray(offset, offset + size), HEADER_SIZE);
-      const withFds = first && fdArray.length > 0;
-      while (true) {
-        const fd = this.#open();
-        const sent = lib.libforks_write_socket_fds(fd, ptr(part), part.length, withFds ? ptr(fdArray) : null, withFds ? fdArray.length : 0);
-        if (sent >= 0) break;
+      part.set(send.bytes.subarray(send.offset, send.offset + size), HEADER_SIZE);
+      const fdArray = !send.started && send.fds.length > 0 ? new Int32Array(send.fds) : null;
+      const sent = lib.libforks_write_socket_fds(fd, ptr(part), part.length, fdArray ? ptr(fdArray) : null, fdArray ? fdArray.length : 0);
+      if (sent < 0) {
         const errno = lib.libforks_last_errno();
-        if (errno === EAGAIN) {
-          await this.#ready(WRITABLE);
-          continue;
-        }
+        if (errno === EAGAIN) return false;
         const gone = errno === EPIPE || errno === ECONNRESET;
         throw new LibforksError(gone ? "CHANNEL_CLOSED" : "WRITE_ERROR", gone ? "the peer closed the channel" : "cannot send on the channel", {
           errno,
           syscall: "sendmsg",
         });
       }
-      offset += size;
-      first = false;
-    } while (offset < bytes.length);
+      if (!send.started) {
+        send.started = true;
+        unpin(send);
+      }
+      send.offset += size;
+    }
+    return true;
+  }
+
+  /** Sends the queued sends in order as the socket has room. */
+  async #pump(): Promise<void> {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (this.#outgoing.length > 0) {
+        const send = this.#outgoing[0]!;
+        let done: boolean;
+        try {
+          done = this.#writeParts(send);
+        } catch (error) {
+          this.#outgoing.shift();
+          unpin(send);
+          send.reject(error as Error);
+          continue;
+        }
+        if (done) {
+          this.#outgoing.shift();
+          send.resolve();
+          continue;
+        }
+        try {
+          await this.#ready(WRITABLE);
+        } catch {
+          return; // closed: #closeSocket failed the queue
+        }
+      }
+    } finally {
+      this.#pumping = false;
+    }
   }
 
   async #receiveNow(): Promise<Message | null> {
@@ -213,6 +377,14 @@ export class Channel {
 
   async #receivePart(fds: number[]): Promise<{ data: Uint8Array; more: boolean } | null> {
     while (true) {
+      const drained = this.#holdings.drained;
+      if (drained !== null && this.#fd === null) {
+        const packet = drained.shift();
+        if (packet === undefined) return null;
+        for (const fd of packet.fds) releaseFd(fd);
+        fds.push(...packet.fds);
+        return parsePart(packet.bytes, packet.bytes.length, fds);
+      }
       const fd = this.#open();
       const n = lib.libforks_read_socket_fds(fd, ptr(this.#buffer), this.#buffer.length, ptr(this.#fdSlots), MAX_FDS);
       if (n < 0) {
@@ -229,14 +401,43 @@ export class Channel {
         fds.push(slot);
       }
       if (n === 0) return null;
-      if (n < HEADER_SIZE) {
-        for (const received of fds) closeSync(received);
-        throw new LibforksError("PROTOCOL_ERROR", `a ${n}-byte message is not a channel message`);
-      }
-      const header = new DataView(this.#buffer.buffer).getUint32(0, true);
-      return { data: this.#buffer.slice(HEADER_SIZE, n), more: (header & MORE) !== 0 };
+      return parsePart(this.#buffer, n, fds);
     }
   }
+}
+
+/** One socket message of `n` bytes at the start of `bytes`. */
+function parsePart(bytes: Uint8Array, n: number, fds: number[]): { data: Uint8Array; more: boolean } {
+  if (n < HEADER_SIZE) {
+    for (const received of fds) closeSync(received);
+    throw new LibforksError("PROTOCOL_ERROR", `a ${n}-byte message is not a channel message`);
+  }
+  const header = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true);
+  return { data: bytes.slice(HEADER_SIZE, n), more: (header & MORE) !== 0 };
+}
+
+/** Duplicates the caller's fds (close-on-exec), so what is sent later is
+ * what they named now. */
+function pin(fds: number[]): number[] {
+  const copies: number[] = [];
+  for (const fd of fds) {
+    const copy = lib.libforks_dup_cloexec(fd);
+    if (copy < 0) {
+      const errno = lib.libforks_last_errno();
+      for (const made of copies) closeAdopted(made);
+      throw new LibforksError("WRITE_ERROR", `cannot keep fd ${fd} until the message is sent`, { errno, syscall: "fcntl" });
+    }
+    copies.push(adoptFd(copy));
+  }
+  return copies;
+}
+
+/** Closes a send's copies of the caller's fds, once sent or failed. Only
+ * sends that waited hold copies: a send made at once used the caller's. */
+function unpin(send: OutgoingSend): void {
+  if (send.pinned) for (const fd of send.fds) closeAdopted(fd);
+  send.fds = [];
+  send.pinned = false;
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {

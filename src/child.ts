@@ -1,11 +1,12 @@
 // Child: a process forked or spawned through a ForkServer.
 
-import { closeSync, readSync } from "node:fs";
+import { readSync } from "node:fs";
 import { LibforksError } from "./errors.ts";
 import { getDoorbell, READABLE } from "./doorbell.ts";
 import { ExitEvent } from "./exit-event.ts";
 import { signalNumber } from "./signals.ts";
-import type { Channel } from "./channel.ts";
+import { childExited, type Channel } from "./channel.ts";
+import { closeAdopted } from "./owned.ts";
 import type { PendingPid } from "./conn.ts";
 import type { PipeWriter } from "./stdio.ts";
 
@@ -81,10 +82,19 @@ export class Child {
       }
       this.#exit = ExitEvent.fromBytes(bytes);
       if (typeof this.#pid !== "number") this.#pid = this.#exit.pid;
+      this.#release();
       return this.#exit;
     } finally {
-      closeSync(exitFd);
+      closeAdopted(exitFd);
     }
+  }
+
+  /** The child is gone: its channel delivers what it sent, then closes;
+   * its stdin has no reader left. stdout and stderr close themselves at
+   * end-of-file. */
+  #release(): void {
+    this.channel?.[childExited]();
+    this.stdin?.end().catch(() => {});
   }
 
   /** The exit event once the child exited, else null. */

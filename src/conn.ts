@@ -10,6 +10,8 @@ import { getDoorbell, READABLE, WRITABLE } from "./doorbell.ts";
 import { pipe, socketPair } from "./fds.ts";
 import { sendFds } from "./channel.ts";
 import { ExitEvent } from "./exit-event.ts";
+import { adoptConn, adoptFd, closeAdopted, releaseConn, releaseFd } from "./owned.ts";
+import { codeRanges, inCode, type CodeRanges } from "./code-map.ts";
 
 /** What the server answered to a wait. */
 export interface WaitResult {
@@ -65,14 +67,32 @@ export function failure(result: number, what: string, syscall: string): Libforks
   return new LibforksError(codeOf(result), what, { errno: lib.libforks_last_errno(), syscall });
 }
 
+/** Only this module makes ServerConns: the constructor takes a native
+ * pointer, which must never come from a caller. */
+const fromNative = Symbol("ServerConn from native");
+
 export class ServerConn {
   #conn: Pointer | null;
   readonly pid: number;
+  /** Executable memory when the server started: children are copies of
+   * this process then, so only addresses in it can be entrypoints. */
+  readonly #code: CodeRanges;
+  /** Tokens made by share() and not attached yet: dropped when this
+   * connection goes, so none keeps the connection alive. */
+  readonly #tokens = new Set<bigint>();
 
-  private constructor(conn: Pointer, clean: boolean) {
+  private constructor(key: symbol, conn: Pointer, clean: boolean) {
+    if (key !== fromNative) throw new LibforksError("INVALID_ARGUMENT", "ServerConn is made by ServerConn.start(), startClean() or attach(), not by new");
     this.#conn = conn;
     this.clean = clean;
     this.pid = lib.libforks_get_server_pid(conn);
+    this.#code = clean ? [] : codeRanges();
+    try {
+      adoptConn(conn);
+    } catch (error) {
+      lib.libforks_free_conn(conn);
+      throw error;
+    }
   }
 
   /** libforks_start. */
@@ -80,7 +100,7 @@ export class ServerConn {
     const out = new BigUint64Array(1);
     const result = lib.libforks_start(ptr(out));
     if (result !== 0) throw failure(result, "cannot start the fork server", "libforks_start");
-    return new ServerConn(Number(out[0]) as Pointer, false);
+    return new ServerConn(fromNative, Number(out[0]) as Pointer, false);
   }
 
   /** libforks_start_ex in clean mode: the server runs libforks-server. */
@@ -107,7 +127,7 @@ export class ServerConn {
     const result = lib.libforks_start_ex(ptr(out), ptr(options));
     if (memfd >= 0) closeSync(memfd);
     if (result !== 0) throw failure(result, `cannot start a clean fork server (${path})`, "libforks_start_ex");
-    return new ServerConn(Number(out[0]) as Pointer, true);
+    return new ServerConn(fromNative, Number(out[0]) as Pointer, true);
   }
 
   /** True for a clean server (children run only symbols and programs). */
@@ -116,20 +136,48 @@ export class ServerConn {
   /** True for a handle made by attach(): it may not stop the server. */
   readonly attached: boolean = false;
 
-  /** libforks_conn_share: a reference for another thread (a Worker), as
-   * a structured-clone-able token. */
+  /** libforks_conn_token: a reference for another thread (a Worker), as
+   * a structured-clone-able token. The token is a key into the native
+   * library's table, not an address; it is taken once by attach(). */
   share(): SharedConn {
     const out = new BigUint64Array(1);
-    const result = lib.libforks_conn_share(this.#handle(), ptr(out));
-    if (result !== 0) throw failure(result, "cannot share the connection", "libforks_conn_share");
+    const result = lib.libforks_conn_token(this.#handle(), ptr(out));
+    if (result !== 0) throw failure(result, "cannot share the connection", "libforks_conn_token");
+    this.#tokens.add(out[0]!);
     return { kind: "libforks-server", handle: String(out[0]), owner: process.pid, server: this.pid, clean: this.clean };
   }
 
-  /** Adopts a token made by share() in this process (its reference). */
+  /** Takes the reference of a token made by share() in this process: once
+   * per token, checked by the native library. */
   static attach(token: SharedConn): ServerConn {
-    const conn = new ServerConn(Number(BigInt(token.handle)) as Pointer, token.clean);
+    const handle = token?.handle;
+    if (typeof handle !== "string" || !/^[1-9][0-9]{0,15}$/.test(handle)) {
+      throw new LibforksError("INVALID_ARGUMENT", "token must come from server.share()");
+    }
+    const out = new BigUint64Array(1);
+    const result = lib.libforks_conn_attach(BigInt(handle), ptr(out));
+    if (result === -12 /* NOT_OWNER */) throw failure(result, "token was made in another process", "libforks_conn_attach");
+    if (result !== 0) throw failure(result, "token is not a live share() token of this process: unknown, already attached, or dropped when its server stopped", "libforks_conn_attach");
+    const conn = new ServerConn(fromNative, Number(out[0]) as Pointer, token.clean === true);
     (conn as { attached: boolean }).attached = true;
     return conn;
+  }
+
+  #dropTokens(): void {
+    // A token already attached is no longer in the table: dropping it is
+    // refused, harmlessly.
+    for (const token of this.#tokens) lib.libforks_conn_token_drop(token);
+    this.#tokens.clear();
+  }
+
+  /** Checks a native entrypoint address (see code-map.ts). */
+  checkEntrypoint(address: number, name: string): void {
+    if (!inCode(this.#code, address)) {
+      throw new LibforksError(
+        "INVALID_ARGUMENT",
+        `${name} (0x${address.toString(16)}) is not in executable memory mapped when the server started: its children are copies of this process then`,
+      );
+    }
   }
 
   get closed(): boolean {
@@ -143,8 +191,14 @@ export class ServerConn {
 
   /** libforks_fork with a native function pointer. */
   fork(entrypoint: number, socket: boolean): ForkedFds {
+    const handle = this.#handle();
+    if (this.clean) throw new LibforksError("INVALID_ARGUMENT", "entrypoint must be { library, symbol } on a clean server");
+    if (typeof entrypoint !== "number" || !Number.isSafeInteger(entrypoint) || entrypoint <= 0) {
+      throw new LibforksError("INVALID_ARGUMENT", "entrypoint must be a native function pointer");
+    }
+    this.checkEntrypoint(entrypoint, "entrypoint");
     const out = new Int32Array(3);
-    const result = lib.libforks_fork(this.#handle(), ptr(out, 0), socket ? ptr(out, 4) : null, ptr(out, 8), entrypoint as Pointer);
+    const result = lib.libforks_fork(handle, ptr(out, 0), socket ? ptr(out, 4) : null, ptr(out, 8), entrypoint as Pointer);
     if (result !== 0) throw failure(result, "cannot fork", "libforks_fork");
     return { pid: out[0]!, socketFd: socket ? out[1]! : null, exitFd: out[2]! };
   }
@@ -176,7 +230,7 @@ export class ServerConn {
       closeSync(exitRead);
       throw failure(replied, "cannot fork", "fork");
     }
-    return { pid: new DataView(reply).getInt32(8, true), exitFd: exitRead };
+    return { pid: new DataView(reply).getInt32(8, true), exitFd: adoptFd(exitRead) };
   }
 
   /** libforks_fork_symbol: `library` dlopen'd in the child. */
@@ -211,6 +265,7 @@ export class ServerConn {
     const view = new DataView(request);
     view.setBigUint64(0, 48n, true);
     if ("entrypoint" in target) {
+      this.checkEntrypoint(target.entrypoint, "entrypoint");
       view.setBigUint64(8, BigInt(target.entrypoint), true);
     } else {
       if (target.library !== null) keep.push(Buffer.from(`${target.library}\0`));
@@ -254,13 +309,15 @@ export class ServerConn {
           if (parentSocket !== null) closeSync(parentSocket);
           throw sent;
         }
-        return { socketFd: parentSocket, exitFd: exitRead, pid };
+        return { socketFd: parentSocket, exitFd: adoptFd(exitRead), pid };
       }
     }
+    // Queued in a Worker, the child's fds must not outlive its thread.
+    for (const fd of childFds) adoptFd(fd);
     this.#queue.push(queued);
     pid.queued = true;
     void this.#drainQueue();
-    return { socketFd: parentSocket, exitFd: exitRead, pid };
+    return { socketFd: parentSocket, exitFd: adoptFd(exitRead), pid };
   }
 
   readonly #queue: QueuedFork[] = [];
@@ -274,7 +331,7 @@ export class ServerConn {
     const result = lib.libforks_fork_async(handle, ptr(fork.request), ptr(out));
     void fork.keep;
     if (result === -14 /* WOULD_BLOCK */ && !blocking) return "queue";
-    for (const fd of fork.childFds) closeSync(fd);
+    for (const fd of fork.childFds) closeAdopted(fd);
     if (result !== 0) {
       const message = fork.what === "cannot fork" ? fork.what : `cannot ${result === -15 ? "load" : "fork"} ${fork.what}`;
       const error = failure(result, message, "libforks_fork_async");
@@ -320,7 +377,7 @@ export class ServerConn {
   #failQueue(): void {
     if (this.#conn !== null) return;
     for (const fork of this.#queue.splice(0)) {
-      for (const fd of fork.childFds) closeSync(fd);
+      for (const fd of fork.childFds) closeAdopted(fd);
       fork.pid.fail(new LibforksError("SERVER_GONE", "the fork server was stopped before this fork was sent"));
     }
     this.#notifyQueueEmpty();
@@ -382,19 +439,27 @@ export class ServerConn {
     const out = new Int32Array(1);
     const result = lib.libforks_stop_async(handle, wait, serverOnly, ptr(out));
     if (result === -12 /* NOT_OWNER */) throw failure(result, "only the process that started the server may stop it", "libforks_stop");
-    let reply: Reply | null = null;
-    if (result === 0) reply = await readReplyWhenReady(out[0]!);
+    // A stop that was not sent, or that the server refused, leaves the
+    // server running and this connection usable: the caller may retry.
+    if (result !== 0 && result !== -11 /* SERVER_GONE */) throw failure(result, "cannot stop the fork server", "libforks_stop");
+    if (result === 0) {
+      const reply = await readReplyWhenReady(out[0]!);
+      if (reply.result !== 0 && reply.result !== -11) throw replyFailure(reply, "cannot stop the fork server", "libforks_stop");
+    }
+    if (this.#conn !== handle) return; // stopped meanwhile by a concurrent call
     this.#conn = null;
+    releaseConn(handle);
+    this.#dropTokens();
     this.#failQueue();
     // The server exits right after its reply: this returns at once.
     lib.libforks_stop_finish(handle);
-    if (result !== 0 && result !== -11) throw failure(result, "cannot stop the fork server", "libforks_stop");
-    if (reply && reply.result !== 0 && reply.result !== -11) throw replyFailure(reply, "cannot stop the fork server", "libforks_stop");
   }
 
   /** libforks_free_conn: the server shuts down as if its owner died. */
   free(): void {
     if (this.#conn === null) return;
+    releaseConn(this.#conn);
+    this.#dropTokens();
     lib.libforks_free_conn(this.#conn);
     this.#conn = null;
     this.#failQueue();
@@ -427,7 +492,7 @@ export class PendingPid {
   /** @internal The request went out; its reply comes on replyFd. */
   sent(replyFd: number): void {
     this.queued = false;
-    this.#replyFd = replyFd;
+    this.#replyFd = adoptFd(replyFd);
     const { promise, token } = getDoorbell().wait(replyFd, READABLE);
     this.#token = token;
     promise.then(() => this.#read(), (error: Error) => this.fail(error));
@@ -463,6 +528,7 @@ export class PendingPid {
     const fd = this.#replyFd;
     this.#replyFd = -1;
     const buffer = new ArrayBuffer(REPLY_SIZE);
+    releaseFd(fd);
     const result = lib.libforks_reply_read(fd, ptr(buffer)); // closes fd
     if (result !== 0) {
       this.fail(failure(result, "cannot fork", "fork"));
@@ -484,13 +550,15 @@ function replyFailure(reply: Reply, what: string, syscall: string): LibforksErro
 }
 
 async function readReplyWhenReady(replyFd: number): Promise<Reply> {
+  adoptFd(replyFd);
   try {
     await getDoorbell().wait(replyFd, READABLE).promise;
   } catch (error) {
-    closeSync(replyFd);
+    closeAdopted(replyFd);
     throw error;
   }
   const buffer = new ArrayBuffer(REPLY_SIZE);
+  releaseFd(replyFd);
   // Closes replyFd.
   const result = lib.libforks_reply_read(replyFd, ptr(buffer));
   const view = new DataView(buffer);

@@ -202,18 +202,15 @@ export class ForkServer {
 
       // A spec that fits the socket is queued before the fork: the server
       // then starts the program without copying itself (spec_queued).
+      // `control` has one owner at a time: this function until
+      // libforks_read_exec_result, which closes it.
       const envList = Object.entries(env).map(([k, v]) => `${k}=${v}`);
       const [control, childControl] = socketPair();
-      let queued = specFitsQueue(spec.file, spec.argv, envList, spec.cwd);
+      const queued = specFitsQueue(spec.file, spec.argv, envList, spec.cwd);
       let forked: { pid: number; exitFd: number };
       try {
-        if (queued) {
-          try {
-            sendSpec(control, spec.file, spec.argv, envList, spec.cwd, mapped);
-          } catch {
-            queued = false; // sent nothing usable: the child will get it later
-          }
-        }
+        // A failed send may have sent part of the spec: nothing to fork.
+        if (queued) sendSpec(control, spec.file, spec.argv, envList, spec.cwd, mapped);
         forked = conn.forkExec(childControl, queued);
       } catch (error) {
         closeSync(control);
@@ -226,6 +223,7 @@ export class ForkServer {
         try {
           sendSpec(control, spec.file, spec.argv, envList, spec.cwd, mapped);
         } catch (error) {
+          closeSync(control);
           // The child sees its socket close and exits 127; keep reaping it.
           new Child(forked.pid, exitFd);
           throw error;
@@ -298,8 +296,18 @@ export class ForkServer {
     if (this.#conn.attached) {
       return Promise.reject(new LibforksError("NOT_OWNER", "a server attached from a share() token cannot stop it; release() it instead"));
     }
-    this.#stopping ??= this.#conn.closed ? Promise.resolve() : this.#conn.stop(options.wait !== false, false);
+    this.#stopping ??= this.#retryable(this.#conn.closed ? Promise.resolve() : this.#conn.stop(options.wait !== false, false));
     return this.#stopping;
+  }
+
+  /** A stop that failed left the server running: forget it, so that
+   * stop() may be called again. */
+  #retryable(stopping: Promise<void>): Promise<void> {
+    const settled = stopping.catch((error: unknown) => {
+      if (this.#stopping === settled) this.#stopping = null;
+      throw error;
+    });
+    return settled;
   }
 
   /** Stops the server and leaves its children running. Their `exited`
@@ -308,7 +316,7 @@ export class ForkServer {
     if (this.#conn.attached) {
       return Promise.reject(new LibforksError("NOT_OWNER", "a server attached from a share() token cannot stop it; release() it instead"));
     }
-    this.#stopping ??= this.#conn.closed ? Promise.resolve() : this.#conn.stop(true, true);
+    this.#stopping ??= this.#retryable(this.#conn.closed ? Promise.resolve() : this.#conn.stop(true, true));
     return this.#stopping;
   }
 
@@ -329,13 +337,13 @@ function refusePointerOnClean(conn: ServerConn): void {
 function forkTarget(conn: ServerConn, entrypoint: Entrypoint): ForkTarget {
   if (typeof entrypoint === "number" || typeof entrypoint === "bigint") {
     refusePointerOnClean(conn);
-    return { entrypoint: checkPointer(entrypoint, "entrypoint") };
+    return { entrypoint: checkPointer(conn, entrypoint, "entrypoint") };
   }
   if (typeof entrypoint === "function" || (entrypoint !== null && typeof entrypoint === "object")) {
     const candidate = entrypoint as { ptr?: unknown; library?: unknown; symbol?: unknown };
     if (candidate.ptr !== undefined) {
       refusePointerOnClean(conn);
-      return { entrypoint: checkPointer(candidate.ptr, "entrypoint.ptr") };
+      return { entrypoint: checkPointer(conn, candidate.ptr, "entrypoint.ptr") };
     }
     if (candidate.symbol !== undefined) {
       if (typeof candidate.symbol !== "string" || candidate.symbol.length === 0) {
@@ -372,11 +380,12 @@ function checkLoadable(library: string | null, symbol: string): void {
   }
 }
 
-function checkPointer(value: unknown, name: string): number {
+function checkPointer(conn: ServerConn, value: unknown, name: string): number {
   const number = typeof value === "bigint" ? Number(value) : value;
   if (typeof number !== "number" || !Number.isSafeInteger(number) || number <= 0) {
     throw invalidArgument(name, `must be a native function pointer, got ${describe(value)}`);
   }
+  conn.checkEntrypoint(number, name);
   return number;
 }
 
@@ -498,8 +507,6 @@ function sendSpec(control: number, file: string, argv: string[], env: string[], 
   // Keep the string buffers alive until the call returned.
   void args.keep;
   void envp.keep;
-  if (result !== 0) {
-    closeSync(control);
-    throw failure(result, `cannot send the exec spec of ${argv[0]}`, "libforks_send_exec_spec");
-  }
+  // The caller closes control: it alone knows whether it still owns it.
+  if (result !== 0) throw failure(result, `cannot send the exec spec of ${argv[0]}`, "libforks_send_exec_spec");
 }

@@ -17,6 +17,8 @@ pub const max_symbol = 1024;
 pub const max_fds_per_message = 253;
 /// Largest exec spec accepted by libforks_exec_entrypoint.
 pub const max_exec_spec = 4 * 1024 * 1024;
+/// Share tokens (libforks_conn_token) not yet attached, per process.
+pub const max_share_tokens = 1024;
 /// Doorbells (event loops) per process.
 pub const max_doorbells = 64;
 /// Grace between SIGTERM and SIGKILL when the server shuts down.

@@ -21,4 +21,5 @@ test "header limits match limits.zig" {
     try std.testing.expectEqual(@as(u64, limits.max_path), try published("LIBFORKS_MAX_PATH"));
     try std.testing.expectEqual(@as(u64, limits.max_symbol), try published("LIBFORKS_MAX_SYMBOL"));
     try std.testing.expectEqual(@as(u64, limits.max_fds_per_message), try published("LIBFORKS_MAX_FDS"));
+    try std.testing.expectEqual(@as(u64, limits.max_share_tokens), try published("LIBFORKS_MAX_SHARE_TOKENS"));
 }

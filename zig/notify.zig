@@ -8,6 +8,13 @@
 //! doorbell's pipe, which the event loop reads asynchronously. Watches are
 //! one-shot. Any number of exit fds, reply fds and channels cost one thread
 //! in total, and JavaScript never runs native callbacks from another thread.
+//!
+//! The thread never waits on one event loop: a doorbell whose pipe is full
+//! (its loop is busy and has not read its records) keeps its records here
+//! and is left out until its pipe has room, while every other doorbell keeps
+//! ringing. A doorbell belongs to the thread that opened it and is closed
+//! when that thread exits (a terminated Bun Worker), so its slot is free
+//! again.
 
 const std = @import("std");
 const sys = @import("sys.zig");
@@ -23,6 +30,13 @@ pub const event_hangup: u32 = 16;
 const token_bits = 48;
 const token_mask: u64 = (1 << token_bits) - 1;
 
+/// Records collected from one doorbell's set in one pass, and the most it
+/// keeps while its pipe is full.
+const batch = 64;
+/// Set in a master key's slot half for the doorbell's write end (room in a
+/// full pipe), clear for its watch set.
+const write_side: u32 = 1 << 31;
+
 const Doorbell = struct {
     read_fd: sys.fd_t = -1,
     write_fd: sys.fd_t = -1,
@@ -31,6 +45,13 @@ const Doorbell = struct {
     /// Bumped whenever the slot is reused, so the master set's stale entry
     /// for a closed doorbell can never ring its successor.
     generation: u32 = 0,
+    /// The opening thread's number (see threadNumber): the doorbell is
+    /// closed when that thread exits.
+    owner: usize = 0,
+    /// Records taken from the set but not yet written: the pipe was full.
+    pending: [batch]u64 = undefined,
+    pending_start: usize = 0,
+    pending_end: usize = 0,
 };
 
 var mutex: std.Thread.Mutex = .{};
@@ -53,6 +74,7 @@ pub fn open(out: ?*c_int) Result {
         const started = startThread();
         if (started != .OK) return started;
     }
+    const owner = threadNumber() orelse return result_mod.failWith(.THREAD_ERROR, sys.E.AGAIN);
     const slot = for (&doorbells, 0..) |*d, i| {
         if (d.read_fd < 0) break i;
     } else return result_mod.failWith(.LIMIT_ERROR, sys.E.MFILE);
@@ -61,9 +83,9 @@ pub fn open(out: ?*c_int) Result {
     const set_fd = backend.create();
     const generation = doorbells[slot].generation +% 1;
     // The write end is non-blocking so the thread never sleeps inside a
-    // write while holding the lock; a full doorbell is retried (see ring).
+    // write while holding the lock; a full doorbell keeps its records (see serve).
     if (set_fd < 0 or sys.setNonblocking(fds[1], true) != 0 or
-        backend.addSet(master_fd, set_fd, masterKey(slot, generation)) != 0)
+        backend.arm(master_fd, set_fd, event_readable, masterKey(slot, generation)) != 0)
     {
         const r = result_mod.fail(.PIPE_CREATION_ERROR);
         sys.closeKeepErrno(fds[0]);
@@ -71,7 +93,7 @@ pub fn open(out: ?*c_int) Result {
         sys.closeKeepErrno(set_fd);
         return r;
     }
-    doorbells[slot] = .{ .read_fd = fds[0], .write_fd = fds[1], .set_fd = set_fd, .generation = generation };
+    doorbells[slot] = .{ .read_fd = fds[0], .write_fd = fds[1], .set_fd = set_fd, .generation = generation, .owner = owner };
     doorbell_fd.* = fds[0];
     return .OK;
 }
@@ -81,13 +103,51 @@ pub fn close(doorbell_fd: c_int) Result {
     mutex.lock();
     defer mutex.unlock();
     const slot = findSlot(doorbell_fd) orelse return result_mod.failWith(.INVALID_ARGUMENT, sys.E.BADF);
+    closeSlot(slot);
+    return .OK;
+}
+
+/// With the mutex held.
+fn closeSlot(slot: usize) void {
     const d = &doorbells[slot];
-    // Closing the set also takes it out of the master set.
+    // Closing the set and the write end also takes them out of the master
+    // set.
     _ = sys.close(d.set_fd);
     _ = sys.close(d.read_fd);
     _ = sys.close(d.write_fd);
     d.* = .{ .generation = d.generation };
-    return .OK;
+}
+
+// ---------------------------------------------------------------- owners
+
+/// Each thread that opens a doorbell gets a number, kept as its value of
+/// `owner_key`; the key's destructor runs when the thread exits (a Bun
+/// Worker that ends or is terminated runs no JavaScript then) and closes
+/// that thread's doorbells. Numbers are never reused, unlike thread ids.
+var owner_key: std.c.pthread_key_t = undefined;
+var owner_key_made = false;
+var next_thread_number: usize = 1;
+
+/// With the mutex held.
+fn threadNumber() ?usize {
+    if (!owner_key_made) {
+        if (std.c.pthread_key_create(&owner_key, ownerExited) != .SUCCESS) return null;
+        owner_key_made = true;
+    }
+    if (std.c.pthread_getspecific(owner_key)) |value| return @intFromPtr(value);
+    const number = next_thread_number;
+    if (std.c.pthread_setspecific(owner_key, @ptrFromInt(number)) != 0) return null;
+    next_thread_number += 1;
+    return number;
+}
+
+fn ownerExited(value: *anyopaque) callconv(.c) void {
+    const number = @intFromPtr(value);
+    mutex.lock();
+    defer mutex.unlock();
+    for (&doorbells, 0..) |*d, slot| {
+        if (d.read_fd >= 0 and d.owner == number) closeSlot(slot);
+    }
 }
 
 pub fn watch(doorbell_fd: c_int, fd: c_int, events: c_int, token: u64) Result {
@@ -141,56 +201,68 @@ fn startThread() Result {
 }
 
 fn run() void {
-    var ready_sets: [limits.max_doorbells]backend.Ready = undefined;
+    var ready: [limits.max_doorbells]backend.Ready = undefined;
     while (true) {
-        const count = backend.wait(master_fd, &ready_sets, -1);
-        for (ready_sets[0..count]) |set| ringDoorbell(set.key);
+        const count = backend.wait(master_fd, &ready, -1);
+        for (ready[0..count]) |item| serve(item.key);
     }
 }
 
-/// Collects what is ready in one doorbell's set and writes its records.
-fn ringDoorbell(key: u64) void {
-    const slot: usize = @intCast(key & 0xffff_ffff);
+/// One pass over one doorbell, never waiting on it: writes the records it
+/// still holds, collects one batch from its set and writes that. While its
+/// pipe is full the set stays out of the master set (its events stay
+/// queued in it) and the pipe's write end is watched for room instead, so
+/// a loop that does not read costs the others nothing.
+fn serve(key: u64) void {
+    const half: u32 = @truncate(key);
+    const slot: usize = @intCast(half & ~write_side);
     const generation: u32 = @intCast(key >> 32);
     if (slot >= limits.max_doorbells) return;
-    var ready: [64]backend.Ready = undefined;
-    var records: [64]u64 = undefined;
-    var count: usize = 0;
-    {
-        mutex.lock();
-        defer mutex.unlock();
-        const d = doorbells[slot];
-        if (d.set_fd < 0 or d.generation != generation) return;
+    mutex.lock();
+    defer mutex.unlock();
+    const d = &doorbells[slot];
+    if (d.set_fd < 0 or d.generation != generation) return;
+    if (flush(d)) {
+        var ready: [batch]backend.Ready = undefined;
         const n = backend.wait(d.set_fd, &ready, 0);
         for (ready[0..n]) |item| {
-            records[count] = std.mem.nativeToLittle(u64, (item.key & token_mask) | (@as(u64, item.events & 0xff) << token_bits));
-            count += 1;
+            d.pending[d.pending_end] = std.mem.nativeToLittle(u64, (item.key & token_mask) | (@as(u64, item.events & 0xff) << token_bits));
+            d.pending_end += 1;
         }
-    }
-    var written: usize = 0;
-    while (written < count) {
-        mutex.lock();
-        const d = doorbells[slot];
-        if (d.write_fd < 0 or d.generation != generation) {
-            mutex.unlock();
+        // Re-armed one-shot: if more than a batch is ready the master set
+        // reports it again at once, after the other doorbells of this round.
+        if (flush(d)) {
+            _ = backend.arm(master_fd, d.set_fd, event_readable, masterKey(slot, generation));
             return;
         }
-        // Whole records only: each 8-byte write is below PIPE_BUF.
-        const n = sys.write(d.write_fd, std.mem.asBytes(&records[written]), 8);
-        const err = sys.errno();
-        mutex.unlock();
-        if (n == 8) {
-            written += 1;
-        } else if (n < 0 and err == sys.E.INTR) {
+    }
+    _ = backend.arm(master_fd, d.write_fd, event_writable, masterKey(slot | write_side, generation));
+}
+
+/// Writes what `d` holds without blocking; false when the pipe is full.
+/// Whole records only: every write is a multiple of 8 bytes, at most
+/// PIPE_BUF, so the pipe takes all of it or none.
+fn flush(d: *Doorbell) bool {
+    while (d.pending_start < d.pending_end) {
+        const all = d.pending[d.pending_start..d.pending_end];
+        var n = sys.write(d.write_fd, std.mem.sliceAsBytes(all).ptr, all.len * 8);
+        // Not room for all: one record may still fit, so a wake-up for room
+        // always makes progress and never spins.
+        if (n < 0 and sys.errno() == sys.E.AGAIN and all.len > 1) n = sys.write(d.write_fd, std.mem.sliceAsBytes(all[0..1]).ptr, 8);
+        if (n > 0) {
+            d.pending_start += @as(usize, @intCast(n)) / 8;
+        } else if (n < 0 and sys.errno() == sys.E.INTR) {
             continue;
-        } else if (n < 0 and err == sys.E.AGAIN) {
-            // The event loop is behind by thousands of records: let it
-            // catch up rather than drop one (a dropped record is a hang).
-            std.Thread.sleep(std.time.ns_per_ms);
+        } else if (n < 0 and sys.errno() == sys.E.AGAIN) {
+            return false;
         } else {
-            return;
+            // The read end is gone: nobody is left to hear these records.
+            break;
         }
     }
+    d.pending_start = 0;
+    d.pending_end = 0;
+    return true;
 }
 
 // ---------------------------------------------------------------- backends
@@ -209,10 +281,6 @@ const Epoll = struct {
         return epoll_create1(sys.O_CLOEXEC);
     }
 
-    fn addSet(master: sys.fd_t, set: sys.fd_t, key: u64) c_int {
-        var event = linux.epoll_event{ .events = linux.EPOLL.IN, .data = .{ .u64 = key } };
-        return epoll_ctl(master, linux.EPOLL.CTL_ADD, set, &event);
-    }
 
     fn arm(set: sys.fd_t, fd: sys.fd_t, events: u32, key: u64) c_int {
         var interest: u32 = linux.EPOLL.ONESHOT;
@@ -272,10 +340,6 @@ const Kqueue = struct {
         return fd;
     }
 
-    fn addSet(master: sys.fd_t, set: sys.fd_t, key: u64) c_int {
-        const change = [1]Kevent{.{ .ident = @intCast(set), .filter = EVFILT_READ, .flags = EV_ADD, .fflags = 0, .data = 0, .udata = key }};
-        return if (kevent(master, &change, 1, null, 0, null) < 0) -1 else 0;
-    }
 
     fn arm(set: sys.fd_t, fd: sys.fd_t, events: u32, key: u64) c_int {
         var changes: [2]Kevent = undefined;

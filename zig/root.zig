@@ -9,6 +9,7 @@ const fdpass = @import("fdpass.zig");
 const client = @import("client.zig");
 const exec = @import("exec.zig");
 const notify = @import("notify.zig");
+const handles = @import("handles.zig");
 const result_mod = @import("result.zig");
 const Result = result_mod.Result;
 const ServerConn = client.ServerConn;
@@ -45,6 +46,34 @@ export fn libforks_free_conn(conn: ServerConn) void {
 
 export fn libforks_conn_share(conn: ServerConn, shared_ptr: ?*ServerConn) Result {
     return client.shareConn(conn, shared_ptr);
+}
+
+export fn libforks_conn_token(conn: ServerConn, token_ptr: ?*u64) Result {
+    return handles.share(conn, token_ptr);
+}
+
+export fn libforks_conn_attach(token: u64, conn_ptr: ?*ServerConn) Result {
+    return handles.attach(token, conn_ptr);
+}
+
+export fn libforks_conn_token_drop(token: u64) Result {
+    return handles.drop(token);
+}
+
+export fn libforks_thread_adopt_conn(conn: ServerConn) Result {
+    return handles.adoptConn(conn);
+}
+
+export fn libforks_thread_release_conn(conn: ServerConn) Result {
+    return handles.releaseConn(conn);
+}
+
+export fn libforks_thread_adopt_fd(fd: c_int) Result {
+    return handles.adoptFd(fd);
+}
+
+export fn libforks_thread_release_fd(fd: c_int) Result {
+    return handles.releaseFd(fd);
 }
 
 export fn libforks_start_ex(conn_ptr: ?*ServerConn, options: ?*const client.StartOptions) Result {
@@ -212,6 +241,17 @@ export fn libforks_set_nonblocking(fd: c_int, nonblocking: bool) c_int {
     return 0;
 }
 
+export fn libforks_dup_cloexec(fd: c_int) c_int {
+    result_mod.clear();
+    if (fd < 0) {
+        _ = result_mod.failWith(.INVALID_ARGUMENT, sys.E.BADF);
+        return -1;
+    }
+    const copy = sys.fcntl(fd, sys.F_DUPFD_CLOEXEC, @as(c_int, 0));
+    if (copy < 0) _ = result_mod.fail(.INVALID_ARGUMENT);
+    return copy;
+}
+
 export fn libforks_version() [*:0]const u8 {
     return version;
 }
@@ -222,6 +262,7 @@ test {
     _ = result_mod;
     _ = @import("limits_test.zig");
     _ = @import("entry_cache.zig");
+    _ = handles;
 }
 
 /// A failed assertion is a bug in libforks. In a server or a fresh child

@@ -92,6 +92,7 @@ typedef enum {
 #define LIBFORKS_MAX_PATH 4096         /* library path for libforks_fork_symbol */
 #define LIBFORKS_MAX_SYMBOL 1024       /* symbol name for libforks_fork_symbol */
 #define LIBFORKS_MAX_FDS 253           /* fds in one message (Linux SCM_MAX_FD) */
+#define LIBFORKS_MAX_SHARE_TOKENS 1024 /* unattached libforks_conn_token tokens per process */
 
 /* ------------------------------------------------------------------ */
 /* Server life                                                         */
@@ -194,6 +195,34 @@ void libforks_free_conn(libforks_ServerConn conn);
  * with SERVER_GONE; they must still be freed. */
 libforks_Result libforks_conn_share(libforks_ServerConn conn,
                                     libforks_ServerConn *shared_ptr);
+
+/* The same as a number that is safe to hand to code that must not hold
+ * addresses (a message to a Bun Worker): a new handle on conn, parked in a
+ * process-wide table under *token_ptr (below 2^53). A token is a table
+ * slot, its generation and random bits, never an address: a forged or
+ * stale one is refused. libforks_conn_attach takes the handle, once, and
+ * only in the process that made the token (NOT_OWNER in a fork of it);
+ * INVALID_ARGUMENT for a token that is unknown or already taken.
+ * libforks_conn_token_drop frees the handle of a token nobody took. At
+ * most LIBFORKS_MAX_SHARE_TOKENS tokens wait at once (LIMIT_ERROR). */
+libforks_Result libforks_conn_token(libforks_ServerConn conn,
+                                    uint64_t *token_ptr);
+libforks_Result libforks_conn_attach(uint64_t token,
+                                     libforks_ServerConn *conn_ptr);
+libforks_Result libforks_conn_token_drop(uint64_t token);
+
+/* What dies with a thread. A connection adopted by a thread is freed
+ * (libforks_free_conn: a server it started shuts down as if its owner
+ * died) and an adopted fd is closed when that thread exits, unless
+ * released first; release before freeing or closing it yourself. For
+ * event loops that can be ended without running their own code (a
+ * terminated Bun Worker). Tokens (libforks_conn_token) made by a thread
+ * that has adopted anything are dropped with it if nobody took them.
+ * INVALID_ARGUMENT on release of what this thread did not adopt. */
+libforks_Result libforks_thread_adopt_conn(libforks_ServerConn conn);
+libforks_Result libforks_thread_release_conn(libforks_ServerConn conn);
+libforks_Result libforks_thread_adopt_fd(int fd);
+libforks_Result libforks_thread_release_fd(int fd);
 
 /* ------------------------------------------------------------------ */
 /* Forking                                                             */
@@ -441,7 +470,11 @@ libforks_Result libforks_read_exec_result(int socket_fd, int *failed_step_ptr);
  * bits are the watch's token, bits 48..55 the ready events (1 readable,
  * 4 writable, 8 error, 16 hang-up). A watch is one-shot: it fires once,
  * then must be armed again with libforks_watch. Each event loop (each Bun
- * Worker) opens its own doorbell. At most 64 doorbells per process. */
+ * Worker) opens its own doorbell. At most 64 doorbells per process.
+ * The thread never waits for one event loop: while a doorbell's pipe is
+ * full, its records are kept (none is dropped) and the other doorbells
+ * keep ringing. A doorbell belongs to the thread that opened it: when that
+ * thread exits, its open doorbells are closed. */
 libforks_Result libforks_doorbell_open(int *doorbell_fd_ptr);
 libforks_Result libforks_doorbell_close(int doorbell_fd);
 /* events: 1 readable, 4 writable (or both). token < 2^48. Arms or re-arms
@@ -466,6 +499,10 @@ int libforks_last_errno(void);
 
 /* Set or clear O_NONBLOCK on fd. Returns 0, or -1 with errno set. */
 int libforks_set_nonblocking(int fd, bool nonblocking);
+
+/* A close-on-exec duplicate of fd (the lowest free number), or -1 with
+ * errno set (EBADF when fd is not open). */
+int libforks_dup_cloexec(int fd);
 
 /* Version of this library, e.g. "0.1.0". */
 const char *libforks_version(void);

@@ -2,7 +2,7 @@
 // worker, and with native children speaking the wire format.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { closeSync, fstatSync, readSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { CHANNEL_FD_ENV, Channel, ForkServer, LibforksError, MAX_FDS, connectToParent, pipe, recvFds, sendFds, socketPair } from "../../src/index.ts";
 import {
@@ -303,6 +303,122 @@ describe("Channel within this process", () => {
     expectThrowsLibforks(() => sendFds(-1, "x"), "INVALID_ARGUMENT", "fd");
     expectThrowsLibforks(() => sendFds(b, ""), "INVALID_ARGUMENT", "data");
   });
+});
+
+describe("Channel.send takes its arguments at the call", () => {
+  /** Sends pipe `p`'s write end, then at once closes it and opens
+   * /dev/null, which takes the same number: what arrives must be the pipe. */
+  async function sendThenReuse(a: Channel, b: Channel): Promise<void> {
+    const [readEnd, writeEnd] = pipe();
+    const sent = a.send("pipe", { fds: [writeEnd] });
+    closeSync(writeEnd);
+    const reused = openSync("/dev/null", "w");
+    expect(reused).toBe(writeEnd);
+    const message = await within(b.receive(), 5000, "message");
+    await within(sent, 5000, "send");
+    expect(message!.fds.length).toBe(1);
+    const received = message!.fds[0]!;
+    expect(fstatSync(received).isFIFO()).toBe(true);
+    writeSync(received, "through the pipe");
+    closeSync(received);
+    const buffer = Buffer.alloc(64);
+    expect(buffer.toString("utf8", 0, readSync(readEnd, buffer))).toBe("through the pipe");
+    closeSync(readEnd);
+    closeSync(reused);
+  }
+
+  test("closing and reusing an fd number right after send() still sends the file named", async () => {
+    const [a, b] = channelPair();
+    await sendThenReuse(a, b);
+    a.close();
+    b.close();
+  });
+
+  test("the same while the send waits for room (the socket is full)", async () => {
+    const [a, b] = channelPair();
+    const filler = a.send(new Uint8Array(4 * 1024 * 1024)); // waits for the reader
+    const [readEnd, writeEnd] = pipe();
+    const sent = a.send("pipe", { fds: [writeEnd] }); // queued behind it
+    closeSync(writeEnd);
+    const reused = openSync("/dev/null", "w");
+    expect(reused).toBe(writeEnd);
+    expect((await within(b.receive(), 5000, "filler"))!.data.length).toBe(4 * 1024 * 1024);
+    const message = await within(b.receive(), 5000, "message");
+    await within(Promise.all([filler, sent]), 5000, "sends");
+    const received = message!.fds[0]!;
+    expect(fstatSync(received).isFIFO()).toBe(true);
+    writeSync(received, "through the pipe");
+    closeSync(received);
+    const buffer = Buffer.alloc(64);
+    expect(buffer.toString("utf8", 0, readSync(readEnd, buffer))).toBe("through the pipe");
+    closeSync(readEnd);
+    closeSync(reused);
+    a.close();
+    b.close();
+  });
+
+  test("a buffer reused right after send() while the send waits: the data sent is what it held at the call", async () => {
+    const [a, b] = channelPair();
+    const filler = a.send(new Uint8Array(4 * 1024 * 1024)); // waits for the reader
+    const buffer = new TextEncoder().encode("before");
+    const sent = a.send(buffer);
+    buffer.set(new TextEncoder().encode("AFTER!"));
+    expect((await within(b.receive(), 5000, "filler"))!.data.length).toBe(4 * 1024 * 1024);
+    expect(text((await within(b.receive(), 5000, "message"))!.data)).toBe("before");
+    await within(Promise.all([filler, sent]), 5000, "sends");
+    a.close();
+    b.close();
+  });
+
+  test("a closed fd is refused at the call, naming it; nothing is sent", async () => {
+    const [a, b] = channelPair();
+    const [readEnd, writeEnd] = pipe();
+    closeSync(writeEnd);
+    const before = openFds();
+    await expectRejectsLibforks(a.send("x", { fds: [readEnd, writeEnd] }), "INVALID_ARGUMENT", "options.fds[1]");
+    expectThrowsLibforks(() => sendFds(a.fd, "x", [writeEnd]), "INVALID_ARGUMENT", "fds[0]");
+    expect(fdsOpenedSince(before)).toEqual([]);
+    await a.send("after");
+    expect(text((await b.receive())!.data)).toBe("after");
+    closeSync(readEnd);
+    a.close();
+    b.close();
+  });
+
+  test("fork(entry, { fds }) with a closed fd throws naming it, instead of sending one of ours", () => {
+    const [readEnd, writeEnd] = pipe();
+    closeSync(writeEnd);
+    const before = openFds();
+    expectThrowsLibforks(() => server.fork(native.read_fds_exit0, { fds: [readEnd, writeEnd] }), "INVALID_ARGUMENT", "options.fds[1]");
+    expect(fdsOpenedSince(before)).toEqual([]);
+    closeSync(readEnd);
+  });
+
+  test("100,000 sends to a peer that never reads: a bounded queue, not a growing heap", async () => {
+    const [a, b] = channelPair();
+    Bun.gc(true);
+    const heapBefore = process.memoryUsage().heapUsed;
+    let refused = 0;
+    let otherErrors = 0;
+    for (let i = 0; i < 100_000; i++) {
+      a.send(`message number ${i}`).catch((error: LibforksError) => {
+        if (error.code === "LIMIT_ERROR") refused++;
+        else otherErrors++;
+      });
+    }
+    await Bun.sleep(0);
+    Bun.gc(true);
+    const grown = process.memoryUsage().heapUsed - heapBefore;
+    console.log(`heap +${(grown / 1024 / 1024).toFixed(1)} MiB after 100,000 sends; ${refused} refused with LIMIT_ERROR`);
+    expect(otherErrors).toBe(0);
+    expect(refused).toBeGreaterThan(90_000);
+    expect(grown).toBeLessThan(16 * 1024 * 1024);
+    // What was accepted arrives, in order, once the peer reads.
+    const accepted = 100_000 - refused;
+    for (let i = 0; i < accepted; i++) expect(text((await within(b.receive(), 5000, `message ${i}`))!.data)).toBe(`message number ${i}`);
+    a.close();
+    b.close();
+  }, 60000);
 });
 
 describe("raw helpers and connectToParent", () => {

@@ -122,9 +122,11 @@ describe("INVALID_ARGUMENT names the argument", () => {
     expectThrowsLibforks(() => new Channel(-1), "INVALID_ARGUMENT", "fd");
     const [a, b] = socketPair();
     const channel = new Channel(a);
-    expectThrowsLibforks(bad(() => channel.send(5 as never)), "INVALID_ARGUMENT", "data");
-    expectThrowsLibforks(bad(() => channel.send("x", { fds: [-1] })), "INVALID_ARGUMENT", "fds[0]");
-    expectThrowsLibforks(bad(() => channel.send("x", { fds: [2.5] })), "INVALID_ARGUMENT", "fds[0]");
+    // send() rejects, never throws: a caller that only awaits it sees the error.
+    await expectRejectsLibforks(channel.send(5 as never), "INVALID_ARGUMENT", "data");
+    await expectRejectsLibforks(channel.send("x", { fds: [-1] }), "INVALID_ARGUMENT", "options.fds[0]");
+    await expectRejectsLibforks(channel.send("x", { fds: [2.5] }), "INVALID_ARGUMENT", "options.fds[0]");
+    await expectRejectsLibforks(channel.send("x", null as never), "INVALID_ARGUMENT", "options");
     expectThrowsLibforks(bad(() => recvFds(b, 0)), "INVALID_ARGUMENT", "maxBytes");
     expectThrowsLibforks(bad(() => recvFds(b, 10, 300)), "INVALID_ARGUMENT", "maxFds");
     channel.close();

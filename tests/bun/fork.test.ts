@@ -1,11 +1,11 @@
 // server.fork: native children from function pointers and { library, symbol }.
 
-import { cc, FFIType } from "bun:ffi";
+import { cc, FFIType, ptr } from "bun:ffi";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync } from "node:fs";
 import { join } from "node:path";
 import { ExitEvent, ForkServer, pipe, type LibforksError } from "../../src/index.ts";
-import { buildSharedLibrary, fixtures, native, pointerOf, readAllSync, within } from "./helpers.ts";
+import { buildSharedLibrary, expectThrowsLibforks, fixtures, native, pointerOf, readAllSync, within } from "./helpers.ts";
 
 let server: ForkServer;
 beforeAll(() => {
@@ -162,17 +162,24 @@ describe("fork", () => {
     child.channel!.close();
   });
 
-  test("children are copies of the process at start: code compiled after start is not mapped in them", async () => {
+  test("children are copies of the process at start: code compiled after start is refused, not run", async () => {
     const late = cc({
       source: join(fixtures, "late.c"),
       symbols: { late_exit5: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.void } },
     }).symbols;
-    const event = await within(server.fork(late.late_exit5).exited, 5000, "exited");
-    // The pointer leads nowhere in the server's snapshot: the child dies.
-    expect(event.exitCode).toBeNull();
-    expect(event.signal).not.toBeNull();
+    // The pointer leads nowhere in the server's snapshot: refused at the
+    // call instead of a child that dies of SIGSEGV.
+    expectThrowsLibforks(() => server.fork(late.late_exit5), "INVALID_ARGUMENT", "entrypoint");
     // A server started now has it.
     await using fresh = ForkServer.start();
     expect((await within(fresh.fork(late.late_exit5).exited, 5000, "exited")).exitCode).toBe(5);
+  });
+
+  test("an entrypoint number outside code mapped at start is refused by name, not run", () => {
+    const data = new Uint8Array(64);
+    expectThrowsLibforks(() => server.fork(4096), "INVALID_ARGUMENT", "entrypoint");
+    expectThrowsLibforks(() => server.fork(Number(ptr(data))), "INVALID_ARGUMENT", "entrypoint");
+    expectThrowsLibforks(() => server.fork({ ptr: 0x7fff_0000_0000 }), "INVALID_ARGUMENT", "entrypoint.ptr");
+    expectThrowsLibforks(() => server.fork(4096n), "INVALID_ARGUMENT", "entrypoint");
   });
 });

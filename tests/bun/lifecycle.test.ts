@@ -4,6 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { ForkServer } from "../../src/index.ts";
+import { lib } from "../../src/native.ts";
 import {
   eventually,
   expectRejectsLibforks,
@@ -212,5 +213,23 @@ describe("lifecycle", () => {
       await Promise.all(servers.map((s) => s.stop()));
     }
     for (const server of servers) expect(await eventually(() => processExited(server.pid), 1000)).toBe(true);
+  });
+
+  test("a stop() that failed leaves the server running and can be retried", async () => {
+    const server = ForkServer.start();
+    // Fault injection: the stop request cannot be sent (its reply pipe
+    // cannot be made), as with EMFILE.
+    const real = lib.libforks_stop_async;
+    (lib as { libforks_stop_async: unknown }).libforks_stop_async = () => -9; /* PIPE_CREATION_ERROR */
+    try {
+      await expectRejectsLibforks(server.stop(), "PIPE_CREATION_ERROR");
+    } finally {
+      (lib as { libforks_stop_async: unknown }).libforks_stop_async = real;
+    }
+    expect(server.stopped).toBe(false);
+    expect((await within(server.fork(native.exit7).exited, 5000, "fork after the failed stop")).exitCode).toBe(7);
+    await within(server.stop(), 5000, "second stop");
+    expect(server.stopped).toBe(true);
+    expect(await eventually(() => processExited(server.pid), 2000)).toBe(true);
   });
 });

@@ -5,6 +5,7 @@ import { chmodSync, closeSync, fstatSync, mkdtempSync, openSync, readFileSync, r
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CHANNEL_FD_ENV, ForkServer, LibforksError, pipe } from "../../src/index.ts";
+import { lib } from "../../src/native.ts";
 import {
   buildListFds,
   expectThrowsLibforks,
@@ -355,5 +356,30 @@ describe("spawn", () => {
   test("a Bun worker's exit code is reported", async () => {
     const child = server.spawn([process.execPath, "-e", "process.exit(17)"], { channel: false });
     expect((await within(child.exited, 10000, "bun -e")).exitCode).toBe(17);
+  });
+
+  test("a failed queued exec spec closes the control socket once and forks nothing", async () => {
+    // Fault injection: the first send of a spec fails, as sendmsg can.
+    const real = lib.libforks_send_exec_spec;
+    let calls = 0;
+    (lib as { libforks_send_exec_spec: unknown }).libforks_send_exec_spec = (...args: Parameters<typeof real>) => {
+      calls++;
+      return calls === 1 ? -2 /* WRITE_ERROR */ : real(...args);
+    };
+    let sentinel = -1;
+    try {
+      expect(() => server.spawn(["/bin/true"])).toThrow("cannot send the exec spec");
+      // The number the control socket had is free again: whatever takes
+      // it now must stay open (a second close would hit it).
+      sentinel = openSync("/dev/null", "r");
+      await Bun.sleep(50);
+      expect(fstatSync(sentinel).isCharacterDevice()).toBe(true);
+    } finally {
+      (lib as { libforks_send_exec_spec: unknown }).libforks_send_exec_spec = real;
+      if (sentinel >= 0) closeSync(sentinel);
+    }
+    expect(calls).toBe(1);
+    // Nothing was forked for it, and spawning works again.
+    expect((await within(server.spawn(["/bin/true"]).exited, 5000, "next spawn")).exitCode).toBe(0);
   });
 });

@@ -4,7 +4,8 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { ForkServer } from "../../src/index.ts";
-import { fixtures, native, pointerOf, within } from "./helpers.ts";
+import { lib } from "../../src/native.ts";
+import { eventually, fdCount, fixtures, native, pointerOf, processExited, within } from "./helpers.ts";
 
 interface Report {
   error?: string;
@@ -67,6 +68,18 @@ describe("Workers", () => {
     expect(() => ForkServer.attach({} as never)).toThrow("token");
   });
 
+  test("share() tokens: forged, reused or stale ones are refused, never dereferenced", async () => {
+    const run = Bun.spawnSync([process.execPath, join(fixtures, "forged-token.ts")], { stdout: "pipe", stderr: "pipe", timeout: 20000 });
+    expect(run.signalCode ?? null).toBeNull(); // no SIGSEGV
+    expect(run.exitCode).toBe(0);
+    const result = JSON.parse(run.stdout.toString());
+    for (const [handle, outcome] of Object.entries(result.forged)) expect(`${handle}: ${outcome}`).toBe(`${handle}: INVALID_ARGUMENT`);
+    expect(result.again).toBe("INVALID_ARGUMENT"); // attached once only
+    expect(result.byHand).toBe("INVALID_ARGUMENT");
+    expect(result.exitCode).toBe(7);
+    expect(result.afterStop).toBe("INVALID_ARGUMENT");
+  });
+
   test("4 Workers each fork 100 children on their own server", async () => {
     const runs = Array.from({ length: 4 }, () => runWorker(100));
     try {
@@ -101,6 +114,60 @@ describe("Workers", () => {
       run.worker.terminate();
     }
   }, 30000);
+
+  // Before the tests that need fresh doorbells: on failure it leaves none.
+  test("100 Workers terminated mid-wait leave no fd, doorbell or process; then the main thread forks and stops", async () => {
+    // The readiness thread's own fd lives as long as the process: made
+    // before the baseline.
+    const warm = new Int32Array(1);
+    expect(lib.libforks_doorbell_open(warm)).toBe(0);
+    lib.libforks_doorbell_close(warm[0]!);
+    const fdsBefore = fdCount();
+    const server = ForkServer.start();
+    const reports: { serverPid: number; childPid: number }[] = [];
+    const entry = pointerOf(native.sleep_long);
+    // Ten at a time; every other one forks on the main thread's server.
+    for (let round = 0; round < 10; round++) {
+      await within(
+        Promise.all(
+          Array.from({ length: 10 }, async (_, i) => {
+            const worker = new Worker(join(fixtures, "waiting-worker.ts"));
+            const closed = new Promise((resolve) => worker.addEventListener("close", resolve));
+            const report = await new Promise<{ error?: string; serverPid: number; childPid: number }>((resolve, reject) => {
+              worker.onmessage = (event) => resolve(event.data);
+              worker.onerror = (event) => reject(new Error(`worker error: ${(event as ErrorEvent).message}`));
+              worker.postMessage({ entry, token: i % 2 === 0 ? server.share() : undefined });
+            });
+            expect(report.error).toBeUndefined();
+            reports.push(report);
+            worker.terminate(); // while it waits for its child
+            await closed;
+          }),
+        ),
+        30000,
+        `round ${round}`,
+      );
+    }
+    // The main thread still forks, waits and stops.
+    expect((await within(server.fork(native.exit7).exited, 5000, "main thread's fork")).exitCode).toBe(7);
+    await within(server.stop(), 5000, "stop");
+    // Every Worker's server and every child is gone: the Workers' own
+    // servers went with their threads, the shared server's children with
+    // its stop.
+    const pids = reports.flatMap((r) => (r.serverPid === server.pid ? [r.childPid] : [r.serverPid, r.childPid]));
+    expect(pids.length).toBe(150);
+    expect(await eventually(() => pids.every(processExited), 5000)).toBe(true);
+    // No fd left: each Worker's doorbell, exit fds, channels and
+    // connection were closed with its thread.
+    expect(await eventually(() => fdCount() <= fdsBefore, 3000)).toBe(true);
+    // Every doorbell slot is free again (this thread's own is closed once
+    // idle, so all 64 may be taken).
+    const opened: number[] = [];
+    const out = new Int32Array(1);
+    while (opened.length < 64 && lib.libforks_doorbell_open(out) === 0) opened.push(out[0]!);
+    for (const fd of opened) lib.libforks_doorbell_close(fd);
+    expect(opened.length).toBeGreaterThanOrEqual(63);
+  }, 120000);
 
   // Keep last: once it fails, no new Worker in this process can use
   // libforks any more.
