@@ -3,8 +3,8 @@
 // this event loop's doorbell. The raw pointer never leaves this class.
 
 import { ptr, type Pointer } from "bun:ffi";
-import { closeSync, existsSync, readFileSync, writeFileSync } from "node:fs";
-import { lib, serverExecutablePath } from "./native.ts";
+import { closeSync, readFileSync, writeFileSync } from "node:fs";
+import { isEmbedded, isExecutable, lib, serverExecutablePath } from "./native.ts";
 import { LibforksError, codeOf } from "./errors.ts";
 import { getDoorbell, READABLE, WRITABLE } from "./doorbell.ts";
 import { pipe, socketPair } from "./fds.ts";
@@ -86,14 +86,27 @@ export class ServerConn {
   /** libforks_start_ex in clean mode: the server runs libforks-server. */
   static startClean(): ServerConn {
     const path = serverExecutablePath();
-    // A file embedded in a compiled executable is not on disk: run it from
-    // a memfd instead (fexecve).
-    const embedded = path.startsWith("/$bunfs/") || !existsSync(path);
+    // The kernel executes neither a file embedded in a compiled executable
+    // (it is not on disk) nor one without the exec bit (`bun build
+    // --outdir` writes its assets mode 644): run those from a memfd
+    // (fexecve), so no exec bit and no executable TMPDIR is assumed.
+    const embedded = isEmbedded(path) || !isExecutable(path);
     let memfd = -1;
     if (embedded) {
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(path);
+      } catch (error) {
+        throw new LibforksError("LOAD_ERROR", `cannot read libforks-server at ${path}: ${(error as Error).message}`, { syscall: "open" });
+      }
       memfd = lib.libforks_memfd(ptr(Buffer.from("libforks-server\0")));
       if (memfd < 0) throw failure(-9, "cannot create a memfd for libforks-server", "memfd_create");
-      writeFileSync(memfd, readFileSync(path));
+      try {
+        writeFileSync(memfd, bytes);
+      } catch (error) {
+        closeSync(memfd);
+        throw new LibforksError("LOAD_ERROR", `cannot copy libforks-server into a memfd: ${(error as Error).message}`, { syscall: "write" });
+      }
     }
     const pathBytes = Buffer.from(`${path}\0`);
     // libforks_StartOptions: size_t size; int mode; (pad) const char *server_path; int server_fd.

@@ -46,6 +46,8 @@ export type LibforksErrorCode =
   | "LIMIT_ERROR"
   | "CHANNEL_CLOSED"
   | "SERVER_STOPPED"
+  | "UNSUPPORTED_RUNTIME"
+  | "UNSUPPORTED_PLATFORM"
   | "UNKNOWN";
 
 const errnoNames = new Map<number, string>(

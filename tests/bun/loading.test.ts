@@ -1,0 +1,84 @@
+// Loading the native library: every failure at import is a LibforksError
+// with a code; the library and libforks-server load from a `bun build
+// --outdir` bundle run from any directory, and libforks-server runs
+// without its exec bit. (Installed packages and compiled executables are
+// checked from a packed tarball by scripts/check-install.sh.)
+
+import { describe, expect, test } from "bun:test";
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { ForkServer, libraryPath } from "../../src/index.ts";
+import { fixtures, within } from "./helpers.ts";
+
+async function run(argv: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}) {
+  const proc = Bun.spawn(argv, { cwd: options.cwd, env: options.env ?? process.env, stdout: "pipe", stderr: "pipe" });
+  try {
+    const [code, out, err] = await within(
+      Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]),
+      25000,
+      argv.join(" "),
+    );
+    return { code, out, err };
+  } finally {
+    proc.kill("SIGKILL");
+  }
+}
+
+/** How importing the package ends in a Bun process with `env` changes. */
+async function importResult(env: Record<string, string | undefined>, preload?: string) {
+  const argv = [process.execPath, ...(preload ? ["--preload", preload] : []), join(fixtures, "import-error.ts")];
+  const { code, out, err } = await run(argv, { env: { ...process.env, ...env } });
+  expect(err).toBe("");
+  expect(code).toBe(0);
+  return JSON.parse(out) as { ok: boolean; name?: string; code?: string; message?: string; version?: string };
+}
+
+function scratch(): string {
+  return mkdtempSync(join(tmpdir(), "libforks-loading-"));
+}
+
+describe("loading", () => {
+  test("a LIBFORKS_PATH that names no file: LibforksError LOAD_ERROR naming LIBFORKS_PATH", async () => {
+    const result = await importResult({ LIBFORKS_PATH: "/nonexistent/libforks.so" });
+    expect(result).toMatchObject({ ok: false, name: "LibforksError", code: "LOAD_ERROR" });
+    expect(result.message).toContain("LIBFORKS_PATH is /nonexistent/libforks.so, which does not exist");
+  }, 30000);
+
+  test("a LIBFORKS_PATH that is not a library: LibforksError LOAD_ERROR", async () => {
+    const dir = scratch();
+    try {
+      writeFileSync(join(dir, "not-a-library.so"), "plain text\n");
+      const result = await importResult({ LIBFORKS_PATH: join(dir, "not-a-library.so") });
+      expect(result).toMatchObject({ ok: false, name: "LibforksError", code: "LOAD_ERROR" });
+      expect(result.message).toContain(`cannot load LIBFORKS_PATH ${join(dir, "not-a-library.so")}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30000);
+
+  test("a platform with no prebuilt library: LibforksError UNSUPPORTED_PLATFORM naming it", async () => {
+    const result = await importResult({ LIBFORKS_PATH: undefined }, join(fixtures, "arch-riscv64.ts"));
+    expect(result).toMatchObject({ ok: false, name: "LibforksError", code: "UNSUPPORTED_PLATFORM" });
+    expect(result.message).toContain("no prebuilt library for linux-riscv64");
+    expect(result.message).toContain("LIBFORKS_PATH");
+  }, 30000);
+
+  test("a clean server runs a libforks-server that lacks the exec bit (as bun build --outdir writes it)", async () => {
+    const dir = scratch();
+    const saved = process.env.LIBFORKS_SERVER_PATH;
+    try {
+      const copy = join(dir, "libforks-server");
+      copyFileSync(join(dirname(libraryPath()), "libforks-server"), copy);
+      chmodSync(copy, 0o644);
+      process.env.LIBFORKS_SERVER_PATH = copy;
+      await using server = ForkServer.start({ mode: "clean" });
+      const event = await server.spawn(["/bin/sh", "-c", "exit 4"], { channel: false }).exited;
+      expect(event.exitCode).toBe(4);
+    } finally {
+      if (saved === undefined) delete process.env.LIBFORKS_SERVER_PATH;
+      else process.env.LIBFORKS_SERVER_PATH = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30000);
+});
