@@ -48,6 +48,7 @@ export type LibforksErrorCode =
   | "SERVER_STOPPED"
   | "UNSUPPORTED_RUNTIME"
   | "UNSUPPORTED_PLATFORM"
+  | "WORKER_NOT_DISPATCHED"
   | "UNKNOWN";
 
 const errnoNames = new Map<number, string>(

@@ -1,7 +1,8 @@
 // libforks for Bun: a fork server, fd passing and process supervision.
 
 export { ForkServer } from "./server.ts";
-export type { Entrypoint, ForkOptions, SpawnOptions, StdioOption, StartOptions } from "./server.ts";
+export type { Entrypoint, ForkOptions, SpawnOptions, StdioOption, StartOptions, WorkerOptions } from "./server.ts";
+export { workerName, WORKER_ENV, MAX_WORKER_DEPTH } from "./worker.ts";
 export { Child } from "./child.ts";
 export { ExitEvent } from "./exit-event.ts";
 export { ServerConn } from "./conn.ts";

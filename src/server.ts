@@ -11,6 +11,7 @@ import { Channel, CHANNEL_FD_ENV, MAX_FDS, checkFds } from "./channel.ts";
 import { pipe, socketPair } from "./fds.ts";
 import { PipeWriter, pipeReadable } from "./stdio.ts";
 import { signalNumber } from "./signals.ts";
+import { thisProgram, workerEnv, WORKER_DEPTH_ENV, WORKER_ENV } from "./worker.ts";
 
 /** A native entrypoint: a function pointer mapped when the server started
  * (a `bun:ffi` symbol or its `.ptr`), or a library and symbol to load in
@@ -56,6 +57,11 @@ export interface StartOptions {
    * this process's memory; children run programs (`spawn`) or
    * `{ library, symbol }` entrypoints only. */
   mode?: "snapshot" | "clean";
+}
+
+export interface WorkerOptions extends Omit<SpawnOptions, "channel"> {
+  /** Arguments after the program (its `process.argv.slice(2)`). */
+  args?: string[];
 }
 
 const EXEC_STEPS = ["", "receive spec", "map fds", "chdir", "execve"];
@@ -157,6 +163,22 @@ export class ForkServer {
    * `[process.execPath, "worker.ts"]`). Throws EXEC_ERROR (errno ENOENT,
    * EACCES, ...) when it cannot be started. */
   spawn(argv: string[], options: SpawnOptions = {}): Child {
+    return this.#spawn(argv, options, {});
+  }
+
+  spawnWorker(name: string, options: WorkerOptions = {}): Child {
+    const extraEnv = workerEnv(name);
+    if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
+    const args = options.args ?? [];
+    if (!Array.isArray(args)) throw invalidArgument("options.args", `must be an array of strings, got ${describe(args)}`);
+    args.forEach((arg, i) => {
+      if (typeof arg !== "string") throw invalidArgument(`options.args[${i}]`, `must be a string, got ${describe(arg)}`);
+    });
+    const { args: _args, ...spawnOptions } = options;
+    return this.#spawn([...thisProgram(), ...args], { ...spawnOptions, channel: true }, extraEnv);
+  }
+
+  #spawn(argv: string[], options: SpawnOptions, extraEnv: Record<string, string>): Child {
     const spec = checkSpawn(argv, options);
     const conn = this.#live();
     const opened: number[] = []; // ours to close whatever happens
@@ -187,6 +209,10 @@ export class ForkServer {
       // Ours, not the program's: without a channel it must not believe
       // that fd 3 is one (it would be if this process was spawned too).
       delete env[CHANNEL_FD_ENV];
+      // A program is a worker only when spawnWorker() says so.
+      delete env[WORKER_ENV];
+      delete env[WORKER_DEPTH_ENV];
+      Object.assign(env, extraEnv);
       let channelFd: number | undefined;
       if (spec.channel) {
         const [parentEnd, childEnd] = socketPair();

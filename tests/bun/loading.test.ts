@@ -81,4 +81,20 @@ describe("loading", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30000);
+
+  test("a bun build --outdir bundle, run from /, loads the library and runs snapshot and clean servers", async () => {
+    const dir = scratch();
+    try {
+      const built = await run([process.execPath, "build", "--target=bun", join(fixtures, "workers-app.ts"), "--outdir", join(dir, "out")]);
+      expect(built.code).toBe(0);
+      for (const mode of ["snapshot", "clean"]) {
+        const { code, out, err } = await run([process.execPath, join(dir, "out", "workers-app.js"), mode], { cwd: "/" });
+        expect(err).toBe("");
+        expect(code).toBe(0);
+        for (const i of [1, 2, 3]) expect(out).toMatch(new RegExp(`^writer-${i} pid \\d+ argv \\["arg-${i}"\\] exit 0$`, "m"));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60000);
 });
