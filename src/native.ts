@@ -5,6 +5,7 @@ import { dlopen, FFIType, ptr as pointerTo, suffix } from "bun:ffi";
 import { accessSync, closeSync, constants as fsConstants, existsSync, readFileSync, writeSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { LibforksError } from "./errors.ts";
+import { MINIMUM_BUN } from "./version.ts";
 
 // `with { type: "file" }` makes `bun build --compile` embed each library;
 // at run time the import is the file's path (a /$bunfs/ path inside a
@@ -62,9 +63,6 @@ export function platformKey(): string {
   const base = `${process.platform}-${process.arch}`;
   return isMusl() ? `${base}-musl` : base;
 }
-
-/** The oldest Bun this package runs on (package.json's engines.bun). */
-export const MINIMUM_BUN = "1.4.4";
 
 /** Throws UNSUPPORTED_RUNTIME unless this is Bun >= MINIMUM_BUN. */
 function checkRuntime(): void {
