@@ -9,6 +9,7 @@ import type { Channel } from "./channel.ts";
 import type { PendingPid } from "./conn.ts";
 import type { PipeWriter } from "./stdio.ts";
 
+/** @internal */
 export interface ChildStreams {
   channel?: Channel;
   stdin?: PipeWriter;
@@ -36,7 +37,12 @@ export class Child {
   #exitToken = 0;
 
   /** @internal Made by ForkServer; takes ownership of exitFd. */
-  constructor(pid: number | PendingPid, exitFd: number, streams: ChildStreams = {}) {
+  static create(pid: number | PendingPid, exitFd: number, streams: ChildStreams = {}): Child {
+    return new Child(pid, exitFd, streams);
+  }
+
+  // Private: a Child is made by ForkServer.fork() and spawn() only.
+  private constructor(pid: number | PendingPid, exitFd: number, streams: ChildStreams) {
     this.#pid = pid;
     this.channel = streams.channel;
     this.stdin = streams.stdin;

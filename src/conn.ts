@@ -36,10 +36,10 @@ export interface SharedConn {
   clean: boolean;
 }
 
-/** What to run in a forked child. */
+/** @internal What to run in a forked child. */
 export type ForkTarget = { entrypoint: number } | { library: string | null; symbol: string };
 
-/** A fork whose pid is still on its way (see ServerConn.forkAsync). */
+/** @internal A fork whose pid is still on its way (see ServerConn.forkAsync). */
 export interface StartedFork {
   /** The caller's end of the child's socket, or null. */
   socketFd: number | null;
@@ -162,7 +162,7 @@ export class ServerConn {
     return { pid: out[0]!, socketFd: socket ? out[1]! : null, exitFd: out[2]! };
   }
 
-  /** Forks libforks_exec_entrypoint on `childControl` (the caller keeps
+  /** @internal Forks libforks_exec_entrypoint on `childControl` (the caller keeps
    * and closes it) and waits for the pid. With `specQueued`, the spec is
    * already in the socket and the server starts the program in place. */
   forkExec(childControl: number, specQueued: boolean): { pid: number; exitFd: number } {
@@ -212,7 +212,7 @@ export class ServerConn {
     return { pid: out[0]!, socketFd: socket ? out[1]! : null, exitFd: out[2]! };
   }
 
-  /** libforks_fork_async: returns at once; the pid follows. Requests are
+  /** @internal libforks_fork_async: returns at once; the pid follows. Requests are
    * sent in call order; when the connection's queue is full they wait here
    * (not in a blocked system call) until the server catches up. */
   forkAsync(target: ForkTarget, socket: boolean, firstMessage?: { data: Uint8Array; fds: number[] }): StartedFork {
@@ -318,7 +318,7 @@ export class ServerConn {
     }
   }
 
-  /** Sends queued forks up to and including `pid`'s, blocking: for a
+  /** @internal Sends queued forks up to and including `pid`'s, blocking: for a
    * caller that needs that pid now. */
   flushUntil(pid: PendingPid): void {
     while (this.#queue.length > 0 && this.#conn !== null) {
@@ -414,7 +414,7 @@ export class ServerConn {
   }
 }
 
-/** The pid of a fork sent with libforks_fork_async: read from its reply
+/** @internal The pid of a fork sent with libforks_fork_async: read from its reply
  * fd when the doorbell says it is ready, or at once (blocking briefly) by
  * whoever needs it synchronously. */
 export class PendingPid {

@@ -156,7 +156,7 @@ export class ForkServer {
     }
     const forked = conn.forkAsync(forkTarget(conn, entrypoint), socket, firstMessage);
     const channel = forked.socketFd === null ? undefined : new Channel(forked.socketFd);
-    return new Child(forked.pid, forked.exitFd, { channel });
+    return Child.create(forked.pid, forked.exitFd, { channel });
   }
 
   /** Runs a program in a child of the server (a Bun script included:
@@ -253,7 +253,7 @@ export class ForkServer {
           sendSpec(control, spec.file, spec.argv, envList, spec.cwd, mapped);
         } catch (error) {
           // The child sees its socket close and exits 127; keep reaping it.
-          new Child(forked.pid, exitFd);
+          Child.create(forked.pid, exitFd);
           throw error;
         }
       }
@@ -262,13 +262,13 @@ export class ForkServer {
       if (result !== 0) {
         const errno = lib.libforks_last_errno();
         // The child exits with 127; its exit is still reaped and reported.
-        new Child(forked.pid, exitFd);
+        Child.create(forked.pid, exitFd);
         throw new LibforksError("EXEC_ERROR", `cannot run ${spec.argv[0]}: ${EXEC_STEPS[step[0]!] ?? "exec"} failed`, {
           errno,
           syscall: EXEC_STEPS[step[0]!] === "execve" ? "execve" : EXEC_STEPS[step[0]!] === "chdir" ? "chdir" : "libforks_exec_entrypoint",
         });
       }
-      const child = new Child(forked.pid, exitFd, {
+      const child = Child.create(forked.pid, exitFd, {
         channel: channelFd === undefined ? undefined : new Channel(channelFd),
         stdin: streams.stdin === undefined ? undefined : new PipeWriter(streams.stdin),
         stdout: streams.stdout === undefined ? undefined : pipeReadable(streams.stdout),
