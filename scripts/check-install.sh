@@ -197,6 +197,8 @@ check "npm pack builds dist/ (prepack)" pack
 check "the tarball holds dist/, lib/, the header, README, LICENSE, NOTICE, CHANGELOG and nothing else" tarball_contents
 if [[ -s "$TARBALL" ]]; then
   check "bun add ./libforks-$VERSION.tgz installs the package alone" install_tarball
+  check "its index.d.ts declares the public API only, every export documented" \
+    "$BUN" scripts/check-docs.ts "$APP/node_modules/libforks/dist/index.d.ts"
   check "a strict user program type-checks against it (bundler resolution, skipLibCheck false)" typecheck bundler
   check "a strict user program type-checks against it (nodenext resolution)" typecheck nodenext
   check "the program runs from source with bun (three workers of itself)" run_source

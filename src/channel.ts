@@ -22,14 +22,19 @@ const EAGAIN = constants.errno.EAGAIN;
 const EPIPE = constants.errno.EPIPE;
 const ECONNRESET = constants.errno.ECONNRESET;
 
+/** One message received on a channel or with `recvFds`. */
 export interface Message {
+  /** The bytes sent (empty at end-of-file from `recvFds`). */
   data: Uint8Array;
   /** Received fds, close-on-exec, owned by the receiver. */
   fds: number[];
 }
 
+/** Options of `Channel.send`. */
 export interface SendOptions {
-  /** Fds to pass (duplicated into the receiver; yours stay open). */
+  /** Fds to pass (duplicated into the receiver; yours stay open), at most
+   * `MAX_FDS`.
+   * @default [] */
   fds?: number[];
 }
 
@@ -47,6 +52,22 @@ export function checkFds(fds: unknown, name = "fds"): number[] {
   return fds.map((fd, i) => checkFd(`${name}[${i}]`, fd));
 }
 
+/**
+ * Messages with file descriptors over a connected `SOCK_SEQPACKET` socket:
+ * `child.channel` on the parent's side, `connectToParent()` in a spawned
+ * program. Any fd travels: pipes, sockets, listening sockets, memfds,
+ * files. Messages of any size are split into parts and joined again (the
+ * wire format is in the README).
+ *
+ * @example
+ * ```ts
+ * const [readEnd, writeEnd] = pipe();
+ * await child.channel!.send("write here", { fds: [writeEnd] });
+ * for await (const { data, fds } of child.channel!) {
+ *   console.log(new TextDecoder().decode(data), fds);
+ * }
+ * ```
+ */
 export class Channel {
   #fd: number | null;
   #sending: Promise<void> = Promise.resolve();
@@ -57,7 +78,9 @@ export class Channel {
   readonly #buffer = new Uint8Array(HEADER_SIZE + PART_SIZE);
   readonly #fdSlots = new Int32Array(MAX_FDS);
 
-  /** Wraps a connected socket (made non-blocking). The channel owns it. */
+  /** Wraps a connected `SOCK_SEQPACKET` socket (made non-blocking); the
+   * channel owns it and `close()` closes it.
+   * @throws {LibforksError} `INVALID_ARGUMENT` when `fd` is not an open fd. */
   constructor(fd: number) {
     checkFd("fd", fd);
     if (lib.libforks_set_nonblocking(fd, true) !== 0) {
@@ -74,11 +97,18 @@ export class Channel {
     return this.#fd ?? -1;
   }
 
+  /** True once `close()` was called. */
   get closed(): boolean {
     return this.#fd === null;
   }
 
-  /** Sends one message. Sends are delivered in call order. */
+  /** Sends one message, with `options.fds` if given. Sends are delivered
+   * in call order; the promise resolves once the whole message is in the
+   * socket.
+   * @default options `{}` (no fds)
+   * @throws {LibforksError} synchronously `INVALID_ARGUMENT` for bad data or
+   *   fds; the promise rejects with `CHANNEL_CLOSED` once the channel or
+   *   the peer closed, `WRITE_ERROR` when sending fails. */
   send(data: Uint8Array | string, options: SendOptions = {}): Promise<void> {
     const bytes = toBytes(data);
     const fds = checkFds(options.fds);
@@ -87,13 +117,19 @@ export class Channel {
     return next;
   }
 
-  /** The next message, or null once the peer closed its end. */
+  /** The next message (its fds are close-on-exec and yours to close), or
+   * `null` once the peer closed its end. Receives are served in call
+   * order.
+   * @throws {LibforksError} the promise rejects with `CHANNEL_CLOSED` after
+   *   `close()`, `READ_ERROR` when receiving fails. */
   receive(): Promise<Message | null> {
     const next = this.#receiving.then(() => this.#receiveNow());
     this.#receiving = next.catch(() => {});
     return next;
   }
 
+  /** `for await (const message of channel)`: every message until the peer
+   * closes its end. */
   async *[Symbol.asyncIterator](): AsyncIterator<Message> {
     while (true) {
       const message = await this.receive();
@@ -249,10 +285,24 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Env variable naming the fd of a spawned child's channel to its parent. */
+/** The environment variable (`"LIBFORKS_CHANNEL_FD"`) that tells a
+ * program started by `server.spawn` or `spawnWorker` its channel's fd. */
 export const CHANNEL_FD_ENV = "LIBFORKS_CHANNEL_FD";
 
-/** In a program started by `server.spawn`, the channel to the parent. */
+/**
+ * In a program started by `server.spawn` (with `channel`, the default) or
+ * `server.spawnWorker`, the channel to the parent.
+ *
+ * @throws {LibforksError} `CHANNEL_CLOSED` when this process has no channel
+ *   (`LIBFORKS_CHANNEL_FD` is not set).
+ * @example
+ * ```ts
+ * const channel = connectToParent();
+ * for await (const { data, fds } of channel) {
+ *   // use data and fds
+ * }
+ * ```
+ */
 export function connectToParent(): Channel {
   const value = process.env[CHANNEL_FD_ENV];
   if (value === undefined || !/^\d+$/.test(value)) {
@@ -264,8 +314,12 @@ export function connectToParent(): Channel {
   return new Channel(Number(value));
 }
 
-/** One raw message (no channel framing) with fds, sent at once. Throws
- * WRITE_ERROR with errno EAGAIN if a non-blocking socket is full. */
+/** One raw message (no channel framing) with fds on any Unix socket,
+ * sent at once, as `libforks_write_socket_fds` does.
+ * @default fds `[]`
+ * @throws {LibforksError} `INVALID_ARGUMENT` for a bad fd, empty data or
+ *   more than `MAX_FDS` fds; `WRITE_ERROR` when sending fails (errno
+ *   `EAGAIN` when a non-blocking socket is full). */
 export function sendFds(fd: number, data: Uint8Array | string, fds: number[] = []): void {
   checkFd("fd", fd);
   const bytes = toBytes(data);
@@ -278,7 +332,12 @@ export function sendFds(fd: number, data: Uint8Array | string, fds: number[] = [
 }
 
 /** One raw message with its fds (close-on-exec), read at once (blocking
- * on a blocking socket). data is empty at end-of-file. */
+ * on a blocking socket), as `libforks_read_socket_fds` does; `data` is
+ * empty at end-of-file.
+ * @default maxBytes `65536`, maxFds `MAX_FDS`
+ * @throws {LibforksError} `INVALID_ARGUMENT` for bad arguments;
+ *   `READ_ERROR` when receiving fails (`EMSGSIZE` when the message or its
+ *   fds did not fit: what arrived is closed). */
 export function recvFds(fd: number, maxBytes = 65536, maxFds = MAX_FDS): Message {
   checkFd("fd", fd);
   if (!Number.isInteger(maxBytes) || maxBytes < 1) throw invalidArgument("maxBytes", `must be a positive integer, got ${describe(maxBytes)}`);

@@ -17,6 +17,18 @@ export interface ChildStreams {
   stderr?: ReadableStream<Uint8Array>;
 }
 
+/**
+ * A process forked (`server.fork`) or spawned (`server.spawn`,
+ * `server.spawnWorker`) through a fork server. The server reaps it and
+ * reports its exit on `exited`; nothing needs to wait for it.
+ *
+ * @example
+ * ```ts
+ * const child = server.spawn(["/bin/sleep", "10"]);
+ * setTimeout(() => child.kill(), 100);
+ * console.log(String(await child.exited)); // "pid 1234 killed by SIGTERM"
+ * ```
+ */
 export class Child {
   #pid: number | PendingPid;
   /** Settles when the child has exited and was reaped by the server.
@@ -103,8 +115,11 @@ export class Child {
     return this.#exit?.exitCode ?? null;
   }
 
-  /** Sends a signal ("SIGTERM" by default). Does nothing once the child is
-   * known to have exited, so a recycled pid is never signalled. */
+  /** Sends a signal. Does nothing once the child is known to have exited,
+   * so a recycled pid is never signalled.
+   * @default signal `"SIGTERM"`
+   * @throws {LibforksError} `INVALID_ARGUMENT` for an unknown signal;
+   *   `KILL_ERROR` when `kill(2)` fails (errno `EPERM`). */
   kill(signal: string | number = "SIGTERM"): void {
     const number = signalNumber(signal);
     if (this.#exit !== null) return;
@@ -126,6 +141,7 @@ export class Child {
     if (this.#exit === null) getDoorbell().setRef(this.#exitToken, false);
   }
 
+  /** Undoes `unref()`: this child's exit keeps the process alive again. */
   ref(): void {
     if (this.#exit === null) getDoorbell().setRef(this.#exitToken, true);
   }

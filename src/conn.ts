@@ -13,8 +13,11 @@ import { ExitEvent } from "./exit-event.ts";
 
 /** What the server answered to a wait. */
 export interface WaitResult {
+  /** Pid of the child that exited. */
   pid: number;
+  /** Its raw `waitpid(2)` status. */
   status: number;
+  /** The status decoded. */
   event: ExitEvent;
   /** User and system CPU time of the child, in microseconds. */
   rusage: { userMicros: number; systemMicros: number; maxRssKiB: number };
@@ -27,12 +30,18 @@ export interface ForkedFds {
   exitFd: number;
 }
 
-/** A connection shared with another thread of this process. */
+/** A token for `ForkServer.attach()` in another thread (a Worker) of this
+ * process, made by `server.share()`; structured-clone-able. */
 export interface SharedConn {
+  /** Always `"libforks-server"`. */
   kind: "libforks-server";
+  /** The shared connection's reference, as a decimal string. */
   handle: string;
+  /** Pid of the process that made it: it is valid there only. */
   owner: number;
+  /** Pid of the server. */
   server: number;
+  /** True for a clean server. */
   clean: boolean;
 }
 
@@ -65,8 +74,22 @@ export function failure(result: number, what: string, syscall: string): Libforks
   return new LibforksError(codeOf(result), what, { errno: lib.libforks_last_errno(), syscall });
 }
 
+/**
+ * The typed wrapper of a `libforks_ServerConn`, one method per C call, with
+ * the C semantics (raw fds, numeric signals), for those who want them;
+ * `ForkServer` is the convenient form.
+ *
+ * @example
+ * ```ts
+ * const conn = ServerConn.start();
+ * const { pid, exitFd } = conn.fork(symbols.work.ptr, false);
+ * const result = await conn.wait(pid, false);
+ * await conn.stop(true, false);
+ * ```
+ */
 export class ServerConn {
   #conn: Pointer | null;
+  /** Pid of the server process. */
   readonly pid: number;
 
   private constructor(conn: Pointer, clean: boolean) {
@@ -75,7 +98,8 @@ export class ServerConn {
     this.pid = lib.libforks_get_server_pid(conn);
   }
 
-  /** libforks_start. */
+  /** libforks_start: a snapshot server, a copy of this process now.
+   * @throws {LibforksError} `FORK_ERROR`, `SOCKET_CREATION_ERROR`, ... */
   static start(): ServerConn {
     const out = new BigUint64Array(1);
     const result = lib.libforks_start(ptr(out));
@@ -83,7 +107,10 @@ export class ServerConn {
     return new ServerConn(Number(out[0]) as Pointer, false);
   }
 
-  /** libforks_start_ex in clean mode: the server runs libforks-server. */
+  /** libforks_start_ex in clean mode: the server runs libforks-server
+   * (from a memfd when it is embedded or not executable).
+   * @throws {LibforksError} `LOAD_ERROR` when libforks-server cannot be
+   *   read; `EXEC_ERROR`, `FORK_ERROR`, ... when it cannot start. */
   static startClean(): ServerConn {
     const path = serverExecutablePath();
     // The kernel executes neither a file embedded in a compiled executable
@@ -145,6 +172,7 @@ export class ServerConn {
     return conn;
   }
 
+  /** True once stopped or freed. */
   get closed(): boolean {
     return this.#conn === null;
   }
@@ -154,7 +182,9 @@ export class ServerConn {
     return this.#conn;
   }
 
-  /** libforks_fork with a native function pointer. */
+  /** libforks_fork with a native function pointer, waiting for the pid.
+   * @throws {LibforksError} `FORK_ERROR` (errno `EAGAIN`, ...),
+   *   `SERVER_GONE`, `LIMIT_ERROR`. */
   fork(entrypoint: number, socket: boolean): ForkedFds {
     const out = new Int32Array(3);
     const result = lib.libforks_fork(this.#handle(), ptr(out, 0), socket ? ptr(out, 4) : null, ptr(out, 8), entrypoint as Pointer);
@@ -192,7 +222,10 @@ export class ServerConn {
     return { pid: new DataView(reply).getInt32(8, true), exitFd: exitRead };
   }
 
-  /** libforks_fork_symbol: `library` dlopen'd in the child. */
+  /** libforks_fork_symbol: `library` dlopen'd in the child (null: the
+   * server's image).
+   * @throws {LibforksError} `LOAD_ERROR` when the library or symbol cannot
+   *   be loaded; as `fork` otherwise. */
   forkSymbol(library: string | null, symbol: string, socket: boolean): ForkedFds {
     const out = new Int32Array(3);
     const libraryBytes = library === null ? null : Buffer.from(`${library}\0`);
@@ -356,7 +389,9 @@ export class ServerConn {
     for (const resolve of this.#queueEmptied.splice(0)) resolve();
   }
 
-  /** libforks_kill_all_async, after the forks queued before it. */
+  /** libforks_kill_all_async, after the forks queued before it.
+   * @throws {LibforksError} the promise rejects with `KILL_ERROR`,
+   *   `SERVER_GONE`. */
   async killAll(signal: number): Promise<void> {
     await this.#sentQueuedForks();
     const out = new Int32Array(1);
@@ -366,7 +401,9 @@ export class ServerConn {
     if (reply.result !== 0) throw replyFailure(reply, `cannot send signal ${signal} to the children`, "libforks_kill_all");
   }
 
-  /** libforks_wait_async; resolves null for WNOHANG with nothing to report. */
+  /** libforks_wait_async; resolves null for WNOHANG with nothing to report.
+   * @throws {LibforksError} the promise rejects with `WAIT_ERROR` (errno
+   *   `ECHILD`) for a pid that is not a child or was already waited for. */
   async wait(pid: number, noHang: boolean): Promise<WaitResult | null> {
     await this.#sentQueuedForks();
     const out = new Int32Array(1);
@@ -378,7 +415,8 @@ export class ServerConn {
     return reply.wait!;
   }
 
-  /** libforks_wait_all_async. */
+  /** libforks_wait_all_async: resolves once no child runs.
+   * @throws {LibforksError} the promise rejects with `SERVER_GONE`. */
   async waitAll(): Promise<void> {
     await this.#sentQueuedForks();
     const out = new Int32Array(1);
@@ -389,7 +427,9 @@ export class ServerConn {
   }
 
   /** libforks_stop_async then libforks_stop_finish. Invalidates the conn
-   * unless the caller is not the owner. */
+   * unless the caller is not the owner.
+   * @throws {LibforksError} `NOT_OWNER` when this process did not start the
+   *   server; the promise rejects with `STOP_ERROR`. */
   async stop(wait: boolean, serverOnly: boolean): Promise<void> {
     const handle = this.#handle();
     const out = new Int32Array(1);

@@ -16,5 +16,5 @@ export type { LibforksErrorCode } from "./errors.ts";
 export { libraryPath, platformKey } from "./native.ts";
 
 import { lib } from "./native.ts";
-/** Version of the native library. */
+/** Version of the native library loaded, e.g. `"0.1.0"`. */
 export const nativeVersion: string = String(lib.libforks_version());

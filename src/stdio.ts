@@ -36,7 +36,8 @@ export function pipeReadable(fd: number): ReadableStream<Uint8Array> {
   });
 }
 
-/** The write end of a spawned program's stdin. */
+/** The write end of a spawned program's stdin (`child.stdin` with stdio
+ * `"pipe"`). */
 export class PipeWriter {
   readonly #fd: number;
   readonly #sink: FileSink;

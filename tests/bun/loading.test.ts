@@ -9,6 +9,7 @@ import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ForkServer, libraryPath } from "../../src/index.ts";
+import { MINIMUM_BUN } from "../../src/version.ts";
 import { fixtures, within } from "./helpers.ts";
 
 async function run(argv: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}) {
@@ -39,6 +40,11 @@ function scratch(): string {
 }
 
 describe("loading", () => {
+  test("the oldest Bun the code accepts is package.json's engines.bun", async () => {
+    const pkg = (await Bun.file(join(import.meta.dir, "..", "..", "package.json")).json()) as { engines: { bun: string } };
+    expect(pkg.engines.bun).toBe(`>=${MINIMUM_BUN}`);
+  });
+
   test("a LIBFORKS_PATH that names no file: LibforksError LOAD_ERROR naming LIBFORKS_PATH", async () => {
     const result = await importResult({ LIBFORKS_PATH: "/nonexistent/libforks.so" });
     expect(result).toMatchObject({ ok: false, name: "LibforksError", code: "LOAD_ERROR" });
