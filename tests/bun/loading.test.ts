@@ -5,7 +5,7 @@
 // checked from a packed tarball by scripts/check-install.sh.)
 
 import { describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ForkServer, libraryPath } from "../../src/index.ts";
@@ -68,6 +68,28 @@ describe("loading", () => {
     expect(result).toMatchObject({ ok: false, name: "LibforksError", code: "UNSUPPORTED_PLATFORM" });
     expect(result.message).toContain("no prebuilt library for linux-riscv64");
     expect(result.message).toContain("LIBFORKS_PATH");
+  }, 30000);
+
+  test("a prebuilt library that is missing (a bundle whose library file was deleted): LibforksError LOAD_ERROR", async () => {
+    const dir = scratch();
+    try {
+      const out = join(dir, "out");
+      const built = await run([process.execPath, "build", "--target=bun", join(fixtures, "import-error.ts"), "--outdir", out]);
+      expect(built.code).toBe(0);
+      // This platform's library: the asset with its bytes.
+      const bytes = readFileSync(libraryPath());
+      const library = readdirSync(out).find((name) => name.endsWith(".so") && readFileSync(join(out, name)).equals(bytes));
+      expect(library).toBeDefined();
+      rmSync(join(out, library!));
+      const { code, out: printed, err } = await run([process.execPath, join(out, "import-error.js")], { cwd: "/", env: { ...process.env, LIBFORKS_PATH: undefined } });
+      expect(err).toBe("");
+      expect(code).toBe(0);
+      const result = JSON.parse(printed) as { ok: boolean; name?: string; code?: string; message?: string };
+      expect(result).toMatchObject({ ok: false, name: "LibforksError", code: "LOAD_ERROR" });
+      expect(result.message).toContain(`the prebuilt library ${join(out, library!)} is missing`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 30000);
 
   test("a clean server runs a libforks-server that lacks the exec bit (as bun build --outdir writes it)", async () => {
