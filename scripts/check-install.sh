@@ -5,7 +5,7 @@
 # user program (tests/install/) against it, and runs that program from
 # source, as a `bun build --outdir` bundle from /, and as a `bun build
 # --compile` executable copied alone into an empty directory with a fresh
-# HOME and TMPDIR unset or missing. The program is its own worker: it
+# HOME and TMPDIR unset, missing, or mounted noexec. The program is its own worker: it
 # spawns three Bun workers of itself and reads what they write through the
 # pipes it passed them. Also: package-lock.json is in sync (`npm ci`), the
 # tarball holds what a user needs and nothing else, and Node.js gets a
@@ -182,6 +182,20 @@ run_compiled() {
   fi
 }
 
+# TMPDIR on a filesystem mounted noexec, in a private mount namespace
+# (needs the right to make one: root, or user namespaces).
+run_compiled_noexec() {
+  local dir=$WORK/noexec home
+  home=$(mktemp -d "$WORK/home.XXXXXX")
+  mkdir -p "$dir"
+  cd "$EXE_DIR" || return 1
+  unshare -m sh -c 'mount -t tmpfs -o noexec,mode=1777 tmpfs "$1" && shift && exec "$@"' sh "$dir" \
+    env -i PATH="$USER_PATH" HOME="$home" TMPDIR="$dir" "$BIN/sh" -c \
+    'grep -q " $TMPDIR tmpfs [^ ]*noexec" /proc/self/mounts || { echo "TMPDIR is not mounted noexec"; exit 1; }; exec ./app' >"$WORK/noexec.out" 2>&1
+  local status=$?
+  expect_output cat "$WORK/noexec.out" && ((status == 0))
+}
+
 node_error() {
   local output
   output=$(cd "$APP" && as_user node -e 'import("libforks").catch((e) => { console.log(`${e.name} ${e.code}: ${e.message}`); process.exit(3); })')
@@ -206,6 +220,11 @@ if [[ -s "$TARBALL" ]]; then
   check "bun build --compile makes one executable, copied alone into an empty directory" compile
   check "the compiled executable runs with TMPDIR unset and a fresh HOME" run_compiled unset
   check "the compiled executable runs with TMPDIR naming a missing directory" run_compiled "$WORK/missing"
+  if unshare -m true 2>/dev/null; then
+    check "the compiled executable runs with TMPDIR on a filesystem mounted noexec" run_compiled_noexec
+  else
+    echo "skipped the noexec TMPDIR check: no private mount namespace here (unshare -m)"
+  fi
   check "under Node.js the import throws UNSUPPORTED_RUNTIME: libforks requires Bun >= 1.4.4" node_error
 else
   echo "FAILED  no tarball: the install checks did not run"
