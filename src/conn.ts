@@ -117,9 +117,9 @@ export class ServerConn {
     // (it is not on disk) nor one without the exec bit (`bun build
     // --outdir` writes its assets mode 644): run those from a memfd
     // (fexecve), so no exec bit and no executable TMPDIR is assumed.
-    const embedded = isEmbedded(path) || !isExecutable(path);
+    const fromMemfd = isEmbedded(path) || !isExecutable(path);
     let memfd = -1;
-    if (embedded) {
+    if (fromMemfd) {
       let bytes: Buffer;
       try {
         bytes = readFileSync(path);
@@ -141,7 +141,7 @@ export class ServerConn {
     const view = new DataView(options);
     view.setBigUint64(0, 32n, true);
     view.setInt32(8, 1, true); // libforks_MODE_CLEAN
-    view.setBigUint64(16, embedded ? 0n : BigInt(ptr(pathBytes)), true);
+    view.setBigUint64(16, fromMemfd ? 0n : BigInt(ptr(pathBytes)), true);
     view.setInt32(24, memfd, true);
     const out = new BigUint64Array(1);
     const result = lib.libforks_start_ex(ptr(out), ptr(options));
