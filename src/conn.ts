@@ -127,7 +127,14 @@ export class ServerConn {
         throw new LibforksError("LOAD_ERROR", `cannot read libforks-server at ${path}: ${(error as Error).message}`, { syscall: "open" });
       }
       memfd = lib.libforks_memfd(ptr(Buffer.from("libforks-server\0")));
-      if (memfd < 0) throw failure(-9, "cannot create a memfd for libforks-server", "memfd_create");
+      if (memfd < 0) {
+        throw new LibforksError(
+          "LOAD_ERROR",
+          `cannot run ${path}: it is ${isEmbedded(path) ? "embedded in this executable" : "not executable"} and needs a memfd, ` +
+            "but memfd_create failed; set LIBFORKS_SERVER_PATH to an executable libforks-server on disk",
+          { errno: lib.libforks_last_errno(), syscall: "memfd_create" },
+        );
+      }
       try {
         writeFileSync(memfd, bytes);
       } catch (error) {

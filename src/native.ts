@@ -1,10 +1,10 @@
 // The one place that finds and loads the native library, and its symbol
 // table. Everything else imports `native` from here.
 
-import { dlopen, FFIType, ptr as pointerTo, suffix } from "bun:ffi";
+import { dlopen, FFIType, ptr as pointerTo, read, suffix } from "bun:ffi";
 import { accessSync, closeSync, constants as fsConstants, existsSync, readFileSync, writeSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { LibforksError } from "./errors.ts";
+import { LibforksError, errnoName } from "./errors.ts";
 import { MINIMUM_BUN } from "./version.ts";
 
 // `with { type: "file" }` makes `bun build --compile` embed each library;
@@ -207,13 +207,18 @@ function dlopenOrThrow(path: string, what: string) {
 function dlopenThroughMemfd(path: string): { library: ReturnType<typeof dlopen<typeof symbols>> } | { reason: string } {
   let fd = -1;
   try {
-    const libc = dlopen("libc.so.6", { memfd_create: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 } });
+    const libc = dlopen("libc.so.6", {
+      memfd_create: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+      __errno_location: { args: [], returns: FFIType.ptr },
+    });
+    let errno = 0;
     try {
       fd = libc.symbols.memfd_create(pointerTo(Buffer.from("libforks.so\0")), 1 /* MFD_CLOEXEC */);
+      if (fd < 0) errno = read.i32(libc.symbols.__errno_location()!, 0);
     } finally {
       libc.close();
     }
-    if (fd < 0) return { reason: "memfd_create failed" };
+    if (fd < 0) return { reason: `memfd_create failed (${errnoName(errno) ?? `errno ${errno}`})` };
     const bytes = readFileSync(path);
     for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset);
     // The mapping keeps the memfd's pages; the fd itself is not needed.

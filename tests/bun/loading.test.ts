@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ForkServer, libraryPath } from "../../src/index.ts";
 import { MINIMUM_BUN } from "../../src/version.ts";
-import { fixtures, within } from "./helpers.ts";
+import { buildNoMemfd, fixtures, within } from "./helpers.ts";
 
 async function run(argv: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}) {
   const proc = Bun.spawn(argv, { cwd: options.cwd, env: options.env ?? process.env, stdout: "pipe", stderr: "pipe" });
@@ -28,7 +28,7 @@ async function run(argv: string[], options: { cwd?: string; env?: Record<string,
 
 /** How importing the package ends in a Bun process with `env` changes. */
 async function importResult(env: Record<string, string | undefined>, preload?: string) {
-  const argv = [process.execPath, ...(preload ? ["--preload", preload] : []), join(fixtures, "import-error.ts")];
+  const argv = [process.execPath, ...(preload ? ["--preload", preload] : []), join(fixtures, "load-report.ts")];
   const { code, out, err } = await run(argv, { env: { ...process.env, ...env } });
   expect(err).toBe("");
   expect(code).toBe(0);
@@ -74,14 +74,14 @@ describe("loading", () => {
     const dir = scratch();
     try {
       const out = join(dir, "out");
-      const built = await run([process.execPath, "build", "--target=bun", join(fixtures, "import-error.ts"), "--outdir", out]);
+      const built = await run([process.execPath, "build", "--target=bun", join(fixtures, "load-report.ts"), "--outdir", out]);
       expect(built.code).toBe(0);
       // This platform's library: the asset with its bytes.
       const bytes = readFileSync(libraryPath());
       const library = readdirSync(out).find((name) => name.endsWith(".so") && readFileSync(join(out, name)).equals(bytes));
       expect(library).toBeDefined();
       rmSync(join(out, library!));
-      const { code, out: printed, err } = await run([process.execPath, join(out, "import-error.js")], { cwd: "/", env: { ...process.env, LIBFORKS_PATH: undefined } });
+      const { code, out: printed, err } = await run([process.execPath, join(out, "load-report.js")], { cwd: "/", env: { ...process.env, LIBFORKS_PATH: undefined } });
       expect(err).toBe("");
       expect(code).toBe(0);
       const result = JSON.parse(printed) as { ok: boolean; name?: string; code?: string; message?: string };
@@ -121,6 +121,41 @@ describe("loading", () => {
         expect(code).toBe(0);
         for (const i of [1, 2, 3]) expect(out).toMatch(new RegExp(`^writer-${i} pid \\d+ argv \\["arg-${i}"\\] exit 0$`, "m"));
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60000);
+
+  test("a compiled executable loads its embedded library from a memfd: no TMPDIR needed; without memfds, Bun's extraction, else an error saying what to set", async () => {
+    const dir = scratch();
+    try {
+      const app = join(dir, "app");
+      const built = await run([process.execPath, "build", "--compile", join(fixtures, "load-report.ts"), "--outfile", app]);
+      expect(built.code).toBe(0);
+      const noMemfd = buildNoMemfd();
+      const launch = async (argv: string[], tmpdir: string) => {
+        const { code, out, err } = await run(argv, { cwd: dir, env: { PATH: "/usr/bin:/bin", HOME: dir, TMPDIR: tmpdir } });
+        expect(err).toBe("");
+        expect(code).toBe(0);
+        return JSON.parse(out) as { ok: boolean; code?: string; message?: string; clean?: { ok: boolean; code?: string; message?: string; exitCode?: number } };
+      };
+      const missing = join(dir, "missing");
+
+      // TMPDIR names a missing directory: the memfd needs none.
+      expect(await launch([app, "clean"], missing)).toMatchObject({ ok: true, clean: { ok: true, exitCode: 4 } });
+
+      // No memfd_create: Bun extracts the library into TMPDIR; a clean
+      // server cannot run the embedded libforks-server and says what to set.
+      const extracted = await launch([noMemfd, app, "clean"], dir);
+      expect(extracted).toMatchObject({ ok: true, clean: { ok: false, code: "LOAD_ERROR" } });
+      expect(extracted.clean!.message).toContain("set LIBFORKS_SERVER_PATH");
+
+      // No memfd_create and no usable TMPDIR: the error says what to set.
+      const failed = await launch([noMemfd, app], missing);
+      expect(failed).toMatchObject({ ok: false, code: "LOAD_ERROR" });
+      expect(failed.message).toContain("through a memfd: memfd_create failed (ENOSYS)");
+      expect(failed.message).toContain("Set BUN_TMPDIR (or TMPDIR) to an existing, writable directory on a filesystem mounted with exec");
+      expect(failed.message).toContain("or LIBFORKS_PATH");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
