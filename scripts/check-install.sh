@@ -28,11 +28,12 @@ LOG=$WORK/log
 PASSED=0
 FAILED=0
 
-# check NAME CMD...: runs CMD, output in $LOG; counts and reports it.
+# check NAME CMD...: runs CMD in a subshell (its cd stays there), output
+# in $LOG; counts and reports it.
 check() {
   local name=$1 start=$SECONDS
   shift
-  if "$@" >"$LOG" 2>&1; then
+  if ("$@") >"$LOG" 2>&1; then
     PASSED=$((PASSED + 1))
     echo "ok      $name ($((SECONDS - start))s)"
   else
