@@ -17,8 +17,11 @@ const prebuiltLibraries: EsbuildPlugin = {
   },
 };
 
+// dist/node.js is the entry of every runtime but Bun ("node" and "default"
+// export conditions): it only throws UNSUPPORTED_RUNTIME, and imports
+// nothing of bun:ffi, which Node.js would refuse before it could.
 export default defineConfig({
-  entry: { index: "src/index.ts" },
+  entry: { index: "src/index.ts", node: "src/node.ts" },
   outDir: "dist",
   format: ["esm"],
   platform: "node",
@@ -26,7 +29,9 @@ export default defineConfig({
   // is, 20.0) esbuild silently drops `with { type: "file" }` from the
   // external imports, and Bun would then load the libraries as modules.
   target: "node20.10",
-  dts: true,
+  // index.d.ts only, without what is marked @internal: users see the
+  // public API, not the package's own plumbing.
+  dts: { entry: { index: "src/index.ts" }, compilerOptions: { stripInternal: true } },
   clean: true,
   splitting: false,
   sourcemap: false,

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `npm test`: installs the toolchain if needed, rebuilds lib/, and runs every
 # suite: the Zig unit tests, the C tests (tests/c/run.sh), the Bun tests
-# (tests/bun), the type check and the package build. Each suite's output is
-# shown as it runs; its counts are read from that output. The last line is
-# `N passed, N failed` over all suites; the exit status is 1 when anything
-# failed or a suite could not run.
+# (tests/bun), the type check, the package build and the install check
+# (scripts/check-install.sh). Each suite's output is shown as it runs; its
+# counts are read from that output. The last line is `N passed, N failed`
+# over all suites; the exit status is 1 when anything failed or a suite
+# could not run.
 #
 # Time limits per step, in seconds (environment): LIBFORKS_BUILD_TIMEOUT
 # (900), LIBFORKS_UNIT_TIMEOUT (600), LIBFORKS_C_TIMEOUT (900),
@@ -194,6 +195,13 @@ else
   status=$?
   record package 0 1 "$( ((status == 124)) && why "$status")"
 fi
+
+# --- The package as users get it ----------------------------------------------------
+# scripts/check-install.sh: packs the tarball, installs it into an empty
+# project with no compiler on PATH, type-checks a strict program against it
+# and runs it from source, as a bundle from / and as a compiled executable
+# without TMPDIR (about 30 s).
+suite install "${LIBFORKS_CHECK_TIMEOUT:-300}" scripts/check-install.sh
 
 # --- Summary ---------------------------------------------------------------------------
 echo

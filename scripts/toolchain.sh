@@ -64,20 +64,13 @@ node_modules_ok() {
 
 if ! node_modules_ok; then
   npm_flags=(--no-audit --no-fund --loglevel=error)
+  # `npm ci` installs exactly package-lock.json, and fails if it is out of
+  # sync with package.json; without a lock file, `npm install` writes one.
   if [[ -f package-lock.json ]]; then
-    if ! npm ci "${npm_flags[@]}" >>"$log" 2>&1; then
-      # The npm registry reachable here does not serve every platform
-      # package that some dependencies list as optional (rollup's
-      # @rollup/rollup-<os>-<cpu>), so the lock file npm writes lacks them
-      # and `npm ci` refuses it as "out of sync", although `npm install`
-      # installs exactly the locked versions from it.
-      reason=$(sed -nE 's/^npm (error|ERR!) //p' "$log" | grep -vE '^(code |$)' | head -n 1 || true)
-      echo "toolchain: 'npm ci' failed (${reason:-see the npm log}); falling back to 'npm install --no-save'" >&2
-      npm install --no-save "${npm_flags[@]}" >>"$log" 2>&1 || {
-        cat "$log" >&2
-        die "npm install failed"
-      }
-    fi
+    npm ci "${npm_flags[@]}" >>"$log" 2>&1 || {
+      cat "$log" >&2
+      die "npm ci failed (if package-lock.json is out of sync with package.json, run 'npm install --package-lock-only' and commit the lock file)"
+    }
   else
     npm install "${npm_flags[@]}" >>"$log" 2>&1 || {
       cat "$log" >&2

@@ -26,14 +26,19 @@ const EAGAIN = constants.errno.EAGAIN;
 const EPIPE = constants.errno.EPIPE;
 const ECONNRESET = constants.errno.ECONNRESET;
 
+/** One message received on a channel or with `recvFds`. */
 export interface Message {
+  /** The bytes sent (empty at end-of-file from `recvFds`). */
   data: Uint8Array;
   /** Received fds, close-on-exec, owned by the receiver. */
   fds: number[];
 }
 
+/** Options of `Channel.send`. */
 export interface SendOptions {
-  /** Fds to pass (duplicated into the receiver; yours stay open). */
+  /** Fds to pass (duplicated into the receiver; yours stay open), at most
+   * `MAX_FDS`.
+   * @default [] */
   fds?: number[];
 }
 
@@ -103,6 +108,22 @@ interface OutgoingSend {
   reject: (error: Error) => void;
 }
 
+/**
+ * Messages with file descriptors over a connected `SOCK_SEQPACKET` socket:
+ * `child.channel` on the parent's side, `connectToParent()` in a spawned
+ * program. Any fd travels: pipes, sockets, listening sockets, memfds,
+ * files. Messages of any size are split into parts and joined again (the
+ * wire format is in the README).
+ *
+ * @example
+ * ```ts
+ * const [readEnd, writeEnd] = pipe();
+ * await child.channel!.send("write here", { fds: [writeEnd] });
+ * for await (const { data, fds } of child.channel!) {
+ *   console.log(new TextDecoder().decode(data), fds);
+ * }
+ * ```
+ */
 export class Channel {
   readonly #holdings: Holdings;
   readonly #outgoing: OutgoingSend[] = [];
@@ -114,7 +135,9 @@ export class Channel {
   readonly #buffer = new Uint8Array(HEADER_SIZE + PART_SIZE);
   readonly #fdSlots = new Int32Array(MAX_FDS);
 
-  /** Wraps a connected socket (made non-blocking). The channel owns it. */
+  /** Wraps a connected `SOCK_SEQPACKET` socket (made non-blocking); the
+   * channel owns it and `close()` closes it.
+   * @throws {LibforksError} `INVALID_ARGUMENT` when `fd` is not an open fd. */
   constructor(fd: number) {
     checkFd("fd", fd);
     if (lib.libforks_set_nonblocking(fd, true) !== 0) {
@@ -142,11 +165,17 @@ export class Channel {
     return this.#fd === null;
   }
 
-  /** Sends one message. Sends are delivered in call order. The data and
-   * fds are taken now: the fds are checked and sent, or duplicated, before
-   * this returns, so closing them afterwards is safe. Rejects (never
-   * throws) on a bad argument; with LIMIT_ERROR when MAX_QUEUED_SENDS
-   * sends already wait for room (await them: that is the backpressure). */
+  /** Sends one message, with `options.fds` if given. Sends are delivered
+   * in call order. The data and fds are taken now: the fds are checked and
+   * sent, or duplicated (close-on-exec), before this returns, so closing
+   * them or reusing the buffer afterwards is safe. The promise resolves
+   * once the whole message is in the socket.
+   * @default options `{}` (no fds)
+   * @throws {LibforksError} never synchronously: the promise rejects with
+   *   `INVALID_ARGUMENT` (naming the argument) for bad data or fds,
+   *   `LIMIT_ERROR` when MAX_QUEUED_SENDS sends already wait for room
+   *   (await them: that is the backpressure), `CHANNEL_CLOSED` once the
+   *   channel or the peer closed, `WRITE_ERROR` when sending fails. */
   send(data: Uint8Array | string, options: SendOptions = {}): Promise<void> {
     try {
       const bytes = toBytes(data);
@@ -181,13 +210,19 @@ export class Channel {
     }
   }
 
-  /** The next message, or null once the peer closed its end. */
+  /** The next message (its fds are close-on-exec and yours to close), or
+   * `null` once the peer closed its end. Receives are served in call
+   * order.
+   * @throws {LibforksError} the promise rejects with `CHANNEL_CLOSED` after
+   *   `close()`, `READ_ERROR` when receiving fails. */
   receive(): Promise<Message | null> {
     const next = this.#receiving.then(() => this.#receiveNow());
     this.#receiving = next.catch(() => {});
     return next;
   }
 
+  /** `for await (const message of channel)`: every message until the peer
+   * closes its end. */
   async *[Symbol.asyncIterator](): AsyncIterator<Message> {
     while (true) {
       const message = await this.receive();
@@ -204,7 +239,7 @@ export class Channel {
     unreachableChannels.unregister(this.#holdings);
   }
 
-  /** The child has exited: nothing will read what is sent any more, and
+  /** @internal The child has exited: nothing will read what is sent any more, and
    * what it sent is in the socket now. That is read into memory, for
    * receive() to hand out before null, and the socket is closed. */
   [childExited](): void {
@@ -450,10 +485,24 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Env variable naming the fd of a spawned child's channel to its parent. */
+/** The environment variable (`"LIBFORKS_CHANNEL_FD"`) that tells a
+ * program started by `server.spawn` or `spawnWorker` its channel's fd. */
 export const CHANNEL_FD_ENV = "LIBFORKS_CHANNEL_FD";
 
-/** In a program started by `server.spawn`, the channel to the parent. */
+/**
+ * In a program started by `server.spawn` (with `channel`, the default) or
+ * `server.spawnWorker`, the channel to the parent.
+ *
+ * @throws {LibforksError} `CHANNEL_CLOSED` when this process has no channel
+ *   (`LIBFORKS_CHANNEL_FD` is not set).
+ * @example
+ * ```ts
+ * const channel = connectToParent();
+ * for await (const { data, fds } of channel) {
+ *   // use data and fds
+ * }
+ * ```
+ */
 export function connectToParent(): Channel {
   const value = process.env[CHANNEL_FD_ENV];
   if (value === undefined || !/^\d+$/.test(value)) {
@@ -465,8 +514,12 @@ export function connectToParent(): Channel {
   return new Channel(Number(value));
 }
 
-/** One raw message (no channel framing) with fds, sent at once. Throws
- * WRITE_ERROR with errno EAGAIN if a non-blocking socket is full. */
+/** One raw message (no channel framing) with fds on any Unix socket,
+ * sent at once, as `libforks_write_socket_fds` does.
+ * @default fds `[]`
+ * @throws {LibforksError} `INVALID_ARGUMENT` for a bad fd, empty data or
+ *   more than `MAX_FDS` fds; `WRITE_ERROR` when sending fails (errno
+ *   `EAGAIN` when a non-blocking socket is full). */
 export function sendFds(fd: number, data: Uint8Array | string, fds: number[] = []): void {
   checkFd("fd", fd);
   const bytes = toBytes(data);
@@ -479,7 +532,12 @@ export function sendFds(fd: number, data: Uint8Array | string, fds: number[] = [
 }
 
 /** One raw message with its fds (close-on-exec), read at once (blocking
- * on a blocking socket). data is empty at end-of-file. */
+ * on a blocking socket), as `libforks_read_socket_fds` does; `data` is
+ * empty at end-of-file.
+ * @default maxBytes `65536`, maxFds `MAX_FDS`
+ * @throws {LibforksError} `INVALID_ARGUMENT` for bad arguments;
+ *   `READ_ERROR` when receiving fails (`EMSGSIZE` when the message or its
+ *   fds did not fit: what arrived is closed). */
 export function recvFds(fd: number, maxBytes = 65536, maxFds = MAX_FDS): Message {
   checkFd("fd", fd);
   if (!Number.isInteger(maxBytes) || maxBytes < 1) throw invalidArgument("maxBytes", `must be a positive integer, got ${describe(maxBytes)}`);

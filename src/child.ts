@@ -10,6 +10,7 @@ import { closeAdopted } from "./owned.ts";
 import type { PendingPid } from "./conn.ts";
 import type { PipeWriter } from "./stdio.ts";
 
+/** @internal */
 export interface ChildStreams {
   channel?: Channel;
   stdin?: PipeWriter;
@@ -17,6 +18,18 @@ export interface ChildStreams {
   stderr?: ReadableStream<Uint8Array>;
 }
 
+/**
+ * A process forked (`server.fork`) or spawned (`server.spawn`,
+ * `server.spawnWorker`) through a fork server. The server reaps it and
+ * reports its exit on `exited`; nothing needs to wait for it.
+ *
+ * @example
+ * ```ts
+ * const child = server.spawn(["/bin/sleep", "10"]);
+ * setTimeout(() => child.kill(), 100);
+ * console.log(String(await child.exited)); // "pid 1234 killed by SIGTERM"
+ * ```
+ */
 export class Child {
   #pid: number | PendingPid;
   /** Settles when the child has exited and was reaped by the server.
@@ -37,7 +50,12 @@ export class Child {
   #exitToken = 0;
 
   /** @internal Made by ForkServer; takes ownership of exitFd. */
-  constructor(pid: number | PendingPid, exitFd: number, streams: ChildStreams = {}) {
+  static create(pid: number | PendingPid, exitFd: number, streams: ChildStreams = {}): Child {
+    return new Child(pid, exitFd, streams);
+  }
+
+  // Private: a Child is made by ForkServer.fork() and spawn() only.
+  private constructor(pid: number | PendingPid, exitFd: number, streams: ChildStreams) {
     this.#pid = pid;
     this.channel = streams.channel;
     this.stdin = streams.stdin;
@@ -107,8 +125,11 @@ export class Child {
     return this.#exit?.exitCode ?? null;
   }
 
-  /** Sends a signal ("SIGTERM" by default). Does nothing once the child is
-   * known to have exited, so a recycled pid is never signalled. */
+  /** Sends a signal. Does nothing once the child is known to have exited,
+   * so a recycled pid is never signalled.
+   * @default signal `"SIGTERM"`
+   * @throws {LibforksError} `INVALID_ARGUMENT` for an unknown signal;
+   *   `KILL_ERROR` when `kill(2)` fails (errno `EPERM`). */
   kill(signal: string | number = "SIGTERM"): void {
     const number = signalNumber(signal);
     if (this.#exit !== null) return;
@@ -130,6 +151,7 @@ export class Child {
     if (this.#exit === null) getDoorbell().setRef(this.#exitToken, false);
   }
 
+  /** Undoes `unref()`: this child's exit keeps the process alive again. */
   ref(): void {
     if (this.#exit === null) getDoorbell().setRef(this.#exitToken, true);
   }

@@ -3,8 +3,8 @@
 // this event loop's doorbell. The raw pointer never leaves this class.
 
 import { ptr, type Pointer } from "bun:ffi";
-import { closeSync, existsSync, readFileSync, writeFileSync } from "node:fs";
-import { lib, serverExecutablePath } from "./native.ts";
+import { closeSync, readFileSync, writeFileSync } from "node:fs";
+import { isEmbedded, isExecutable, lib, serverExecutablePath } from "./native.ts";
 import { LibforksError, codeOf } from "./errors.ts";
 import { getDoorbell, READABLE, WRITABLE } from "./doorbell.ts";
 import { pipe, socketPair } from "./fds.ts";
@@ -15,8 +15,11 @@ import { codeRanges, inCode, type CodeRanges } from "./code-map.ts";
 
 /** What the server answered to a wait. */
 export interface WaitResult {
+  /** Pid of the child that exited. */
   pid: number;
+  /** Its raw `waitpid(2)` status. */
   status: number;
+  /** The status decoded. */
   event: ExitEvent;
   /** User and system CPU time of the child, in microseconds. */
   rusage: { userMicros: number; systemMicros: number; maxRssKiB: number };
@@ -29,19 +32,25 @@ export interface ForkedFds {
   exitFd: number;
 }
 
-/** A connection shared with another thread of this process. */
+/** A token for `ForkServer.attach()` in another thread (a Worker) of this
+ * process, made by `server.share()`; structured-clone-able. */
 export interface SharedConn {
+  /** Always `"libforks-server"`. */
   kind: "libforks-server";
+  /** The shared connection's reference, as a decimal string. */
   handle: string;
+  /** Pid of the process that made it: it is valid there only. */
   owner: number;
+  /** Pid of the server. */
   server: number;
+  /** True for a clean server. */
   clean: boolean;
 }
 
-/** What to run in a forked child. */
+/** @internal What to run in a forked child. */
 export type ForkTarget = { entrypoint: number } | { library: string | null; symbol: string };
 
-/** A fork whose pid is still on its way (see ServerConn.forkAsync). */
+/** @internal A fork whose pid is still on its way (see ServerConn.forkAsync). */
 export interface StartedFork {
   /** The caller's end of the child's socket, or null. */
   socketFd: number | null;
@@ -71,8 +80,22 @@ export function failure(result: number, what: string, syscall: string): Libforks
  * pointer, which must never come from a caller. */
 const fromNative = Symbol("ServerConn from native");
 
+/**
+ * The typed wrapper of a `libforks_ServerConn`, one method per C call, with
+ * the C semantics (raw fds, numeric signals), for those who want them;
+ * `ForkServer` is the convenient form.
+ *
+ * @example
+ * ```ts
+ * const conn = ServerConn.start();
+ * const { pid, exitFd } = conn.fork(symbols.work.ptr, false);
+ * const result = await conn.wait(pid, false);
+ * await conn.stop(true, false);
+ * ```
+ */
 export class ServerConn {
   #conn: Pointer | null;
+  /** Pid of the server process. */
   readonly pid: number;
   /** Executable memory when the server started: children are copies of
    * this process then, so only addresses in it can be entrypoints. */
@@ -95,7 +118,8 @@ export class ServerConn {
     }
   }
 
-  /** libforks_start. */
+  /** libforks_start: a snapshot server, a copy of this process now.
+   * @throws {LibforksError} `FORK_ERROR`, `SOCKET_CREATION_ERROR`, ... */
   static start(): ServerConn {
     const out = new BigUint64Array(1);
     const result = lib.libforks_start(ptr(out));
@@ -103,17 +127,40 @@ export class ServerConn {
     return new ServerConn(fromNative, Number(out[0]) as Pointer, false);
   }
 
-  /** libforks_start_ex in clean mode: the server runs libforks-server. */
+  /** libforks_start_ex in clean mode: the server runs libforks-server
+   * (from a memfd when it is embedded or not executable).
+   * @throws {LibforksError} `LOAD_ERROR` when libforks-server cannot be
+   *   read; `EXEC_ERROR`, `FORK_ERROR`, ... when it cannot start. */
   static startClean(): ServerConn {
     const path = serverExecutablePath();
-    // A file embedded in a compiled executable is not on disk: run it from
-    // a memfd instead (fexecve).
-    const embedded = path.startsWith("/$bunfs/") || !existsSync(path);
+    // The kernel executes neither a file embedded in a compiled executable
+    // (it is not on disk) nor one without the exec bit (`bun build
+    // --outdir` writes its assets mode 644): run those from a memfd
+    // (fexecve), so no exec bit and no executable TMPDIR is assumed.
+    const fromMemfd = isEmbedded(path) || !isExecutable(path);
     let memfd = -1;
-    if (embedded) {
+    if (fromMemfd) {
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(path);
+      } catch (error) {
+        throw new LibforksError("LOAD_ERROR", `cannot read libforks-server at ${path}: ${(error as Error).message}`, { syscall: "open" });
+      }
       memfd = lib.libforks_memfd(ptr(Buffer.from("libforks-server\0")));
-      if (memfd < 0) throw failure(-9, "cannot create a memfd for libforks-server", "memfd_create");
-      writeFileSync(memfd, readFileSync(path));
+      if (memfd < 0) {
+        throw new LibforksError(
+          "LOAD_ERROR",
+          `cannot run ${path}: it is ${isEmbedded(path) ? "embedded in this executable" : "not executable"} and needs a memfd, ` +
+            "but memfd_create failed; set LIBFORKS_SERVER_PATH to an executable libforks-server on disk",
+          { errno: lib.libforks_last_errno(), syscall: "memfd_create" },
+        );
+      }
+      try {
+        writeFileSync(memfd, bytes);
+      } catch (error) {
+        closeSync(memfd);
+        throw new LibforksError("LOAD_ERROR", `cannot copy libforks-server into a memfd: ${(error as Error).message}`, { syscall: "write" });
+      }
     }
     const pathBytes = Buffer.from(`${path}\0`);
     // libforks_StartOptions: size_t size; int mode; (pad) const char *server_path; int server_fd.
@@ -121,7 +168,7 @@ export class ServerConn {
     const view = new DataView(options);
     view.setBigUint64(0, 32n, true);
     view.setInt32(8, 1, true); // libforks_MODE_CLEAN
-    view.setBigUint64(16, embedded ? 0n : BigInt(ptr(pathBytes)), true);
+    view.setBigUint64(16, fromMemfd ? 0n : BigInt(ptr(pathBytes)), true);
     view.setInt32(24, memfd, true);
     const out = new BigUint64Array(1);
     const result = lib.libforks_start_ex(ptr(out), ptr(options));
@@ -180,6 +227,7 @@ export class ServerConn {
     }
   }
 
+  /** True once stopped or freed. */
   get closed(): boolean {
     return this.#conn === null;
   }
@@ -189,7 +237,9 @@ export class ServerConn {
     return this.#conn;
   }
 
-  /** libforks_fork with a native function pointer. */
+  /** libforks_fork with a native function pointer, waiting for the pid.
+   * @throws {LibforksError} `FORK_ERROR` (errno `EAGAIN`, ...),
+   *   `SERVER_GONE`, `LIMIT_ERROR`. */
   fork(entrypoint: number, socket: boolean): ForkedFds {
     const handle = this.#handle();
     if (this.clean) throw new LibforksError("INVALID_ARGUMENT", "entrypoint must be { library, symbol } on a clean server");
@@ -203,7 +253,7 @@ export class ServerConn {
     return { pid: out[0]!, socketFd: socket ? out[1]! : null, exitFd: out[2]! };
   }
 
-  /** Forks libforks_exec_entrypoint on `childControl` (the caller keeps
+  /** @internal Forks libforks_exec_entrypoint on `childControl` (the caller keeps
    * and closes it) and waits for the pid. With `specQueued`, the spec is
    * already in the socket and the server starts the program in place. */
   forkExec(childControl: number, specQueued: boolean): { pid: number; exitFd: number } {
@@ -233,7 +283,10 @@ export class ServerConn {
     return { pid: new DataView(reply).getInt32(8, true), exitFd: adoptFd(exitRead) };
   }
 
-  /** libforks_fork_symbol: `library` dlopen'd in the child. */
+  /** libforks_fork_symbol: `library` dlopen'd in the child (null: the
+   * server's image).
+   * @throws {LibforksError} `LOAD_ERROR` when the library or symbol cannot
+   *   be loaded; as `fork` otherwise. */
   forkSymbol(library: string | null, symbol: string, socket: boolean): ForkedFds {
     const out = new Int32Array(3);
     const libraryBytes = library === null ? null : Buffer.from(`${library}\0`);
@@ -253,7 +306,7 @@ export class ServerConn {
     return { pid: out[0]!, socketFd: socket ? out[1]! : null, exitFd: out[2]! };
   }
 
-  /** libforks_fork_async: returns at once; the pid follows. Requests are
+  /** @internal libforks_fork_async: returns at once; the pid follows. Requests are
    * sent in call order; when the connection's queue is full they wait here
    * (not in a blocked system call) until the server catches up. */
   forkAsync(target: ForkTarget, socket: boolean, firstMessage?: { data: Uint8Array; fds: number[] }): StartedFork {
@@ -362,7 +415,7 @@ export class ServerConn {
     }
   }
 
-  /** Sends queued forks up to and including `pid`'s, blocking: for a
+  /** @internal Sends queued forks up to and including `pid`'s, blocking: for a
    * caller that needs that pid now. */
   flushUntil(pid: PendingPid): void {
     while (this.#queue.length > 0 && this.#conn !== null) {
@@ -400,7 +453,9 @@ export class ServerConn {
     for (const resolve of this.#queueEmptied.splice(0)) resolve();
   }
 
-  /** libforks_kill_all_async, after the forks queued before it. */
+  /** libforks_kill_all_async, after the forks queued before it.
+   * @throws {LibforksError} the promise rejects with `KILL_ERROR`,
+   *   `SERVER_GONE`. */
   async killAll(signal: number): Promise<void> {
     await this.#sentQueuedForks();
     const out = new Int32Array(1);
@@ -410,7 +465,9 @@ export class ServerConn {
     if (reply.result !== 0) throw replyFailure(reply, `cannot send signal ${signal} to the children`, "libforks_kill_all");
   }
 
-  /** libforks_wait_async; resolves null for WNOHANG with nothing to report. */
+  /** libforks_wait_async; resolves null for WNOHANG with nothing to report.
+   * @throws {LibforksError} the promise rejects with `WAIT_ERROR` (errno
+   *   `ECHILD`) for a pid that is not a child or was already waited for. */
   async wait(pid: number, noHang: boolean): Promise<WaitResult | null> {
     await this.#sentQueuedForks();
     const out = new Int32Array(1);
@@ -422,7 +479,8 @@ export class ServerConn {
     return reply.wait!;
   }
 
-  /** libforks_wait_all_async. */
+  /** libforks_wait_all_async: resolves once no child runs.
+   * @throws {LibforksError} the promise rejects with `SERVER_GONE`. */
   async waitAll(): Promise<void> {
     await this.#sentQueuedForks();
     const out = new Int32Array(1);
@@ -433,7 +491,9 @@ export class ServerConn {
   }
 
   /** libforks_stop_async then libforks_stop_finish. Invalidates the conn
-   * unless the caller is not the owner. */
+   * unless the caller is not the owner.
+   * @throws {LibforksError} `NOT_OWNER` when this process did not start the
+   *   server; the promise rejects with `STOP_ERROR`. */
   async stop(wait: boolean, serverOnly: boolean): Promise<void> {
     const handle = this.#handle();
     const out = new Int32Array(1);
@@ -466,7 +526,7 @@ export class ServerConn {
   }
 }
 
-/** The pid of a fork sent with libforks_fork_async: read from its reply
+/** @internal The pid of a fork sent with libforks_fork_async: read from its reply
  * fd when the doorbell says it is ready, or at once (blocking briefly) by
  * whoever needs it synchronously. */
 export class PendingPid {

@@ -25,6 +25,15 @@ export const resultNames: Record<number, string> = {
   [-18]: "LIMIT_ERROR",
 };
 
+/**
+ * What failed, as `LibforksError.code` names it. The names of the C
+ * library's `libforks_Result` values (`"FORK_ERROR"`, `"SERVER_GONE"`,
+ * ...), and the package's own: `"CHANNEL_CLOSED"` (no channel, or it was
+ * closed), `"SERVER_STOPPED"`, `"UNSUPPORTED_RUNTIME"` (not Bun, or a Bun
+ * older than the package needs), `"UNSUPPORTED_PLATFORM"` (no prebuilt
+ * library for this platform), `"WORKER_NOT_DISPATCHED"` (see
+ * `workerName()`), `"UNKNOWN"`.
+ */
 export type LibforksErrorCode =
   | "READ_ERROR"
   | "WRITE_ERROR"
@@ -46,6 +55,9 @@ export type LibforksErrorCode =
   | "LIMIT_ERROR"
   | "CHANNEL_CLOSED"
   | "SERVER_STOPPED"
+  | "UNSUPPORTED_RUNTIME"
+  | "UNSUPPORTED_PLATFORM"
+  | "WORKER_NOT_DISPATCHED"
   | "UNKNOWN";
 
 const errnoNames = new Map<number, string>(
@@ -57,7 +69,24 @@ export function errnoName(errno: number): string | undefined {
   return errnoNames.get(errno);
 }
 
+/**
+ * Every failure of this package: thrown synchronously for bad arguments
+ * and failed system calls, the rejection of every promise. A bad
+ * argument's message names the argument (`INVALID_ARGUMENT`).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   server.spawn(["no-such-program"]);
+ * } catch (error) {
+ *   if (error instanceof LibforksError && error.code === "EXEC_ERROR") {
+ *     console.log(error.errnoCode); // "ENOENT"
+ *   } else throw error;
+ * }
+ * ```
+ */
 export class LibforksError extends Error {
+  /** Always `"LibforksError"`. */
   override readonly name = "LibforksError";
   /** What failed, e.g. "FORK_ERROR", "INVALID_ARGUMENT", "SERVER_GONE". */
   readonly code: LibforksErrorCode;
@@ -68,6 +97,14 @@ export class LibforksError extends Error {
   /** The call that failed, e.g. "fork", "execve", "libforks_start". */
   readonly syscall?: string;
 
+  /**
+   * @param code What failed.
+   * @param message Says what failed; an errno's name is appended, as in
+   *   `"cannot fork (EAGAIN)"`.
+   * @param options `errno` of the failed call (ignored unless positive) and
+   *   the call's name.
+   * @default options `{}`
+   */
   constructor(code: LibforksErrorCode, message: string, options: { errno?: number; syscall?: string } = {}) {
     const errno = options.errno && options.errno > 0 ? options.errno : undefined;
     const errnoCode = errno === undefined ? undefined : errnoName(errno);

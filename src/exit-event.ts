@@ -2,6 +2,17 @@
 
 import { signalName } from "./signals.ts";
 
+/**
+ * How a child ended: the typed form of `libforks_ExitEvent` (its pid and
+ * `waitpid(2)` status), as `child.exited` resolves it.
+ *
+ * @example
+ * ```ts
+ * const event = await child.exited;
+ * if (event.signal !== null) console.log(`killed by ${event.signal}`);
+ * else console.log(`exited with ${event.exitCode}`);
+ * ```
+ */
 export class ExitEvent {
   /** Pid of the child. */
   readonly pid: number;
@@ -14,6 +25,7 @@ export class ExitEvent {
   /** Number of that signal, or null. */
   readonly signalNumber: number | null;
 
+  /** Decodes a raw `waitpid(2)` status of `pid`. */
   constructor(pid: number, status: number) {
     this.pid = pid;
     this.status = status;
@@ -41,6 +53,7 @@ export class ExitEvent {
     return this.exitCode === 0;
   }
 
+  /** `"pid 42 exited with 0"` or `"pid 42 killed by SIGKILL"`. */
   toString(): string {
     return this.signal ? `pid ${this.pid} killed by ${this.signal}` : `pid ${this.pid} exited with ${this.exitCode}`;
   }

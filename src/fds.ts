@@ -5,7 +5,8 @@ import { ptr } from "bun:ffi";
 import { lib } from "./native.ts";
 import { LibforksError } from "./errors.ts";
 
-/** A connected pair of close-on-exec message sockets. */
+/** A connected pair of close-on-exec `SOCK_SEQPACKET` sockets.
+ * @throws {LibforksError} `SOCKET_CREATION_ERROR` (errno `EMFILE`, ...). */
 export function socketPair(): [number, number] {
   const out = new Int32Array(2);
   if (lib.libforks_socketpair(ptr(out)) !== 0) {
@@ -14,7 +15,16 @@ export function socketPair(): [number, number] {
   return [out[0]!, out[1]!];
 }
 
-/** A close-on-exec pipe: [read end, write end]. */
+/** A close-on-exec pipe: `[read end, write end]`.
+ * @throws {LibforksError} `PIPE_CREATION_ERROR` (errno `EMFILE`, ...).
+ * @example
+ * ```ts
+ * const [readEnd, writeEnd] = pipe();
+ * server.spawn(["/bin/sh", "-c", "echo hi >&5"], { fds: { 5: writeEnd } });
+ * closeSync(writeEnd);
+ * console.log(await new Response(Bun.file(readEnd).stream()).text());
+ * ```
+ */
 export function pipe(): [number, number] {
   const out = new Int32Array(2);
   if (lib.libforks_pipe(ptr(out)) !== 0) {

@@ -1,7 +1,8 @@
 // libforks for Bun: a fork server, fd passing and process supervision.
 
 export { ForkServer } from "./server.ts";
-export type { Entrypoint, ForkOptions, SpawnOptions, StdioOption, StartOptions } from "./server.ts";
+export type { Entrypoint, ForkOptions, SpawnOptions, StdioOption, StartOptions, WorkerOptions } from "./server.ts";
+export { workerName, WORKER_ENV, MAX_WORKER_DEPTH } from "./worker.ts";
 export { Child } from "./child.ts";
 export { ExitEvent } from "./exit-event.ts";
 export { ServerConn } from "./conn.ts";
@@ -15,5 +16,5 @@ export type { LibforksErrorCode } from "./errors.ts";
 export { libraryPath, platformKey } from "./native.ts";
 
 import { lib } from "./native.ts";
-/** Version of the native library. */
+/** Version of the native library loaded, e.g. `"0.1.0"`. */
 export const nativeVersion: string = String(lib.libforks_version());

@@ -1,8 +1,11 @@
 // The one place that finds and loads the native library, and its symbol
 // table. Everything else imports `native` from here.
 
-import { dlopen, FFIType, suffix } from "bun:ffi";
-import { existsSync, readFileSync } from "node:fs";
+import { dlopen, FFIType, ptr as pointerTo, read, suffix } from "bun:ffi";
+import { accessSync, closeSync, constants as fsConstants, existsSync, readFileSync, writeSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { LibforksError, errnoName } from "./errors.ts";
+import { MINIMUM_BUN } from "./version.ts";
 
 // `with { type: "file" }` makes `bun build --compile` embed each library;
 // at run time the import is the file's path (a /$bunfs/ path inside a
@@ -61,25 +64,57 @@ export function platformKey(): string {
   return isMusl() ? `${base}-musl` : base;
 }
 
+/** Throws UNSUPPORTED_RUNTIME unless this is Bun >= MINIMUM_BUN. */
+function checkRuntime(): void {
+  const version = typeof Bun === "undefined" ? undefined : Bun.version;
+  if (version === undefined) {
+    throw new LibforksError("UNSUPPORTED_RUNTIME", `libforks requires Bun >= ${MINIMUM_BUN}; run this program with bun`);
+  }
+  const have = version.split(/[.-]/).map(Number);
+  const need = MINIMUM_BUN.split(".").map(Number);
+  for (let i = 0; i < need.length; i++) {
+    if ((have[i] ?? 0) > need[i]!) return;
+    if ((have[i] ?? 0) < need[i]!) {
+      throw new LibforksError("UNSUPPORTED_RUNTIME", `libforks requires Bun >= ${MINIMUM_BUN}; this is Bun ${version}`);
+    }
+  }
+}
+
+/** True for a path inside a `bun build --compile` executable. */
+export function isEmbedded(path: string): boolean {
+  return path.startsWith("/$bunfs/");
+}
+
+/** The path a `with { type: "file" }` import gave, made absolute. From
+ * source, an installed package or a compiled executable it already is; a
+ * `bun build --outdir` bundle gets a path relative to the bundle's own
+ * directory ("./libforks-1a2b3c.so"), which must not be read relative to
+ * the working directory. */
+function assetPath(path: string): string {
+  return isAbsolute(path) ? path : resolve(import.meta.dir, path);
+}
+
 /** Path of the library to load: LIBFORKS_PATH if set, else the prebuilt
- * one for this platform. Throws a clear error on an unsupported platform. */
+ * one for this platform. Throws LOAD_ERROR for a LIBFORKS_PATH that names
+ * no file, UNSUPPORTED_PLATFORM where no library is prebuilt. */
 export function libraryPath(): string {
   const override = process.env.LIBFORKS_PATH;
   if (override) {
     if (!existsSync(override)) {
-      throw new Error(`libforks: LIBFORKS_PATH points to ${override}, which does not exist`);
+      throw new LibforksError("LOAD_ERROR", `LIBFORKS_PATH is ${override}, which does not exist; set it to a libforks ${suffix} file or unset it`);
     }
     return override;
   }
   const key = platformKey();
   const path = prebuilt[key];
   if (!path) {
-    throw new Error(
-      `libforks: no prebuilt library for ${key} (supported: ${Object.keys(prebuilt).join(", ")}); ` +
-        `build one with 'zig build' and set LIBFORKS_PATH to its ${suffix} file`,
+    throw new LibforksError(
+      "UNSUPPORTED_PLATFORM",
+      `libforks has no prebuilt library for ${key} (prebuilt: ${Object.keys(prebuilt).join(", ")}); ` +
+        `build one with 'python3 -m ziglang build' and set LIBFORKS_PATH to its ${suffix} file`,
     );
   }
-  return path;
+  return assetPath(path);
 }
 
 /** Path of libforks-server, the program a clean server runs:
@@ -91,8 +126,19 @@ export function serverExecutablePath(): string {
   if (override) return override;
   const key = platformKey();
   const path = servers[key];
-  if (!path) throw new Error(`libforks: no prebuilt libforks-server for ${key}`);
-  return path;
+  if (!path) throw new LibforksError("UNSUPPORTED_PLATFORM", `libforks has no prebuilt libforks-server for ${key}`);
+  return assetPath(path);
+}
+
+/** True if this process may execute the file at `path` (a `bun build
+ * --outdir` bundle writes its assets without the exec bit). */
+export function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const i32 = FFIType.i32;
@@ -148,12 +194,74 @@ const symbols = {
   libforks_version: { args: [], returns: cstring },
 } as const;
 
-function load() {
-  const path = libraryPath();
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function dlopenOrThrow(path: string, what: string) {
   try {
     return dlopen(path, symbols);
   } catch (error) {
-    throw new Error(`libforks: cannot load ${path}: ${(error as Error).message}`);
+    throw new LibforksError("LOAD_ERROR", `cannot load ${what}: ${message(error)}`, { syscall: "dlopen" });
+  }
+}
+
+/** A library embedded in a compiled executable, loaded from a memfd
+ * through /proc/self/fd: Bun's own way (extracting it into TMPDIR) fails
+ * when TMPDIR is missing, read-only or mounted noexec. memfd_create comes
+ * from the C library itself, since ours is not loaded yet (musl's dlopen
+ * answers "libc.so.6" with its own libc too). Returns null where that
+ * cannot work (no /proc, no memfd_create), with the reason. */
+function dlopenThroughMemfd(path: string): { library: ReturnType<typeof dlopen<typeof symbols>> } | { reason: string } {
+  let fd = -1;
+  try {
+    const libc = dlopen("libc.so.6", {
+      memfd_create: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+      __errno_location: { args: [], returns: FFIType.ptr },
+    });
+    let errno = 0;
+    try {
+      fd = libc.symbols.memfd_create(pointerTo(Buffer.from("libforks.so\0")), 1 /* MFD_CLOEXEC */);
+      if (fd < 0) errno = read.i32(libc.symbols.__errno_location()!, 0);
+    } finally {
+      libc.close();
+    }
+    if (fd < 0) return { reason: `memfd_create failed (${errnoName(errno) ?? `errno ${errno}`})` };
+    const bytes = readFileSync(path);
+    for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset);
+    // The mapping keeps the memfd's pages; the fd itself is not needed.
+    return { library: dlopen(`/proc/self/fd/${fd}`, symbols) };
+  } catch (error) {
+    return { reason: message(error) };
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+}
+
+function load() {
+  checkRuntime();
+  const path = libraryPath();
+  if (process.env.LIBFORKS_PATH) return dlopenOrThrow(path, `LIBFORKS_PATH ${path}`);
+  if (!isEmbedded(path)) {
+    if (!existsSync(path)) {
+      throw new LibforksError("LOAD_ERROR", `the prebuilt library ${path} is missing; reinstall libforks or set LIBFORKS_PATH to a libforks ${suffix} file`);
+    }
+    return dlopenOrThrow(path, path);
+  }
+  const viaMemfd = process.platform === "linux" ? dlopenThroughMemfd(path) : { reason: "no memfd on this platform" };
+  if ("library" in viaMemfd) return viaMemfd.library;
+  // Bun's own way: it extracts the file into BUN_TMPDIR or TMPDIR.
+  try {
+    return dlopen(path, symbols);
+  } catch (error) {
+    throw new LibforksError(
+      "LOAD_ERROR",
+      `cannot load the libforks library embedded in this executable: through a memfd: ${viaMemfd.reason}; ` +
+        `extracted by Bun into a temporary directory: ${message(error)}. ` +
+        `Set BUN_TMPDIR (or TMPDIR) to an existing, writable directory on a filesystem mounted with exec, ` +
+        `or LIBFORKS_PATH to a libforks ${suffix} file on disk`,
+      { syscall: "dlopen" },
+    );
   }
 }
 

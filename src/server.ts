@@ -11,6 +11,7 @@ import { Channel, CHANNEL_FD_ENV, MAX_FDS, checkFds } from "./channel.ts";
 import { pipe, socketPair } from "./fds.ts";
 import { PipeWriter, pipeReadable } from "./stdio.ts";
 import { signalNumber } from "./signals.ts";
+import { thisProgram, workerEnv, WORKER_DEPTH_ENV, WORKER_ENV } from "./worker.ts";
 
 /** A native entrypoint: a function pointer mapped when the server started
  * (a `bun:ffi` symbol or its `.ptr`), or a library and symbol to load in
@@ -24,42 +25,80 @@ export type Entrypoint =
   // not declare it, so it is checked at run time).
   | ((...args: never[]) => unknown);
 
+/** Options of `server.fork`. */
 export interface ForkOptions {
-  /** Give the child a socket: `child.channel` here, `socket_fd` there. */
+  /** Give the child a socket: `child.channel` here, `socket_fd` there.
+   * @default false (true when `fds` is not empty) */
   socket?: boolean;
   /** Fds to pass to the child: sent as the first message on its socket,
-   * with a 4-byte payload holding their count (implies socket). */
+   * with a 4-byte payload holding their count (implies socket).
+   * @default [] */
   fds?: number[];
 }
 
+/** What a spawned program's stdin, stdout or stderr is: this process's
+ * own (`"inherit"`), a pipe to this process (`"pipe"`: `child.stdin`,
+ * `child.stdout`, `child.stderr`), `/dev/null` (`"ignore"`), or an open
+ * fd of this process. */
 export type StdioOption = "inherit" | "pipe" | "ignore" | number;
 
+/** Options of `server.spawn`. */
 export interface SpawnOptions {
+  /** The program's working directory.
+   * @default this process's working directory */
   cwd?: string;
-  /** The environment (default: process.env). */
+  /** The environment; `undefined` values are left out.
+   * @default process.env */
   env?: Record<string, string | undefined>;
-  /** One option for all three, or [stdin, stdout, stderr]. Default
-   * "inherit". */
+  /** One option for all three, or `[stdin, stdout, stderr]`.
+   * @default "inherit" */
   stdio?: StdioOption | [StdioOption, StdioOption, StdioOption];
-  /** Extra fds for the program: { 5: fd } makes `fd` its fd 5. */
+  /** Extra fds for the program: `{ 5: fd }` makes `fd` its fd 5.
+   * @default {} */
   fds?: Record<number, number>;
-  /** Give the program a channel to this process (default true): its fd
-   * number is in the LIBFORKS_CHANNEL_FD environment variable (3 unless
-   * `fds` takes 3), and `connectToParent()` opens it. */
+  /** Give the program a channel to this process: its fd number is in the
+   * LIBFORKS_CHANNEL_FD environment variable (3 unless `fds` takes 3),
+   * and `connectToParent()` opens it.
+   * @default true */
   channel?: boolean;
 }
 
+/** Options of `ForkServer.start`. */
 export interface StartOptions {
-  /** "snapshot" (default): the server is a copy of this process, forked
+  /** "snapshot": the server is a copy of this process, forked
    * now, and children are copies of it: native entrypoints of any kind.
    * "clean": the server is a fresh libforks-server program holding none of
    * this process's memory; children run programs (`spawn`) or
-   * `{ library, symbol }` entrypoints only. */
+   * `{ library, symbol }` entrypoints only.
+   * @default "snapshot" */
   mode?: "snapshot" | "clean";
+}
+
+/** Options of `server.spawnWorker`: those of `spawn` (a worker always has
+ * a channel), and its arguments. */
+export interface WorkerOptions extends Omit<SpawnOptions, "channel"> {
+  /** Arguments after the program (the worker's `process.argv.slice(2)`).
+   * @default [] */
+  args?: string[];
 }
 
 const EXEC_STEPS = ["", "receive spec", "map fds", "chdir", "execve"];
 
+/**
+ * A fork server: a process forked once, early (a snapshot of this
+ * process) or a fresh `libforks-server` program (clean), that forks
+ * children on request, reaps every one, reports each exit, and kills them
+ * all when this process dies, even by SIGKILL.
+ *
+ * @example
+ * ```ts
+ * import { ForkServer } from "libforks";
+ *
+ * await using server = ForkServer.start();
+ * const child = server.spawn(["/bin/sh", "-c", "exit 3"], { channel: false });
+ * console.log((await child.exited).exitCode); // 3
+ * ```
+ */
 export class ForkServer {
   readonly #conn: ServerConn;
   #stopping: Promise<void> | null = null;
@@ -68,8 +107,18 @@ export class ForkServer {
     this.#conn = conn;
   }
 
-  /** Starts a fork server: a copy of this process, forked now, that forks
-   * children on request. Native entrypoints must be loaded before this. */
+  /** Starts a fork server: by default a copy of this process, forked now,
+   * that forks children on request (native entrypoints must be loaded
+   * before this); with `mode: "clean"` a fresh libforks-server program.
+   * @default options `{ mode: "snapshot" }`
+   * @throws {LibforksError} `INVALID_ARGUMENT` for bad options;
+   *   `FORK_ERROR`, `SOCKET_CREATION_ERROR`, `LOAD_ERROR` (clean:
+   *   libforks-server unreadable), ... when the server cannot start.
+   * @example
+   * ```ts
+   * await using server = ForkServer.start({ mode: "clean" });
+   * ```
+   */
   static start(options: StartOptions = {}): ForkServer {
     if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
     if (options.mode !== undefined && options.mode !== "snapshot" && options.mode !== "clean") {
@@ -82,12 +131,22 @@ export class ForkServer {
    * `ForkServer.attach(token)` gives a ForkServer on the same server (one
    * connection, many event loops). Each token must be attached once; the
    * attached server is released with `release()` (or `await using`) and
-   * cannot stop the server. */
+   * cannot stop the server.
+   * @throws {LibforksError} `SERVER_GONE` once stopped.
+   * @example
+   * ```ts
+   * worker.postMessage(server.share());
+   * // in the Worker:
+   * await using shared = ForkServer.attach(token);
+   * ```
+   */
   share(): SharedConn {
     return this.#live().share();
   }
 
-  /** The ForkServer of a token made by `share()` in this process. */
+  /** The ForkServer of a token made by `share()` in this process.
+   * @throws {LibforksError} `INVALID_ARGUMENT` for a token that did not come
+   *   from `share()` in this process. */
   static attach(token: SharedConn): ForkServer {
     if (
       token === null ||
@@ -133,7 +192,21 @@ export class ForkServer {
   }
 
   /** Forks a child that runs a native entrypoint
-   * `void entry(libforks_ServerConn conn, int socket_fd)`. */
+   * `void entry(libforks_ServerConn conn, int socket_fd)`. Returns at
+   * once; the pid follows (`child.started`).
+   * @default options `{ socket: false, fds: [] }`
+   * @throws {LibforksError} synchronously `INVALID_ARGUMENT` (a bad
+   *   entrypoint, a function pointer on a clean server, bad options),
+   *   `LOAD_ERROR` (`{ library, symbol }` that cannot be loaded),
+   *   `SERVER_GONE`; `child.started` rejects with `FORK_ERROR` (errno
+   *   `EAGAIN`, ...) when the fork fails.
+   * @example
+   * ```ts
+   * const { symbols } = cc({ source: "./work.c", symbols: { work: { args: ["ptr", "i32"], returns: "void" } } });
+   * await using server = ForkServer.start(); // after cc(): children are copies of this moment
+   * const child = server.fork(symbols.work, { fds: [writeEnd] });
+   * ```
+   */
   fork(entrypoint: Entrypoint, options: ForkOptions = {}): Child {
     if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
     const fds = checkFds(options.fds, "options.fds");
@@ -150,13 +223,69 @@ export class ForkServer {
     }
     const forked = conn.forkAsync(forkTarget(conn, entrypoint), socket, firstMessage);
     const channel = forked.socketFd === null ? undefined : new Channel(forked.socketFd);
-    return new Child(forked.pid, forked.exitFd, { channel });
+    return Child.create(forked.pid, forked.exitFd, { channel });
   }
 
   /** Runs a program in a child of the server (a Bun script included:
-   * `[process.execPath, "worker.ts"]`). Throws EXEC_ERROR (errno ENOENT,
-   * EACCES, ...) when it cannot be started. */
+   * `[process.execPath, "worker.ts"]`; in a compiled executable use
+   * `spawnWorker`). Returns once the program was exec'd.
+   * @default options `{ stdio: "inherit", channel: true, env: process.env }`
+   * @throws {LibforksError} `INVALID_ARGUMENT` for bad argv or options;
+   *   `EXEC_ERROR` (errno `ENOENT`, `EACCES`, ...) when the program cannot
+   *   be started; `SERVER_GONE`.
+   * @example
+   * ```ts
+   * const child = server.spawn(["/bin/cat"], { stdio: ["pipe", "pipe", "inherit"], channel: false });
+   * child.stdin!.write("hello");
+   * await child.stdin!.end();
+   * console.log(await new Response(child.stdout!).text()); // "hello"
+   * ```
+   */
   spawn(argv: string[], options: SpawnOptions = {}): Child {
+    return this.#spawn(argv, options, {});
+  }
+
+  /**
+   * Starts a Bun worker that is this same program run again, with a
+   * channel to this process, and `workerName()` giving `name` there: the
+   * main module dispatches on it. Works unchanged from source, from a
+   * `bun build --outdir` bundle and from a `bun build --compile`
+   * executable (which runs itself again: no file beside it is needed).
+   * @param name The worker's name, `workerName()` in the worker.
+   * @default options `{ stdio: "inherit", args: [], env: process.env }`
+   * @throws {LibforksError} `INVALID_ARGUMENT` for a bad name or options;
+   *   `WORKER_NOT_DISPATCHED` in a worker that never asked `workerName()`
+   *   (it would start copies of itself without end); `LIMIT_ERROR` past
+   *   `MAX_WORKER_DEPTH` nested workers; as `spawn` otherwise.
+   * @example
+   * ```ts
+   * import { ForkServer, connectToParent, workerName } from "libforks";
+   *
+   * if (workerName() === "echo") {
+   *   const channel = connectToParent();
+   *   for await (const message of channel) await channel.send(message.data);
+   * } else {
+   *   await using server = ForkServer.start();
+   *   const worker = server.spawnWorker("echo");
+   *   await worker.channel!.send("ping");
+   *   const reply = await worker.channel!.receive();
+   *   console.log(new TextDecoder().decode(reply!.data)); // "ping"
+   * }
+   * ```
+   */
+  spawnWorker(name: string, options: WorkerOptions = {}): Child {
+    const extraEnv = workerEnv(name);
+    if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
+    const args = options.args ?? [];
+    if (!Array.isArray(args)) throw invalidArgument("options.args", `must be an array of strings, got ${describe(args)}`);
+    args.forEach((arg, i) => {
+      if (typeof arg !== "string") throw invalidArgument(`options.args[${i}]`, `must be a string, got ${describe(arg)}`);
+    });
+    const { args: _args, ...spawnOptions } = options;
+    return this.#spawn([...thisProgram(), ...args], { ...spawnOptions, channel: true }, extraEnv);
+  }
+
+  #spawn(argv: string[], options: SpawnOptions, extraEnv: Record<string, string>): Child {
     const spec = checkSpawn(argv, options);
     const conn = this.#live();
     const opened: number[] = []; // ours to close whatever happens
@@ -187,6 +316,10 @@ export class ForkServer {
       // Ours, not the program's: without a channel it must not believe
       // that fd 3 is one (it would be if this process was spawned too).
       delete env[CHANNEL_FD_ENV];
+      // A program is a worker only when spawnWorker() says so.
+      delete env[WORKER_ENV];
+      delete env[WORKER_DEPTH_ENV];
+      Object.assign(env, extraEnv);
       let channelFd: number | undefined;
       if (spec.channel) {
         const [parentEnd, childEnd] = socketPair();
@@ -225,7 +358,7 @@ export class ForkServer {
         } catch (error) {
           closeSync(control);
           // The child sees its socket close and exits 127; keep reaping it.
-          new Child(forked.pid, exitFd);
+          Child.create(forked.pid, exitFd);
           throw error;
         }
       }
@@ -234,13 +367,13 @@ export class ForkServer {
       if (result !== 0) {
         const errno = lib.libforks_last_errno();
         // The child exits with 127; its exit is still reaped and reported.
-        new Child(forked.pid, exitFd);
+        Child.create(forked.pid, exitFd);
         throw new LibforksError("EXEC_ERROR", `cannot run ${spec.argv[0]}: ${EXEC_STEPS[step[0]!] ?? "exec"} failed`, {
           errno,
           syscall: EXEC_STEPS[step[0]!] === "execve" ? "execve" : EXEC_STEPS[step[0]!] === "chdir" ? "chdir" : "libforks_exec_entrypoint",
         });
       }
-      const child = new Child(forked.pid, exitFd, {
+      const child = Child.create(forked.pid, exitFd, {
         channel: channelFd === undefined ? undefined : new Channel(channelFd),
         stdin: streams.stdin === undefined ? undefined : new PipeWriter(streams.stdin),
         stdout: streams.stdout === undefined ? undefined : pipeReadable(streams.stdout),
@@ -256,7 +389,10 @@ export class ForkServer {
 
   /** Sends a signal to every running child, forks made before this call
    * included (even those whose request is still queued). Resolves once
-   * the signal was sent. */
+   * the signal was sent.
+   * @default signal `"SIGTERM"`
+   * @throws {LibforksError} synchronously `INVALID_ARGUMENT` for an unknown
+   *   signal; the promise rejects with `KILL_ERROR` or `SERVER_GONE`. */
   killAll(signal: string | number = "SIGTERM"): Promise<void> {
     try {
       return this.#live().killAll(signalNumber(signal));
@@ -268,7 +404,10 @@ export class ForkServer {
   /** waitpid(2) through the server: the exit of `pid` (or of any child with
    * -1). Resolves null with `noHang` when nothing has exited yet. Rejects
    * WAIT_ERROR (ECHILD) for a pid that is not a child or was already
-   * waited for. Does not consume `child.exited`. */
+   * waited for. Does not consume `child.exited`.
+   * @default options `{ noHang: false }`
+   * @throws {LibforksError} the promise rejects with `INVALID_ARGUMENT` for
+   *   a bad pid, `WAIT_ERROR` (errno `ECHILD`), `SERVER_GONE`. */
   wait(pid: number, options: { noHang?: boolean } = {}): Promise<WaitResult | null> {
     if (!Number.isInteger(pid) || (pid <= 0 && pid !== -1)) {
       return Promise.reject(invalidArgument("pid", `must be a child's pid or -1, got ${describe(pid)}`));
@@ -280,7 +419,8 @@ export class ForkServer {
     }
   }
 
-  /** Resolves once no child is running. */
+  /** Resolves once no child is running.
+   * @throws {LibforksError} the promise rejects with `SERVER_GONE`. */
   waitAll(): Promise<void> {
     try {
       return this.#live().waitAll();
@@ -291,7 +431,10 @@ export class ForkServer {
 
   /** Stops the server: SIGTERM to every child (SIGKILL 500 ms later to
    * those still running). With `wait` (default) resolves once every child
-   * and the server are gone. Idempotent. */
+   * and the server are gone. Idempotent.
+   * @default options `{ wait: true }`
+   * @throws {LibforksError} the promise rejects with `NOT_OWNER` on a server
+   *   attached from a token (use `release()`), `STOP_ERROR`. */
   stop(options: { wait?: boolean } = {}): Promise<void> {
     if (this.#conn.attached) {
       return Promise.reject(new LibforksError("NOT_OWNER", "a server attached from a share() token cannot stop it; release() it instead"));
@@ -311,7 +454,9 @@ export class ForkServer {
   }
 
   /** Stops the server and leaves its children running. Their `exited`
-   * then rejects with SERVER_GONE. */
+   * then rejects with SERVER_GONE.
+   * @throws {LibforksError} the promise rejects with `NOT_OWNER` on a server
+   *   attached from a token. */
   stopServerOnly(): Promise<void> {
     if (this.#conn.attached) {
       return Promise.reject(new LibforksError("NOT_OWNER", "a server attached from a share() token cannot stop it; release() it instead"));
@@ -320,6 +465,8 @@ export class ForkServer {
     return this.#stopping;
   }
 
+  /** `await using server = ...`: `release()`, which is `stop()` on the
+   * server this process started. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
   }

@@ -88,7 +88,8 @@ async function endWriter(holdings: WriterHoldings): Promise<void> {
   }
 }
 
-/** The write end of a spawned program's stdin. */
+/** The write end of a spawned program's stdin (`child.stdin` with stdio
+ * `"pipe"`). */
 export class PipeWriter {
   readonly #holdings: WriterHoldings;
   #ended: Promise<void> | null = null;

@@ -71,6 +71,12 @@ export function buildListFds(): string {
   return gccOnce(join(fixtures, "listfds.c"), "listfds", ["-O1"]);
 }
 
+/** fixtures/no-memfd.c built as a program: runs its arguments with
+ * memfd_create(2) failing with ENOSYS (a seccomp filter). */
+export function buildNoMemfd(): string {
+  return gccOnce(join(fixtures, "no-memfd.c"), "no-memfd", ["-O1"]);
+}
+
 /** Open fds of this process. */
 export function fdCount(): number {
   return readdirSync("/proc/self/fd").length;
