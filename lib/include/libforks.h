@@ -161,6 +161,33 @@ libforks_Result libforks_kill_all(libforks_ServerConn conn, int signal);
 libforks_Result libforks_kill_all_async(libforks_ServerConn conn, int signal,
                                         int *reply_fd_ptr);
 
+/* Send `signal` to one child of the server, through the server: only
+ * while `pid` is in its table (running, or exited but not yet reaped by
+ * it), so a pid the kernel has given to another process is never
+ * signalled (kill(2) from the caller could be, once the server reaped the
+ * child). 0 checks that the child is still there.
+ * Errors: KILL_ERROR with errno ESRCH when pid is not (or no longer) a
+ * child of this server, or the errno of kill(2); INVALID_ARGUMENT (pid <=
+ * 0, signal out of range, unknown flags); SERVER_GONE. */
+libforks_Result libforks_kill(libforks_ServerConn conn, pid_t pid, int signal);
+
+/* libforks_kill of the child and every process below it (Linux): each
+ * descendant is signalled, top-down, through a pidfd checked against the
+ * parent it was found under, so a reused pid is never signalled either.
+ * Not reached: processes forked while the walk runs, and descendants
+ * whose parent exited (they were re-parented to the server, which no
+ * longer knows whose they were: libforks_kill_all, stop and the owner's
+ * death reach them). At most 4,096 processes per call. Elsewhere (no
+ * pidfds): the child only. */
+libforks_Result libforks_kill_tree(libforks_ServerConn conn, pid_t pid, int signal);
+
+#define LIBFORKS_KILL_TREE 1 /* libforks_kill_async: as libforks_kill_tree */
+
+/* libforks_kill / libforks_kill_tree (flags LIBFORKS_KILL_TREE) returning
+ * a reply fd instead of waiting (see "Asynchronous requests"). */
+libforks_Result libforks_kill_async(libforks_ServerConn conn, pid_t pid, int signal,
+                                    int flags, int *reply_fd_ptr);
+
 /* Stop the server and send SIGTERM to every child; those still running
  * 500 ms later get SIGKILL.
  *
