@@ -43,6 +43,9 @@ const ConnState = struct {
     /// Owner only, Linux 5.3+: readable once the server has exited, so stop
     /// can return after the process itself is gone, not only its sockets.
     pidfd: sys.fd_t = -1,
+    /// Owner only: the tree's cgroup directory (O_PATH), -1 if none. Lets
+    /// the owner clean up after a server that was SIGKILLed (tree.zig).
+    cgroup_fd: sys.fd_t = -1,
     /// Handles on this connection (libforks_conn_share adds one); memory
     /// and socket go with the last libforks_free_conn.
     refs: std.atomic.Value(u32) = std.atomic.Value(u32).init(1),
@@ -160,8 +163,10 @@ fn startWith(conn_ptr: ?*ServerConn, clean: ?CleanServer) Result {
     while (sys.waitpid(middle, null, 0) < 0 and sys.errno() == sys.E.INTR) {}
 
     var hello: protocol.Reply = undefined;
-    const got = readReplyFrom(pair[0], &hello);
+    var cgroup_fd: sys.fd_t = -1;
+    const got = readReplyFrom(pair[0], &hello, &cgroup_fd);
     if (got != .OK or hello.result != @intFromEnum(Result.OK)) {
+        sys.closeKeepErrno(cgroup_fd);
         _ = sys.close(pair[0]);
         sys.free(memory);
         if (got != .OK) return got;
@@ -175,6 +180,7 @@ fn startWith(conn_ptr: ?*ServerConn, clean: ?CleanServer) Result {
         .heap = true,
         .clean = clean != null,
         .pidfd = openPidfd(hello.pid),
+        .cgroup_fd = cgroup_fd,
     };
     out.* = .{ .private = state };
     return .OK;
@@ -218,9 +224,13 @@ fn execServer(program: CleanServer, socket_fd: sys.fd_t, owner_pid: sys.pid_t, o
 
 /// Reads one Reply message from the connection socket (the start-up
 /// announcement uses the socket itself, before any reply pipe exists).
-fn readReplyFrom(fd: sys.fd_t, out: *protocol.Reply) Result {
-    var no_fds: [0]sys.fd_t = .{};
-    const received = fdpass.receive(fd, std.mem.asBytes(out), &no_fds, 0) orelse return fail(.READ_ERROR);
+/// The announcement may carry one fd: the tree's cgroup directory
+/// (tree.zig), stored in *cgroup_fd (else -1).
+fn readReplyFrom(fd: sys.fd_t, out: *protocol.Reply, cgroup_fd: *sys.fd_t) Result {
+    var fds = [1]sys.fd_t{-1};
+    cgroup_fd.* = -1;
+    const received = fdpass.receive(fd, std.mem.asBytes(out), &fds, 0) orelse return fail(.READ_ERROR);
+    if (received.fd_count == 1) cgroup_fd.* = fds[0];
     if (received.len == 0) return failWith(.SERVER_GONE, sys.E.PIPE);
     if (received.len != @sizeOf(protocol.Reply)) return failWith(.PROTOCOL_ERROR, 0);
     return .OK;
@@ -247,8 +257,12 @@ pub fn freeConn(conn: ServerConn) void {
     // The server now shuts down as if the owner had died. When it is this
     // process's child (this process is a subreaper or PID 1), nobody else
     // will reap it: wait for it here.
-    if (state.owner_pid == sys.getpid() and !state.stop_requested) tree.reapServer(state.server_pid, state.pidfd, true);
+    if (state.owner_pid == sys.getpid() and !state.stop_requested) {
+        tree.reapServer(state.server_pid, state.pidfd, true);
+        tree.cleanUpAfterServer(state.pidfd, state.cgroup_fd);
+    }
     if (state.pidfd >= 0) _ = sys.close(state.pidfd);
+    if (state.cgroup_fd >= 0) _ = sys.close(state.cgroup_fd);
     state.fd = -1;
     state.magic = 0;
     if (state.heap) sys.free(state);
@@ -605,6 +619,7 @@ pub fn stopFinish(conn: ServerConn) Result {
     // it is reaped here; a stop without wait reaps it only if it is
     // already gone.
     if (!state.detaching) tree.reapServer(state.server_pid, state.pidfd, state.stopping_with_wait);
+    if (!state.detaching) tree.cleanUpAfterServer(state.pidfd, state.cgroup_fd);
     // Shared handles still hold the socket: shut it down so their calls
     // fail at once with SERVER_GONE instead of waiting on a dead server.
     if (state.refs.load(.acquire) > 1) _ = sys.shutdown(state.fd, sys.SHUT_RDWR);

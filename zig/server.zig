@@ -158,12 +158,12 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
         sys.setNonblocking(state.wake_pipe[0], true) != 0 or
         sys.setNonblocking(state.wake_pipe[1], true) != 0)
     {
-        announce(owner_fd, .{ .result = @intFromEnum(Result.PIPE_CREATION_ERROR), .error_number = sys.errno() });
+        announce(owner_fd, .{ .result = @intFromEnum(Result.PIPE_CREATION_ERROR), .error_number = sys.errno() }, -1);
         sys._exit(1);
     }
     var children_pair: [2]sys.fd_t = undefined;
     if (sys.socketpairCloexec(sys.message_socket_type, &children_pair) != 0) {
-        announce(owner_fd, .{ .result = @intFromEnum(Result.SOCKET_CREATION_ERROR), .error_number = sys.errno() });
+        announce(owner_fd, .{ .result = @intFromEnum(Result.SOCKET_CREATION_ERROR), .error_number = sys.errno() }, -1);
         sys._exit(1);
     }
     state.children_fd = children_pair[0];
@@ -175,14 +175,16 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
         const on: c_int = 1;
         _ = sys.setsockopt(owner_fd, sys.SOL_SOCKET, sys.SO_PASSCRED, &on, @sizeOf(c_int));
     }
-    announce(owner_fd, .{ .result = @intFromEnum(Result.OK), .pid = state.server_pid });
+    announce(owner_fd, .{ .result = @intFromEnum(Result.OK), .pid = state.server_pid }, tree.state.dir_fd);
 
     sys.unblockAllSignals();
     serve();
 }
 
-fn announce(fd: sys.fd_t, hello: protocol.Reply) void {
-    _ = fdpass.send(fd, std.mem.asBytes(&hello), &.{});
+/// `with_fd` (the tree's cgroup directory, or -1) goes to the owner.
+fn announce(fd: sys.fd_t, hello: protocol.Reply, with_fd: sys.fd_t) void {
+    const fds = [1]sys.fd_t{with_fd};
+    _ = fdpass.send(fd, std.mem.asBytes(&hello), if (with_fd >= 0) &fds else &.{});
 }
 
 fn onSignal(sig: c_int) callconv(.c) void {

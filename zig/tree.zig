@@ -41,6 +41,9 @@ pub const State = struct {
     procs_fd: sys.fd_t,
     /// cgroup.kill of the tree's cgroup (Linux 5.14), or -1.
     kill_fd: sys.fd_t,
+    /// The tree's cgroup directory itself (O_PATH), sent to the owner at
+    /// start (cleanUpAfterServer), or -1.
+    dir_fd: sys.fd_t,
     name: [32]u8,
     name_len: usize,
     /// A pidfd of the owner, or -1 (no pidfd support: the server probes
@@ -66,6 +69,7 @@ pub fn reset(owner_pidfd: sys.fd_t) void {
     state.parent_dir = -1;
     state.procs_fd = -1;
     state.kill_fd = -1;
+    state.dir_fd = -1;
     state.name_len = 0;
     state.owner_pidfd = owner_pidfd;
     state.terminated_count = 0;
@@ -73,7 +77,7 @@ pub fn reset(owner_pidfd: sys.fd_t) void {
 
 /// Every fd this file keeps open in the server (a new child closes them).
 pub fn forEachFd(context: anytype, comptime visit: fn (@TypeOf(context), sys.fd_t) void) void {
-    for ([_]sys.fd_t{ state.parent_dir, state.procs_fd, state.kill_fd, state.owner_pidfd }) |fd| {
+    for ([_]sys.fd_t{ state.parent_dir, state.procs_fd, state.kill_fd, state.dir_fd, state.owner_pidfd }) |fd| {
         if (fd >= 0) visit(context, fd);
     }
 }
@@ -382,6 +386,7 @@ pub fn createCgroup(server_pid: sys.pid_t) void {
     }
     const kill_path = std.fmt.bufPrintZ(&file_buf, "{s}/cgroup.kill", .{name}) catch unreachable;
     state.kill_fd = openAt(dir, kill_path, O_WRONLY);
+    state.dir_fd = openAt(dir, name.ptr, O_PATH | @as(u32, @intCast(sys.O_DIRECTORY)));
     state.procs_fd = procs;
     state.parent_dir = dir;
 }
@@ -419,8 +424,10 @@ pub fn removeCgroup() void {
     if (state.parent_dir < 0) return;
     rawClose(state.procs_fd);
     rawClose(state.kill_fd);
+    rawClose(state.dir_fd);
     state.procs_fd = -1;
     state.kill_fd = -1;
+    state.dir_fd = -1;
     const name: [*:0]const u8 = @ptrCast(state.name[0..state.name_len :0]);
     if (!succeeded(linux.unlinkat(state.parent_dir, name, AT_REMOVEDIR))) {
         const inner = openAt(state.parent_dir, name, @as(u32, @intCast(sys.O_DIRECTORY)));
@@ -567,4 +574,37 @@ pub fn reapServer(server_pid: sys.pid_t, pidfd: sys.fd_t, block: bool) void {
     var stat: Stat = undefined;
     if (!readStat(server_pid, &stat) or stat.ppid != sys.getpid()) return;
     while (sys.waitpid(server_pid, null, if (block) 0 else sys.WNOHANG) < 0 and sys.errno() == sys.E.INTR) {}
+}
+
+/// In the owner, once its server is known to be gone (its pidfd is
+/// readable): a server that exited normally has removed the tree's
+/// cgroup; one that was SIGKILLed left it, holding whatever its children
+/// started. This kills what is left (cgroup.kill through the directory fd
+/// the server sent at start: exactly that cgroup, never a namesake) and
+/// removes the directory, waiting at most 200 ms for it to empty. Plain
+/// code in the caller, not the server.
+pub fn cleanUpAfterServer(server_pidfd: sys.fd_t, cgroup_fd: sys.fd_t) void {
+    if (!sys.is_linux or cgroup_fd < 0 or server_pidfd < 0 or !pidfdReadable(server_pidfd)) return;
+    const kill_fd = openAt(cgroup_fd, "cgroup.kill", O_WRONLY);
+    if (kill_fd < 0) return; // removed by the server (or no cgroup.kill)
+    _ = linux.write(kill_fd, "1", 1);
+    rawClose(kill_fd);
+    // rmdir by path, checked to be the same directory as the fd.
+    var link_buf: [64]u8 = undefined;
+    const link = std.fmt.bufPrintZ(&link_buf, "/proc/self/fd/{d}", .{cgroup_fd}) catch return;
+    var path_buf: [4096]u8 = undefined;
+    const rc = linux.readlink(link.ptr, &path_buf, path_buf.len - 1);
+    if (!succeeded(rc)) return;
+    path_buf[rc] = 0;
+    const path: [*:0]const u8 = @ptrCast(path_buf[0..rc :0]);
+    var ours: linux.Stat = undefined;
+    var named: linux.Stat = undefined;
+    if (!succeeded(linux.fstat(cgroup_fd, &ours))) return;
+    var waited: usize = 0;
+    while (waited < 200) : (waited += 5) {
+        if (!succeeded(linux.fstatat(linux.AT.FDCWD, path, &named, 0)) or named.ino != ours.ino or named.dev != ours.dev) return;
+        if (succeeded(linux.unlinkat(linux.AT.FDCWD, path, AT_REMOVEDIR))) return;
+        const pause = linux.timespec{ .sec = 0, .nsec = 5 * std.time.ns_per_ms };
+        _ = linux.nanosleep(&pause, null);
+    }
 }

@@ -50,10 +50,13 @@
  * the SIGKILL 500 ms later); processes that are not descendants (a
  * privileged process that moves itself to another cgroup and was adopted
  * by another subreaper); and, when the server itself is SIGKILLed, the
- * descendants of its children (the children die; what they started is
- * re-parented above the server and left in the tree's cgroup, which
- * stays behind). macOS: none of the above; the server supervises its
- * direct children only.
+ * descendants of its children: the children die, what they started is
+ * re-parented above the server. With a tree cgroup they are still in it,
+ * and the owner's libforks_stop (or libforks_free_conn) after the server's
+ * death kills them (cgroup.kill through a directory fd the server handed
+ * the owner at start, so never a namesake) and removes the cgroup; if the
+ * owner never calls either, they and the cgroup directory stay. macOS:
+ * none of the above; the server supervises its direct children only.
  *
  * Errors: functions return a libforks_Result. When a system call failed,
  * its errno is kept per thread and returned by libforks_last_errno(), for

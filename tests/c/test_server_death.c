@@ -13,6 +13,11 @@ static void entry_program(libforks_ServerConn conn, int socket_fd) {
   exec_marked_sh(mark, "exec sleep 1001");
 }
 
+static void entry_shell(libforks_ServerConn conn, int socket_fd) {
+  (void)conn; (void)socket_fd;
+  exec_marked_sh(mark, "sleep 1002; echo");
+}
+
 static void check_gone(pid_t pid, const char *what) {
   double took = wait_exited(pid, 1000);
   if (took < 0) fprintf(stderr, "%s %d still alive 1 s after its server was SIGKILLed\n", what, pid);
@@ -43,6 +48,32 @@ int main(void) {
       close(exit_fds[i]);
     }
     CHECK_RESULT(libforks_stop(conn, true), libforks_SERVER_GONE);
+    char dir[1024];
+    if (tree_cgroup_dir(server, dir, sizeof dir)) CHECK(access(dir, F_OK) != 0); /* not left behind */
+  }
+
+  /* Where the tree has a cgroup, the owner's stop after a SIGKILL of the
+   * server kills what the children started (a shell's sleep, left by the
+   * shell's death) and removes the cgroup */
+  mark = make_mark(50);
+  CHECK_OK(libforks_start(&conn));
+  pid_t killed_server = libforks_get_server_pid(conn);
+  CHECK_OK(libforks_fork(conn, &pids[0], NULL, NULL, entry_shell));
+  CHECK(wait_marked(mark, 2, 5000) == 2);
+  char cgroup_dir[1024];
+  int cgroup = in_tree_cgroup(pids[0], killed_server) && tree_cgroup_dir(killed_server, cgroup_dir, sizeof cgroup_dir);
+  CHECK(kill(killed_server, SIGKILL) == 0);
+  check_gone(pids[0], "shell");
+  CHECK_RESULT(libforks_stop(conn, true), libforks_SERVER_GONE);
+  if (cgroup) {
+    CHECK(wait_marked(mark, 0, 1000) == 0);
+    CHECK(access(cgroup_dir, F_OK) != 0 && errno == ENOENT);
+    printf("tree cgroup: the owner's stop killed what a SIGKILLed server's children left, and removed it\n");
+  } else {
+    pid_t left[2];
+    int n = count_marked(mark, left, 2);
+    for (int i = 0; i < n; i++) kill(left[i], SIGKILL);
+    printf("no tree cgroup here: what a SIGKILLed server's children started is not covered\n");
   }
 
   /* stop_server_only: children keep running, the server stays as their
