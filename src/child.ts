@@ -1,7 +1,7 @@
 // Child: a process forked or spawned through a ForkServer.
 
-import { readSync } from "node:fs";
-import { LibforksError } from "./errors.ts";
+import { closeSync, readSync } from "node:fs";
+import { LibforksError, describe, invalidArgument } from "./errors.ts";
 import { getDoorbell, READABLE } from "./doorbell.ts";
 import { ExitEvent } from "./exit-event.ts";
 import { signalNumber } from "./signals.ts";
@@ -9,6 +9,9 @@ import { childExited, type Channel } from "./channel.ts";
 import { closeAdopted } from "./owned.ts";
 import type { PendingPid } from "./conn.ts";
 import type { PipeWriter } from "./stdio.ts";
+
+/** @internal Signals a child through its server (ServerConn.kill). */
+export type Killer = (pid: number, signal: number, tree: boolean) => Promise<boolean>;
 
 /** @internal */
 export interface ChildStreams {
@@ -48,15 +51,17 @@ export class Child {
 
   #exit: ExitEvent | null = null;
   #exitToken = 0;
+  #killer: Killer | null;
 
   /** @internal Made by ForkServer; takes ownership of exitFd. */
-  static create(pid: number | PendingPid, exitFd: number, streams: ChildStreams = {}): Child {
-    return new Child(pid, exitFd, streams);
+  static create(pid: number | PendingPid, exitFd: number, streams: ChildStreams = {}, killer: Killer | null = null): Child {
+    return new Child(pid, exitFd, streams, killer);
   }
 
   // Private: a Child is made by ForkServer.fork() and spawn() only.
-  private constructor(pid: number | PendingPid, exitFd: number, streams: ChildStreams) {
+  private constructor(pid: number | PendingPid, exitFd: number, streams: ChildStreams, killer: Killer | null) {
     this.#pid = pid;
+    this.#killer = killer;
     this.channel = streams.channel;
     this.stdin = streams.stdin;
     this.stdout = streams.stdout;
@@ -125,25 +130,40 @@ export class Child {
     return this.#exit?.exitCode ?? null;
   }
 
-  /** Sends a signal. Does nothing once the child is known to have exited,
-   * so a recycled pid is never signalled.
-   * @default signal `"SIGTERM"`
-   * @throws {LibforksError} `INVALID_ARGUMENT` for an unknown signal;
-   *   `KILL_ERROR` when `kill(2)` fails (errno `EPERM`). */
-  kill(signal: string | number = "SIGTERM"): void {
+  /** Sends a signal ("SIGTERM" by default) through the server, which
+   * sends it only while the child is still its own (running, or exited and
+   * not yet reaped by it): a pid the kernel has since given to another
+   * process is never signalled. With `{ tree: true }` (Linux) the child's
+   * descendants get it too. Resolves once the server has sent it, or
+   * found the child already gone (nothing to do then); rejects with
+   * SERVER_GONE once the server is stopped (after `stopServerOnly()`, the
+   * children left running are no longer signalled through it). A bad
+   * signal or option throws at once.
+   * @default signal `"SIGTERM"`, options `{}`
+   * @throws {LibforksError} synchronously `INVALID_ARGUMENT` for an unknown
+   *   signal or a bad option; the promise rejects with `SERVER_GONE` or
+   *   `KILL_ERROR`. */
+  kill(signal: string | number = "SIGTERM", options: { tree?: boolean } = {}): Promise<void> {
     const number = signalNumber(signal);
-    if (this.#exit !== null) return;
-    const pid = this.pid;
-    try {
-      process.kill(pid, number);
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code === "ESRCH") return; // exited, not yet reported
-      throw new LibforksError("KILL_ERROR", `cannot send ${signal} to ${this.pid}`, {
-        errno: (error as { errno?: number }).errno ? Math.abs((error as { errno: number }).errno) : undefined,
-        syscall: "kill",
-      });
+    if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
+    if (options.tree !== undefined && typeof options.tree !== "boolean") {
+      throw invalidArgument("options.tree", `must be a boolean, got ${describe(options.tree)}`);
     }
+    const sent = this.#sendKill(number, options.tree === true);
+    // Nobody has to await it: an unobserved rejection must not take the
+    // host process down.
+    sent.catch(() => {});
+    return sent;
+  }
+
+  async #sendKill(signal: number, tree: boolean): Promise<void> {
+    if (this.#exit !== null) return;
+    // The server serves a connection's requests in order, but the pid of
+    // a fork still on its way is needed to name the child.
+    const pid = typeof this.#pid === "number" ? this.#pid : await this.#pid.promise;
+    if (this.#exit !== null) return;
+    if (this.#killer === null) throw new LibforksError("SERVER_GONE", `child ${pid} has no server to signal it through`);
+    await this.#killer(pid, signal, tree);
   }
 
   /** Lets the process exit while this child runs (or not, again). */

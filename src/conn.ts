@@ -4,6 +4,7 @@
 
 import { ptr, type Pointer } from "bun:ffi";
 import { closeSync, readFileSync, writeFileSync } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { isEmbedded, isExecutable, lib, serverExecutablePath } from "./native.ts";
 import { LibforksError, codeOf } from "./errors.ts";
 import { getDoorbell, READABLE, WRITABLE } from "./doorbell.ts";
@@ -463,6 +464,21 @@ export class ServerConn {
     if (result !== 0) throw failure(result, `cannot send signal ${signal} to the children`, "libforks_kill_all");
     const reply = await readReplyWhenReady(out[0]!);
     if (reply.result !== 0) throw replyFailure(reply, `cannot send signal ${signal} to the children`, "libforks_kill_all");
+  }
+
+  /** libforks_kill_async: signals one child through the server, which
+   * does it only while the child is in its table (running, or a zombie it
+   * has not reaped), so a pid reused by another process is never
+   * signalled. With `tree`, the child's descendants too. Resolves false
+   * when the child was already reaped (ESRCH: nothing was sent). */
+  async kill(pid: number, signal: number, tree: boolean): Promise<boolean> {
+    const out = new Int32Array(1);
+    const result = lib.libforks_kill_async(this.#handle(), pid, signal, tree ? 1 : 0, ptr(out));
+    if (result !== 0) throw failure(result, `cannot send signal ${signal} to ${pid}`, "libforks_kill");
+    const reply = await readReplyWhenReady(out[0]!);
+    if (reply.result === -3 /* KILL_ERROR */ && reply.errno === osConstants.errno.ESRCH) return false;
+    if (reply.result !== 0) throw replyFailure(reply, `cannot send signal ${signal} to ${pid}`, "libforks_kill");
+    return true;
   }
 
   /** libforks_wait_async; resolves null for WNOHANG with nothing to report.

@@ -158,6 +158,7 @@ const symbols = {
   libforks_get_server_pid: { args: [ptr], returns: i32 },
   libforks_kill_all: { args: [ptr, i32], returns: i32 },
   libforks_kill_all_async: { args: [ptr, i32, ptr], returns: i32 },
+  libforks_kill_async: { args: [ptr, i32, i32, i32, ptr], returns: i32 },
   libforks_free_conn: { args: [ptr], returns: voidType },
   libforks_conn_share: { args: [ptr, ptr], returns: i32 },
   libforks_conn_token: { args: [ptr, ptr], returns: i32 },

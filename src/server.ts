@@ -107,6 +107,15 @@ export class ForkServer {
     this.#conn = conn;
   }
 
+  /** What Child.kill() goes through: the server, never kill(2) by pid. */
+  readonly #killer = (pid: number, signal: number, tree: boolean): Promise<boolean> => {
+    try {
+      return this.#live().kill(pid, signal, tree);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
+
   /** Starts a fork server: by default a copy of this process, forked now,
    * that forks children on request (native entrypoints must be loaded
    * before this); with `mode: "clean"` a fresh libforks-server program.
@@ -223,7 +232,7 @@ export class ForkServer {
     }
     const forked = conn.forkAsync(forkTarget(conn, entrypoint), socket, firstMessage);
     const channel = forked.socketFd === null ? undefined : new Channel(forked.socketFd);
-    return Child.create(forked.pid, forked.exitFd, { channel });
+    return Child.create(forked.pid, forked.exitFd, { channel }, this.#killer);
   }
 
   /** Runs a program in a child of the server (a Bun script included:
@@ -373,12 +382,17 @@ export class ForkServer {
           syscall: EXEC_STEPS[step[0]!] === "execve" ? "execve" : EXEC_STEPS[step[0]!] === "chdir" ? "chdir" : "libforks_exec_entrypoint",
         });
       }
-      const child = Child.create(forked.pid, exitFd, {
-        channel: channelFd === undefined ? undefined : new Channel(channelFd),
-        stdin: streams.stdin === undefined ? undefined : new PipeWriter(streams.stdin),
-        stdout: streams.stdout === undefined ? undefined : pipeReadable(streams.stdout),
-        stderr: streams.stderr === undefined ? undefined : pipeReadable(streams.stderr),
-      });
+      const child = Child.create(
+        forked.pid,
+        exitFd,
+        {
+          channel: channelFd === undefined ? undefined : new Channel(channelFd),
+          stdin: streams.stdin === undefined ? undefined : new PipeWriter(streams.stdin),
+          stdout: streams.stdout === undefined ? undefined : pipeReadable(streams.stdout),
+          stderr: streams.stderr === undefined ? undefined : pipeReadable(streams.stderr),
+        },
+        this.#killer,
+      );
       parentEnds.length = 0;
       return child;
     } finally {
@@ -388,8 +402,11 @@ export class ForkServer {
   }
 
   /** Sends a signal to every running child, forks made before this call
-   * included (even those whose request is still queued). Resolves once
-   * the signal was sent.
+   * included (even those whose request is still queued), and (Linux) to
+   * the orphans of their trees the server adopted; SIGKILL also takes
+   * everything in the tree's cgroup when there is one. The server sends
+   * it, by pids it has not reaped, so no reused pid is signalled.
+   * Resolves once the signal was sent.
    * @default signal `"SIGTERM"`
    * @throws {LibforksError} synchronously `INVALID_ARGUMENT` for an unknown
    *   signal; the promise rejects with `KILL_ERROR` or `SERVER_GONE`. */

@@ -12,6 +12,7 @@ const protocol = @import("protocol.zig");
 const server = @import("server.zig");
 const client = @import("client.zig");
 const exec = @import("exec.zig");
+const tree = @import("tree.zig");
 
 pub const Start = struct {
     /// The children's socket to the server (server.zig), the child's
@@ -33,6 +34,11 @@ pub fn run(start: Start) noreturn {
     // server.handleFork), so none can reach a server handler in between.
     // The server set every other signal to its default when it started.
     for (server.changed_signals) |sig| _ = sys.setDisposition(sig, sys.SIG_DFL, 0);
+    // Before anything of the caller's runs, so nothing it starts can be
+    // outside the tree: die with the server, and join its cgroup (this
+    // uses one of the server's fds, closed just below).
+    if (!tree.dieWithServer(server.state.server_pid)) sys._exit(127);
+    tree.joinCgroup();
 
     if (!closeAllButKept(start.conn_fd, start.channel_fd)) {
         server.forEachServerFd({}, closeFd);

@@ -11,6 +11,7 @@ const protocol = @import("protocol.zig");
 const fdpass = @import("fdpass.zig");
 const server = @import("server.zig");
 const exec = @import("exec.zig");
+const tree = @import("tree.zig");
 const result_mod = @import("result.zig");
 const Result = result_mod.Result;
 const fail = result_mod.fail;
@@ -31,12 +32,20 @@ const ConnState = struct {
     heap: bool,
     /// Set by stop_async: stop_finish then waits for the server's end.
     stopping_with_wait: bool = false,
+    /// stop_server_only: the server process stays, as the reaper of the
+    /// children it leaves running; only its connection ends.
+    detaching: bool = false,
+    /// stop_async was called: stop_finish reaps the server, free_conn not.
+    stop_requested: bool = false,
     /// A clean server runs the libforks-server executable, not a copy of
     /// the caller: addresses in the caller mean nothing there.
     clean: bool = false,
     /// Owner only, Linux 5.3+: readable once the server has exited, so stop
     /// can return after the process itself is gone, not only its sockets.
     pidfd: sys.fd_t = -1,
+    /// Owner only: the tree's cgroup directory (O_PATH), -1 if none. Lets
+    /// the owner clean up after a server that was SIGKILLed (tree.zig).
+    cgroup_fd: sys.fd_t = -1,
     /// Handles on this connection (libforks_conn_share adds one); memory
     /// and socket go with the last libforks_free_conn.
     refs: std.atomic.Value(u32) = std.atomic.Value(u32).init(1),
@@ -129,10 +138,13 @@ fn startWith(conn_ptr: ?*ServerConn, clean: ?CleanServer) Result {
         // caller never has a zombie to reap (Bun does not reap unknown
         // children).
         _ = sys.close(pair[0]);
+        // Opened here, where the owner is this process's parent: see
+        // tree.openOwnerPidfd.
+        const owner_pidfd = tree.openOwnerPidfd(owner_pid);
         const server_pid = sys.fork();
         if (server_pid == 0) {
-            if (clean) |program| execServer(program, pair[1], owner_pid);
-            server.main(pair[1], owner_pid, .snapshot);
+            if (clean) |program| execServer(program, pair[1], owner_pid, owner_pidfd);
+            server.main(pair[1], owner_pid, owner_pidfd, .snapshot);
         }
         if (server_pid < 0) {
             const hello = protocol.Reply{ .result = @intFromEnum(Result.FORK_ERROR), .error_number = sys.errno() };
@@ -151,8 +163,10 @@ fn startWith(conn_ptr: ?*ServerConn, clean: ?CleanServer) Result {
     while (sys.waitpid(middle, null, 0) < 0 and sys.errno() == sys.E.INTR) {}
 
     var hello: protocol.Reply = undefined;
-    const got = readReplyFrom(pair[0], &hello);
+    var cgroup_fd: sys.fd_t = -1;
+    const got = readReplyFrom(pair[0], &hello, &cgroup_fd);
     if (got != .OK or hello.result != @intFromEnum(Result.OK)) {
+        sys.closeKeepErrno(cgroup_fd);
         _ = sys.close(pair[0]);
         sys.free(memory);
         if (got != .OK) return got;
@@ -166,6 +180,7 @@ fn startWith(conn_ptr: ?*ServerConn, clean: ?CleanServer) Result {
         .heap = true,
         .clean = clean != null,
         .pidfd = openPidfd(hello.pid),
+        .cgroup_fd = cgroup_fd,
     };
     out.* = .{ .private = state };
     return .OK;
@@ -183,14 +198,18 @@ extern "c" fn _NSGetEnviron() *[*:null]const ?[*:0]const u8;
 /// the caller is displaced). Only exec-safe calls: this runs in a child of
 /// a possibly multithreaded caller. On failure the reason goes back on the
 /// connection as the start-up announcement.
-fn execServer(program: CleanServer, socket_fd: sys.fd_t, owner_pid: sys.pid_t) noreturn {
-    // Clearing close-on-exec is what lets the socket survive execve.
+fn execServer(program: CleanServer, socket_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t) noreturn {
+    // Clearing close-on-exec is what lets the socket (and the owner's
+    // pidfd) survive execve.
+    if (owner_pidfd >= 0) _ = sys.fcntl(owner_pidfd, sys.F_SETFD, @as(c_int, 0));
     if (sys.fcntl(socket_fd, sys.F_SETFD, @as(c_int, 0)) == 0) {
         var pid_text: [16]u8 = undefined;
         var fd_text: [16]u8 = undefined;
+        var pidfd_text: [16]u8 = undefined;
         const owner_arg = std.fmt.bufPrintZ(&pid_text, "{d}", .{owner_pid}) catch unreachable;
         const fd_arg = std.fmt.bufPrintZ(&fd_text, "{d}", .{socket_fd}) catch unreachable;
-        const argv = [_:null]?[*:0]const u8{ "libforks-server", owner_arg.ptr, fd_arg.ptr };
+        const pidfd_arg = std.fmt.bufPrintZ(&pidfd_text, "{d}", .{owner_pidfd}) catch unreachable;
+        const argv = [_:null]?[*:0]const u8{ "libforks-server", owner_arg.ptr, fd_arg.ptr, pidfd_arg.ptr };
         const envp = if (sys.is_darwin) _NSGetEnviron().* else environ;
         if (sys.is_linux and program.fd >= 0) {
             _ = fexecve(program.fd, &argv, envp);
@@ -205,9 +224,13 @@ fn execServer(program: CleanServer, socket_fd: sys.fd_t, owner_pid: sys.pid_t) n
 
 /// Reads one Reply message from the connection socket (the start-up
 /// announcement uses the socket itself, before any reply pipe exists).
-fn readReplyFrom(fd: sys.fd_t, out: *protocol.Reply) Result {
-    var no_fds: [0]sys.fd_t = .{};
-    const received = fdpass.receive(fd, std.mem.asBytes(out), &no_fds, 0) orelse return fail(.READ_ERROR);
+/// The announcement may carry one fd: the tree's cgroup directory
+/// (tree.zig), stored in *cgroup_fd (else -1).
+fn readReplyFrom(fd: sys.fd_t, out: *protocol.Reply, cgroup_fd: *sys.fd_t) Result {
+    var fds = [1]sys.fd_t{-1};
+    cgroup_fd.* = -1;
+    const received = fdpass.receive(fd, std.mem.asBytes(out), &fds, 0) orelse return fail(.READ_ERROR);
+    if (received.fd_count == 1) cgroup_fd.* = fds[0];
     if (received.len == 0) return failWith(.SERVER_GONE, sys.E.PIPE);
     if (received.len != @sizeOf(protocol.Reply)) return failWith(.PROTOCOL_ERROR, 0);
     return .OK;
@@ -230,8 +253,16 @@ fn openPidfd(pid: sys.pid_t) sys.fd_t {
 pub fn freeConn(conn: ServerConn) void {
     const state = stateOf(conn) orelse return;
     if (state.refs.fetchSub(1, .acq_rel) != 1) return;
-    if (state.pidfd >= 0) _ = sys.close(state.pidfd);
     _ = sys.close(state.fd);
+    // The server now shuts down as if the owner had died. When it is this
+    // process's child (this process is a subreaper or PID 1), nobody else
+    // will reap it: wait for it here.
+    if (state.owner_pid == sys.getpid() and !state.stop_requested) {
+        tree.reapServer(state.server_pid, state.pidfd, true);
+        tree.cleanUpAfterServer(state.pidfd, state.cgroup_fd);
+    }
+    if (state.pidfd >= 0) _ = sys.close(state.pidfd);
+    if (state.cgroup_fd >= 0) _ = sys.close(state.cgroup_fd);
     state.fd = -1;
     state.magic = 0;
     if (state.heap) sys.free(state);
@@ -476,6 +507,31 @@ pub fn killAllAsync(conn: ServerConn, signal: c_int, reply_fd: ?*c_int) Result {
     return send(state, &request, &.{}, out);
 }
 
+/// libforks_kill_async flags.
+pub const kill_tree: c_int = 1;
+
+pub fn kill(conn: ServerConn, pid: sys.pid_t, signal: c_int, flags: c_int) Result {
+    var reply_fd: c_int = -1;
+    const sent = killAsync(conn, pid, signal, flags, &reply_fd);
+    if (sent != .OK) return sent;
+    var answer: protocol.Reply = undefined;
+    return readReply(reply_fd, &answer);
+}
+
+/// Signals one child through the server, which knows whether it reaped
+/// it: a kill(2) from here could reach a process that reused the pid.
+pub fn killAsync(conn: ServerConn, pid: sys.pid_t, signal: c_int, flags: c_int, reply_fd: ?*c_int) Result {
+    result_mod.clear();
+    const out = reply_fd orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    if (pid <= 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    if (signal < 0 or signal >= sys.NSIG) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    if (flags & ~kill_tree != 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    var request = protocol.Request{ .header = .{ .op = .kill, .number = pid, .signal = @intCast(signal) } };
+    if (flags & kill_tree != 0) request.header.flags = protocol.Flags.tree;
+    return send(state, &request, &.{}, out);
+}
+
 fn waitRequest(conn: ServerConn, pid: sys.pid_t, options: c_int, request: *protocol.Request) ?*ConnState {
     const state = stateOf(conn) orelse return null;
     if (pid != -1 and pid <= 0) return null;
@@ -547,6 +603,8 @@ pub fn stopAsync(conn: ServerConn, wait: bool, server_only: bool, reply_fd: ?*c_
     if (wait) request.header.flags |= protocol.Flags.wait;
     if (server_only) request.header.flags |= protocol.Flags.server_only;
     state.stopping_with_wait = wait or server_only;
+    state.detaching = server_only;
+    state.stop_requested = true;
     return send(state, &request, &.{}, out);
 }
 
@@ -555,7 +613,13 @@ pub fn stopAsync(conn: ServerConn, wait: bool, server_only: bool, reply_fd: ?*c_
 /// frees the connection.
 pub fn stopFinish(conn: ServerConn) Result {
     const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    if (state.stopping_with_wait) waitForServerEnd(state.fd, state.pidfd);
+    if (state.stopping_with_wait) waitForServerEnd(state.fd, if (state.detaching) -1 else state.pidfd);
+    // When the server is this process's own child (the double fork
+    // re-parents it to the caller when the caller is a subreaper or PID 1),
+    // it is reaped here; a stop without wait reaps it only if it is
+    // already gone.
+    if (!state.detaching) tree.reapServer(state.server_pid, state.pidfd, state.stopping_with_wait);
+    if (!state.detaching) tree.cleanUpAfterServer(state.pidfd, state.cgroup_fd);
     // Shared handles still hold the socket: shut it down so their calls
     // fail at once with SERVER_GONE instead of waiting on a dead server.
     if (state.refs.load(.acquire) > 1) _ = sys.shutdown(state.fd, sys.SHUT_RDWR);

@@ -20,6 +20,9 @@ pub const Op = enum(u16) {
     wait = 3,
     wait_all = 4,
     stop = 5,
+    /// One child (number: its pid; signal), only while it is in the
+    /// server's table: exact, never a reused pid.
+    kill = 6,
     _,
 };
 
@@ -42,8 +45,10 @@ pub const Flags = struct {
     /// fork with builtin_exec: the whole exec spec is already queued on the
     /// channel, so the server may run the program without copying itself.
     pub const spec_queued: u32 = 1 << 7;
+    /// kill: the child and every process below it (tree.zig).
+    pub const tree: u32 = 1 << 8;
 
-    pub const all: u32 = channel | exit_fd | symbol | wait | server_only | no_hang | builtin_exec | spec_queued;
+    pub const all: u32 = channel | exit_fd | symbol | wait | server_only | no_hang | builtin_exec | spec_queued | tree;
 };
 
 pub const payload_max = limits.max_path + limits.max_symbol;
@@ -53,13 +58,14 @@ pub const RequestHeader = extern struct {
     version: u16 = version,
     op: Op,
     flags: u32 = 0,
-    /// wait: the pid (-1 for any); kill_all: the signal.
+    /// wait and kill: the pid (-1 for any, wait only); kill_all: the signal.
     number: i32 = 0,
     /// fork: address of the entrypoint in the server's image.
     entry: u64 = 0,
     /// fork with Flags.symbol: bytes of payload ("library\x00symbol\x00").
     payload_len: u32 = 0,
-    reserved: u32 = 0,
+    /// kill: the signal.
+    signal: u32 = 0,
 };
 
 pub const Request = extern struct {
@@ -99,7 +105,7 @@ pub fn decode(message: []const u8, fd_count: usize) DecodeError!RequestHeader {
     if (header.magic != magic) return error.BadMagic;
     if (header.version != version) return error.BadVersion;
     switch (header.op) {
-        .fork, .kill_all, .wait, .wait_all, .stop => {},
+        .fork, .kill_all, .wait, .wait_all, .stop, .kill => {},
         _ => return error.BadOp,
     }
     if (header.flags & ~Flags.all != 0) return error.BadFlags;
@@ -120,9 +126,11 @@ pub fn decode(message: []const u8, fd_count: usize) DecodeError!RequestHeader {
         },
         .kill_all => if (header.number < 0 or header.number >= sys.NSIG) return error.BadNumber,
         .wait => if (header.number != -1 and header.number <= 0) return error.BadNumber,
+        .kill => if (header.number <= 0 or header.signal >= sys.NSIG) return error.BadNumber,
         .wait_all, .stop => {},
         _ => unreachable,
     }
+    if (header.flags & Flags.tree != 0 and header.op != .kill) return error.BadFlags;
     if (header.op != .fork and header.payload_len != 0) return error.BadPayload;
     return copy;
 }
@@ -188,6 +196,12 @@ test "decode rejects garbage, wrong fd counts and bad numbers" {
     try std.testing.expectError(error.BadNumber, decode(kill.bytes(), 1));
     const wait = Request{ .header = .{ .op = .wait, .number = 0 } };
     try std.testing.expectError(error.BadNumber, decode(wait.bytes(), 1));
+    const kill_reused = Request{ .header = .{ .op = .kill, .number = 0, .signal = 9 } };
+    try std.testing.expectError(error.BadNumber, decode(kill_reused.bytes(), 1));
+    const kill_signal = Request{ .header = .{ .op = .kill, .number = 5, .signal = 65 } };
+    try std.testing.expectError(error.BadNumber, decode(kill_signal.bytes(), 1));
+    const tree_on_wait = Request{ .header = .{ .op = .wait, .number = 5, .flags = Flags.tree } };
+    try std.testing.expectError(error.BadFlags, decode(tree_on_wait.bytes(), 1));
     const bad_op = Request{ .header = .{ .op = @enumFromInt(77) } };
     try std.testing.expectError(error.BadOp, decode(bad_op.bytes(), 1));
 }

@@ -32,6 +32,18 @@ export fn libforks_kill_all_async(conn: ServerConn, signal: c_int, reply_fd_ptr:
     return client.killAllAsync(conn, signal, reply_fd_ptr);
 }
 
+export fn libforks_kill(conn: ServerConn, pid: sys.pid_t, signal: c_int) Result {
+    return client.kill(conn, pid, signal, 0);
+}
+
+export fn libforks_kill_tree(conn: ServerConn, pid: sys.pid_t, signal: c_int) Result {
+    return client.kill(conn, pid, signal, client.kill_tree);
+}
+
+export fn libforks_kill_async(conn: ServerConn, pid: sys.pid_t, signal: c_int, flags: c_int, reply_fd_ptr: ?*c_int) Result {
+    return client.killAsync(conn, pid, signal, flags, reply_fd_ptr);
+}
+
 export fn libforks_stop(conn: ServerConn, wait: bool) Result {
     return client.stop(conn, wait, false);
 }
@@ -263,6 +275,7 @@ test {
     _ = @import("limits_test.zig");
     _ = @import("entry_cache.zig");
     _ = handles;
+    _ = @import("tree.zig");
 }
 
 /// A failed assertion is a bug in libforks. In a server or a fresh child

@@ -17,6 +17,7 @@ const fdpass = @import("fdpass.zig");
 const child = @import("child.zig");
 const exec = @import("exec.zig");
 const entry_cache = @import("entry_cache.zig");
+const tree = @import("tree.zig");
 const Result = @import("result.zig").Result;
 
 const Child = struct {
@@ -43,6 +44,10 @@ const Phase = enum {
     serving,
     /// SIGTERM sent to every child; SIGKILL follows at kill_deadline_ms.
     terminating,
+    /// Stopped by libforks_stop_server_only: no connection is served, and
+    /// the server only reaps the children it leaves running until the
+    /// last one exits (they die with it, tree.zig, so it must outlive them).
+    detached,
 };
 
 /// Everything the server owns. Lives in the library's zeroed data, so it
@@ -117,10 +122,11 @@ pub const max_inherited = 64;
 /// which it announces its pid once ready. All signals are
 /// blocked on entry (the caller blocked them around fork), so no handler of
 /// the host runs here before the dispositions below replace them.
-pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, kind: Kind) noreturn {
+pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kind: Kind) noreturn {
     // A server started from a child of another server starts from a copy
     // of that server's tables: begin empty.
     state.kind = kind;
+    tree.reset(owner_pidfd);
     entry_cache.reset();
     state.owner_fd = owner_fd;
     state.children_fd = -1;
@@ -141,19 +147,23 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, kind: Kind) noreturn {
     state.server_pid = sys.getpid();
 
     resetSignals();
-    closeInheritedCloexecFds(owner_fd);
+    closeInheritedCloexecFds(owner_fd, owner_pidfd);
     raiseFdLimit();
+    // Before the first child: orphans of the tree come to the server, and
+    // every child can join the tree's cgroup.
+    tree.becomeSubreaper();
+    tree.createCgroup(state.server_pid);
 
     if (sys.pipeCloexec(&state.wake_pipe) != 0 or
         sys.setNonblocking(state.wake_pipe[0], true) != 0 or
         sys.setNonblocking(state.wake_pipe[1], true) != 0)
     {
-        announce(owner_fd, .{ .result = @intFromEnum(Result.PIPE_CREATION_ERROR), .error_number = sys.errno() });
+        announce(owner_fd, .{ .result = @intFromEnum(Result.PIPE_CREATION_ERROR), .error_number = sys.errno() }, -1);
         sys._exit(1);
     }
     var children_pair: [2]sys.fd_t = undefined;
     if (sys.socketpairCloexec(sys.message_socket_type, &children_pair) != 0) {
-        announce(owner_fd, .{ .result = @intFromEnum(Result.SOCKET_CREATION_ERROR), .error_number = sys.errno() });
+        announce(owner_fd, .{ .result = @intFromEnum(Result.SOCKET_CREATION_ERROR), .error_number = sys.errno() }, -1);
         sys._exit(1);
     }
     state.children_fd = children_pair[0];
@@ -165,14 +175,16 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, kind: Kind) noreturn {
         const on: c_int = 1;
         _ = sys.setsockopt(owner_fd, sys.SOL_SOCKET, sys.SO_PASSCRED, &on, @sizeOf(c_int));
     }
-    announce(owner_fd, .{ .result = @intFromEnum(Result.OK), .pid = state.server_pid });
+    announce(owner_fd, .{ .result = @intFromEnum(Result.OK), .pid = state.server_pid }, tree.state.dir_fd);
 
     sys.unblockAllSignals();
     serve();
 }
 
-fn announce(fd: sys.fd_t, hello: protocol.Reply) void {
-    _ = fdpass.send(fd, std.mem.asBytes(&hello), &.{});
+/// `with_fd` (the tree's cgroup directory, or -1) goes to the owner.
+fn announce(fd: sys.fd_t, hello: protocol.Reply, with_fd: sys.fd_t) void {
+    const fds = [1]sys.fd_t{with_fd};
+    _ = fdpass.send(fd, std.mem.asBytes(&hello), if (with_fd >= 0) &fds else &.{});
 }
 
 fn onSignal(sig: c_int) callconv(.c) void {
@@ -207,30 +219,31 @@ fn resetSignals() void {
 /// pipes; other servers' sockets): a child of the server must not hold
 /// them. Inheritable fds are kept on purpose: the caller left them open for
 /// children (a listening socket shared by preforked workers, say).
-fn closeInheritedCloexecFds(keep: sys.fd_t) void {
-    if (closeCloexecFromProcSelf(keep)) return;
+fn closeInheritedCloexecFds(keep: sys.fd_t, keep_too: sys.fd_t) void {
+    if (closeCloexecFromProcSelf(keep, keep_too)) return;
     var limit: sys.rlimit = undefined;
     const highest: u64 = if (sys.getrlimit(sys.RLIMIT_NOFILE, &limit) == 0) @min(limit.cur, 65536) else 1024;
     var fd: sys.fd_t = 3;
     while (fd < highest) : (fd += 1) {
-        if (fd != keep and sys.isCloexec(fd)) _ = sys.close(fd);
+        if (fd != keep and fd != keep_too and sys.isCloexec(fd)) _ = sys.close(fd);
     }
 }
 
 const InheritedScan = struct {
     keep: sys.fd_t,
+    keep_too: sys.fd_t,
     overflow: bool = false,
 };
 
-fn closeCloexecFromProcSelf(keep: sys.fd_t) bool {
-    var scan = InheritedScan{ .keep = keep };
+fn closeCloexecFromProcSelf(keep: sys.fd_t, keep_too: sys.fd_t) bool {
+    var scan = InheritedScan{ .keep = keep, .keep_too = keep_too };
     if (!sys.visitOpenFds(&scan, closeOrRecord)) return false;
     state.inherited_overflow = scan.overflow;
     return true;
 }
 
 fn closeOrRecord(scan: *InheritedScan, fd: sys.fd_t) void {
-    if (fd == scan.keep) return;
+    if (fd == scan.keep or fd == scan.keep_too) return;
     if (sys.isCloexec(fd)) {
         _ = sys.close(fd);
     } else if (state.inherited_count < max_inherited) {
@@ -265,13 +278,16 @@ fn raiseFdLimit() void {
 
 fn serve() noreturn {
     while (true) {
-        if (state.exit_when_empty and state.child_count == 0) finish();
+        // Adopted orphans of the tree count too: the server outlives
+        // every process it may still have to kill or reap.
+        if (state.exit_when_empty and state.child_count == 0 and !tree.hasChildren()) finish();
 
         // poll(2) skips a negative fd: a socket that was closed.
-        var poll_fds = [3]sys.pollfd{
+        var poll_fds = [4]sys.pollfd{
             .{ .fd = state.wake_pipe[0], .events = sys.POLLIN, .revents = 0 },
             .{ .fd = state.owner_fd, .events = sys.POLLIN, .revents = 0 },
             .{ .fd = state.children_fd, .events = sys.POLLIN, .revents = 0 },
+            .{ .fd = tree.state.owner_pidfd, .events = sys.POLLIN, .revents = 0 },
         };
         const ready = sys.poll(&poll_fds, poll_fds.len, pollTimeout());
         if (ready < 0 and sys.errno() != sys.E.INTR) {
@@ -285,7 +301,13 @@ fn serve() noreturn {
         if (ready > 0 and poll_fds[0].revents != 0) {
             drainWakePipe();
             reapChildren();
+            // A process that died left its children to the server: they
+            // get what the rest of the tree got.
+            if (state.phase == .terminating) {
+                if (state.killed) tree.signalAdopted(sys.SIGKILL, &isInTable, false) else tree.signalAdopted(sys.SIGTERM, &isInTable, true);
+            }
         }
+        if (ready > 0 and poll_fds[3].revents != 0) ownerExited();
 
         if (ready > 0) {
             const owner_events = poll_fds[1].revents;
@@ -309,7 +331,7 @@ fn serve() noreturn {
 
         checkOwnerAlive();
         if (state.phase == .terminating and !state.killed and nowMs() >= state.kill_deadline_ms) {
-            _ = signalAllChildren(sys.SIGKILL);
+            killTree();
             state.killed = true;
         }
     }
@@ -335,10 +357,21 @@ fn drainWakePipe() void {
 }
 
 /// The owner's connection normally reports its death (end-of-file), but a
-/// copy of that socket kept by a plain fork() of the owner would hide it.
+/// copy of that socket kept by another process (a plain fork() of the
+/// owner) would hide it, so the owner's exit itself is watched: its pidfd
+/// in the poll set (a zombie owner counts as gone), or, without pidfds, a
+/// probe of its pid.
 fn checkOwnerAlive() void {
-    if (state.phase == .terminating) return;
-    if (sys.kill(state.owner_pid, 0) != 0 and sys.errno() == sys.E.SRCH) beginTermination();
+    if (state.phase != .serving or tree.state.owner_pidfd >= 0) return;
+    if (tree.ownerProbeSaysGone(state.owner_pid)) beginTermination();
+}
+
+/// The owner's pidfd stays readable: closed at once, so poll never
+/// reports it again.
+fn ownerExited() void {
+    _ = sys.close(tree.state.owner_pidfd);
+    tree.state.owner_pidfd = -1;
+    if (state.phase == .serving) beginTermination();
 }
 
 fn beginTermination() void {
@@ -347,12 +380,28 @@ fn beginTermination() void {
     state.phase = .terminating;
     state.kill_deadline_ms = nowMs() + limits.kill_grace_ms;
     _ = signalAllChildren(sys.SIGTERM);
+    tree.signalAdopted(sys.SIGTERM, &isInTable, true);
+}
+
+/// SIGKILL to the whole tree: every child, every adopted orphan, and the
+/// tree's cgroup when there is one (which also takes descendants still
+/// below a living child). Orphans made by these deaths come to the server
+/// and get the same on its next reap.
+fn killTree() void {
+    _ = signalAllChildren(sys.SIGKILL);
+    _ = tree.killCgroup();
+    tree.signalAdopted(sys.SIGKILL, &isInTable, false);
+}
+
+fn isInTable(pid: sys.pid_t) bool {
+    return findChild(pid) != null;
 }
 
 /// Replies to whatever still waits, then exits. Exit fds still open are
 /// closed by the exit itself (their readers see end-of-file).
 fn finish() noreturn {
     answerAllPending(.OK);
+    tree.removeCgroup();
     sys._exit(0);
 }
 
@@ -418,6 +467,7 @@ fn handleReadable(source: Source) void {
         .wait_all => handleWaitAll(reply_fd),
         .stop => handleStop(&header, reply_fd, source == .owner and
             (!sys.is_linux or received.sender_pid == state.owner_pid)),
+        .kill => handleKill(&header, reply_fd),
         _ => unreachable, // decode() rejects unknown ops
     }
 }
@@ -541,15 +591,34 @@ pub fn forEachServerFd(context: anytype, comptime visit: fn (@TypeOf(context), s
     visit(context, state.wake_pipe[1]);
     if (state.owner_fd >= 0) visit(context, state.owner_fd);
     if (state.children_fd >= 0) visit(context, state.children_fd);
+    tree.forEachFd(context, visit);
     for (state.children[0..state.child_count]) |c| if (c.exit_fd >= 0) visit(context, c.exit_fd);
     for (state.pending[0..state.pending_count]) |p| visit(context, p.reply_fd);
 }
 
 // ---------------------------------------------------------------- signals
 
+/// Every child, and the orphans of the tree adopted by the server; with
+/// SIGKILL, the tree's cgroup too (descendants below living children).
 fn handleKillAll(header: *const protocol.RequestHeader, reply_fd: sys.fd_t) void {
     const first_error = signalAllChildren(header.number);
+    if (header.number != 0) tree.signalAdopted(header.number, &isInTable, false);
+    if (header.number == sys.SIGKILL) _ = tree.killCgroup();
     if (first_error != 0) return replyError(reply_fd, .KILL_ERROR, first_error);
+    reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
+}
+
+/// A pid still in the table is a running child or, at worst, a zombie the
+/// server has not reaped: its pid cannot have been reused. Anything else
+/// (a child already reaped, a stranger) gets ESRCH and no signal.
+fn handleKill(header: *const protocol.RequestHeader, reply_fd: sys.fd_t) void {
+    const pid: sys.pid_t = header.number;
+    const sig: c_int = @intCast(header.signal);
+    if (findChild(pid) == null) return replyError(reply_fd, .KILL_ERROR, sys.E.SRCH);
+    const failed: c_int = if (header.flags & protocol.Flags.tree != 0)
+        tree.signalTree(pid, sig, state.server_pid)
+    else if (sys.kill(pid, sig) != 0) sys.errno() else 0;
+    if (failed != 0) return replyError(reply_fd, .KILL_ERROR, failed);
     reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
 }
 
@@ -583,7 +652,9 @@ fn reapChildren() void {
 }
 
 fn onChildExit(pid: sys.pid_t, status: c_int, usage: *const sys.rusage) void {
-    const index = findChild(pid) orelse return;
+    // Not in the table: an adopted orphan of the tree, reaped so it leaves
+    // no zombie, and reported to nobody (nobody asked for it).
+    const index = findChild(pid) orelse return tree.forgetReaped(pid);
     const exit_fd = state.children[index].exit_fd;
     if (exit_fd >= 0) {
         const event = protocol.ExitEvent{ .pid = pid, .wait_status = status };
@@ -677,18 +748,36 @@ fn handleWaitAll(reply_fd: sys.fd_t) void {
 
 fn handleStop(header: *const protocol.RequestHeader, reply_fd: sys.fd_t, from_owner: bool) void {
     if (!from_owner) return replyError(reply_fd, .NOT_OWNER, sys.E.PERM);
-    if (header.flags & protocol.Flags.server_only != 0) {
-        // Children keep running; their exit fds close with this process.
-        answerAllPending(.SERVER_GONE);
-        reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
-        sys._exit(0);
-    }
+    if (header.flags & protocol.Flags.server_only != 0) return detach(reply_fd);
     beginTermination();
     if (header.flags & protocol.Flags.wait != 0) {
         addPending(.stop, 0, reply_fd);
     } else {
         reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
     }
+}
+
+/// libforks_stop_server_only: the children keep running, but they die
+/// with the server (tree.dieWithServer), so it stays as their reaper, and
+/// serves nobody: the connections close (requests from children get
+/// SERVER_GONE), exit fds close without an event, and the owner's death
+/// no longer matters. It exits after the last process of the tree.
+fn detach(reply_fd: sys.fd_t) void {
+    answerAllPending(.SERVER_GONE);
+    for (state.children[0..state.child_count]) |*c| {
+        if (c.exit_fd >= 0) _ = sys.close(c.exit_fd);
+        c.exit_fd = -1;
+    }
+    for ([_]*sys.fd_t{ &state.children_fd, &state.children_peer_fd, &tree.state.owner_pidfd }) |fd| {
+        if (fd.* >= 0) _ = sys.close(fd.*);
+        fd.* = -1;
+    }
+    reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
+    // Last: the owner waits for this end-of-file.
+    _ = sys.close(state.owner_fd);
+    state.owner_fd = -1;
+    state.phase = .detached;
+    state.exit_when_empty = true;
 }
 
 fn addPending(kind: PendingKind, pid: sys.pid_t, reply_fd: sys.fd_t) void {

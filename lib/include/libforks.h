@@ -21,6 +21,43 @@
  * for a child (libforks_wait, libforks_wait_all, libforks_stop with wait),
  * every other client, and the same client from other threads, is served.
  *
+ * Tree supervision (Linux): the server supervises every process its
+ * children create, not only the children.
+ *  - The server is a child subreaper (PR_SET_CHILD_SUBREAPER): a process
+ *    below a child whose parent exits (a double-forked setsid daemon, a
+ *    shell's background job) is re-parented to the server, which reaps it
+ *    without reporting it (it is no child of the caller: libforks_wait and
+ *    exit fds never show it) and signals it on stop, on the owner's death
+ *    and with libforks_kill_all.
+ *  - Where a writable cgroup v2 is mounted, every child joins the tree's
+ *    own cgroup, libforks-<server pid>, beside the server's (the server is
+ *    not in it) before running any of the caller's code; nothing below it
+ *    can leave it without privileges, and the SIGKILL of a stop, of the
+ *    owner's death or of libforks_kill_all(SIGKILL) goes to all of it at
+ *    once (cgroup.kill, Linux 5.14). The server removes it when it exits.
+ *    Without one, the subreaper alone reaches the tree: each death
+ *    re-parents the next generation to the server, which kills it in turn.
+ *  - Each child dies with its server (PR_SET_PDEATHSIG = SIGKILL, checked
+ *    against the race with the server's exit), exec'd programs included
+ *    (a set-user-ID program drops it).
+ *  - The owner's exit is watched on a pidfd (Linux 5.3) opened while the
+ *    owner is known alive, so an owner that is a zombie counts as gone.
+ *    Without pidfds the server probes the owner's pid every 250 ms and
+ *    treats a zombie as gone; a pid reused by then hides the death, and
+ *    the owner's connection ending is what stops the server.
+ * Not covered: SIGTERM (the first step of a stop) goes to the children and
+ * to adopted processes, not to descendants below a living child (they get
+ * the SIGKILL 500 ms later); processes that are not descendants (a
+ * privileged process that moves itself to another cgroup and was adopted
+ * by another subreaper); and, when the server itself is SIGKILLed, the
+ * descendants of its children: the children die, what they started is
+ * re-parented above the server. With a tree cgroup they are still in it,
+ * and the owner's libforks_stop (or libforks_free_conn) after the server's
+ * death kills them (cgroup.kill through a directory fd the server handed
+ * the owner at start, so never a namesake) and removes the cgroup; if the
+ * owner never calls either, they and the cgroup directory stay. macOS:
+ * none of the above; the server supervises its direct children only.
+ *
  * Errors: functions return a libforks_Result. When a system call failed,
  * its errno is kept per thread and returned by libforks_last_errno(), for
  * callers (such as Bun FFI) that cannot read the C errno; errno itself is
@@ -114,9 +151,14 @@ typedef enum {
  * The server closes every inherited fd that is close-on-exec and keeps the
  * others (stdio, fds the caller left inheritable), so every child has them.
  * When the calling process dies (even by SIGKILL), the server sends SIGTERM
- * to its children, SIGKILL after 500 ms to those still running, and exits.
- * The server is not a child of the caller (it is re-parented at once), so
- * the caller never has to reap it.
+ * to its children, SIGKILL after 500 ms to the whole tree (see "Tree
+ * supervision"), and exits once nothing of the tree is left.
+ * The server is not a child of the caller (it is re-parented at once),
+ * unless the caller is a subreaper or PID 1 (a container's init): then it
+ * is re-parented to the caller, and libforks_stop (with wait) and
+ * libforks_free_conn reap it; a stop without wait reaps it only if it is
+ * already gone, and a server left by libforks_stop_server_only is the
+ * caller's to reap.
  *
  * Many servers may run at once, started from one or many processes. */
 libforks_Result libforks_start(libforks_ServerConn *conn_ptr);
@@ -152,9 +194,13 @@ libforks_Result libforks_start_ex(libforks_ServerConn *conn_ptr,
 /* Pid of the server process, or -1 for an invalid connection. */
 pid_t libforks_get_server_pid(libforks_ServerConn conn);
 
-/* Send `signal` to every running child of the server. 0 checks that the
- * server is alive. Children that have exited but are not yet reaped are
- * skipped. Errors: INVALID_ARGUMENT (signal out of range), KILL_ERROR.
+/* Send `signal` to every running child of the server and (Linux) to every
+ * process of the tree the server adopted; with SIGKILL, also to every
+ * process in the tree's cgroup, if there is one. 0 checks that the server
+ * is alive. Children that have exited but are not yet reaped are skipped.
+ * Every pid signalled is an unreaped child of the server, so none can
+ * have been reused. Errors: INVALID_ARGUMENT (signal out of range),
+ * KILL_ERROR.
  * libforks_kill_all_async returns a reply fd instead of waiting (see
  * "Asynchronous requests"). Requests on one connection are served in the
  * order they were sent, so every fork sent before reaches its child. */
@@ -162,11 +208,38 @@ libforks_Result libforks_kill_all(libforks_ServerConn conn, int signal);
 libforks_Result libforks_kill_all_async(libforks_ServerConn conn, int signal,
                                         int *reply_fd_ptr);
 
-/* Stop the server and send SIGTERM to every child; those still running
- * 500 ms later get SIGKILL.
+/* Send `signal` to one child of the server, through the server: only
+ * while `pid` is in its table (running, or exited but not yet reaped by
+ * it), so a pid the kernel has given to another process is never
+ * signalled (kill(2) from the caller could be, once the server reaped the
+ * child). 0 checks that the child is still there.
+ * Errors: KILL_ERROR with errno ESRCH when pid is not (or no longer) a
+ * child of this server, or the errno of kill(2); INVALID_ARGUMENT (pid <=
+ * 0, signal out of range, unknown flags); SERVER_GONE. */
+libforks_Result libforks_kill(libforks_ServerConn conn, pid_t pid, int signal);
+
+/* libforks_kill of the child and every process below it (Linux): each
+ * descendant is signalled, top-down, through a pidfd checked against the
+ * parent it was found under, so a reused pid is never signalled either.
+ * Not reached: processes forked while the walk runs, and descendants
+ * whose parent exited (they were re-parented to the server, which no
+ * longer knows whose they were: libforks_kill_all, stop and the owner's
+ * death reach them). At most 4,096 processes per call. Elsewhere (no
+ * pidfds): the child only. */
+libforks_Result libforks_kill_tree(libforks_ServerConn conn, pid_t pid, int signal);
+
+#define LIBFORKS_KILL_TREE 1 /* libforks_kill_async: as libforks_kill_tree */
+
+/* libforks_kill / libforks_kill_tree (flags LIBFORKS_KILL_TREE) returning
+ * a reply fd instead of waiting (see "Asynchronous requests"). */
+libforks_Result libforks_kill_async(libforks_ServerConn conn, pid_t pid, int signal,
+                                    int flags, int *reply_fd_ptr);
+
+/* Stop the server and send SIGTERM to every child (and adopted process);
+ * those still running 500 ms later get SIGKILL, with the whole tree.
  *
- * wait = true: returns once every child has exited and the server process
- * is gone.
+ * wait = true: returns once every child, every process of the tree and
+ * the server process are gone.
  * wait = false: returns once SIGTERM was sent; the server keeps reaping,
  * reporting exits on exit fds and escalating to SIGKILL, then exits when no
  * child is left.
@@ -176,16 +249,23 @@ libforks_Result libforks_kill_all_async(libforks_ServerConn conn, int signal,
  * is invalid and its memory freed, whatever the result. */
 libforks_Result libforks_stop(libforks_ServerConn conn, bool wait);
 
-/* Stop the server without touching its children: they keep running,
- * re-parented to init (or a subreaper). Their exit fds report end-of-file
- * without an event. Returns once the server process is gone. Owner only,
- * like libforks_stop. Invalidates the connection. */
+/* Stop the server without touching its children: they keep running.
+ * Since they die with the server (see "Tree supervision"), the server
+ * process stays, as their reaper only: it closes every connection (a
+ * child's requests get SERVER_GONE), closes every exit fd without an
+ * event (end-of-file), no longer minds the owner's death, reaps the
+ * children and the processes of their trees, and exits after the last
+ * one. SIGKILL of that process kills the children. Returns once the server
+ * stopped serving. Owner only, like libforks_stop. Invalidates the
+ * connection. */
 libforks_Result libforks_stop_server_only(libforks_ServerConn conn);
 
 /* Close a connection without stopping anything: for a child that does not
  * need its connection, or for the owner that wants the server to shut down
  * as if the owner had died. Frees the connection. Always succeeds. With
- * shared handles (below) the connection closes with the last of them. */
+ * shared handles (below) the connection closes with the last of them.
+ * When the owner is the server's parent (a subreaper or PID 1 caller),
+ * this waits for the server to exit and reaps it. */
 void libforks_free_conn(libforks_ServerConn conn);
 
 /* Another handle on the same connection, for a thread with its own event

@@ -99,24 +99,25 @@ describe("lifecycle", () => {
     else expect(outcome.result!.event.signal).toBe("SIGTERM");
   });
 
-  test("stopServerOnly(): the child keeps running, its exited rejects SERVER_GONE", async () => {
+  test("stopServerOnly(): the child keeps running, its exited rejects SERVER_GONE; the server stays as its reaper", async () => {
     const server = ForkServer.start();
     const serverPid = server.pid;
     const child = server.fork(native.sleep_long);
     try {
       await within(server.stopServerOnly(), 3000, "stopServerOnly");
       expect(server.stopped).toBe(true);
-      expect(await eventually(() => processExited(serverPid), 1000)).toBe(true);
       await expectRejectsLibforks(within(child.exited, 2000, "exited"), "SERVER_GONE", `${child.pid}`);
       expect(processGone(child.pid)).toBe(false);
       await Bun.sleep(100);
       expect(processExited(child.pid)).toBe(false);
+      expect(processExited(serverPid)).toBe(false);
       expect(child.exit).toBeNull();
     } finally {
       process.kill(child.pid, "SIGKILL");
     }
-    // Re-parented to init, which reaps it.
-    expect(await eventually(() => processExited(child.pid), 1000)).toBe(true);
+    // Reaped by the server, which then exits.
+    expect(await eventually(() => processGone(child.pid), 1000)).toBe(true);
+    expect(await eventually(() => processExited(serverPid), 1000)).toBe(true);
   });
 
   test("after stop, every call fails with SERVER_GONE; stop() again resolves", async () => {

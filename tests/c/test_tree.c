@@ -1,0 +1,117 @@
+/* The server supervises the tree, not the list of its children. Each
+ * process below a child carries a marker in its environment (tree.h).
+ *
+ * 1. 50 rounds: the owner is SIGKILLed while one child runs a shell that
+ *    started three sleeps (grandchildren) and another double-forked a
+ *    setsid daemon: nothing of the tree is left 1 s later.
+ * 2. stop(wait) returns only once the tree is gone; killAll(SIGKILL)
+ *    takes the orphans the server adopted.
+ * 3. Where a writable cgroup v2 exists (this says which), every child is
+ *    in the tree's cgroup, and it is removed when the server exits. */
+#include "tree.h"
+
+static const char *mark;
+
+/* A shell with three grandchildren: `sh -c "sleep 1001; echo"` and two
+ * more in the background. */
+static void entry_shell(libforks_ServerConn conn, int socket_fd) {
+  (void)conn; (void)socket_fd;
+  exec_marked_sh(mark, "sleep 1001 & sleep 1002 & sleep 1003; echo");
+}
+
+/* The classic daemon: fork, setsid, fork, the middle exits; the daemon
+ * is no descendant of anyone alive in the tree but the server. */
+static void entry_daemonize(libforks_ServerConn conn, int socket_fd) {
+  (void)conn; (void)socket_fd;
+  pid_t first = fork();
+  if (first == 0) {
+    setsid();
+    if (fork() == 0) exec_marked_sh(mark, "exec sleep 1004");
+    _exit(0);
+  }
+  waitpid(first, NULL, 0);
+  exec_marked_sh(mark, "exec sleep 1005");
+}
+
+/* sh + 3 sleeps; the daemon; the daemonizer's own sleep. */
+#define TREE_SIZE 6
+
+static void owner_death_round(int round) {
+  mark = make_mark(round);
+  int report[2];
+  CHECK(pipe(report) == 0);
+  pid_t owner = fork();
+  CHECK(owner >= 0);
+  if (owner == 0) {
+    libforks_ServerConn conn;
+    if (libforks_start(&conn) != libforks_OK) _exit(1);
+    pid_t pids[3] = {libforks_get_server_pid(conn)};
+    if (libforks_fork(conn, &pids[1], NULL, NULL, entry_shell) != libforks_OK) _exit(2);
+    if (libforks_fork(conn, &pids[2], NULL, NULL, entry_daemonize) != libforks_OK) _exit(2);
+    if (write(report[1], pids, sizeof pids) != sizeof pids) _exit(3);
+    for (;;) pause();
+  }
+  close(report[1]);
+  pid_t pids[3];
+  CHECK(read(report[0], pids, sizeof pids) == sizeof pids);
+  close(report[0]);
+  int found = wait_marked(mark, TREE_SIZE, 5000);
+  if (found != TREE_SIZE) fprintf(stderr, "round %d: %d marked processes, expected %d\n", round, found, TREE_SIZE);
+  CHECK(found == TREE_SIZE);
+
+  CHECK(kill(owner, SIGKILL) == 0);
+  CHECK(waitpid(owner, NULL, 0) == owner);
+  double start = now_ms();
+  int left = wait_marked(mark, 0, 1000);
+  if (left != 0) {
+    fprintf(stderr, "round %d: %d processes of the tree still alive 1 s after the owner died:\n", round, left);
+    print_marked(mark);
+  }
+  CHECK(left == 0);
+  for (int i = 0; i < 3; i++) CHECK(wait_exited(pids[i], (int)(1000 - (now_ms() - start)) + 1) >= 0);
+}
+
+int main(void) {
+  test_deadline(110);
+  for (int round = 0; round < 50; round++) owner_death_round(round);
+  printf("50 rounds: owner SIGKILLed, nothing of the tree left within 1 s\n");
+
+  /* stop(wait) returns once the tree is gone, grandchildren included */
+  mark = make_mark(100);
+  libforks_ServerConn conn;
+  CHECK_OK(libforks_start(&conn));
+  pid_t server = libforks_get_server_pid(conn), shell, daemonizer;
+  CHECK_OK(libforks_fork(conn, &shell, NULL, NULL, entry_shell));
+  CHECK_OK(libforks_fork(conn, &daemonizer, NULL, NULL, entry_daemonize));
+  CHECK(wait_marked(mark, TREE_SIZE, 5000) == TREE_SIZE);
+  int cgroup = in_tree_cgroup(shell, server);
+  printf("tree cgroup: %s\n", cgroup ? "yes (a writable cgroup v2 is mounted)" : "no (subreaper only)");
+  char cgroup_dir[512] = "";
+  if (cgroup) {
+    /* The daemon is in it too: it cannot leave. */
+    pid_t marked[TREE_SIZE];
+    CHECK(count_marked(mark, marked, TREE_SIZE) == TREE_SIZE);
+    for (int i = 0; i < TREE_SIZE; i++) CHECK(in_tree_cgroup(marked[i], server));
+    CHECK(tree_cgroup_dir(server, cgroup_dir, sizeof cgroup_dir));
+    CHECK(access(cgroup_dir, F_OK) == 0);
+  }
+  CHECK_OK(libforks_stop(conn, true));
+  CHECK(count_marked(mark, NULL, 0) == 0);
+  CHECK(process_exited(server));
+  if (cgroup) CHECK(access(cgroup_dir, F_OK) != 0 && errno == ENOENT);
+
+  /* killAll(SIGKILL) takes adopted orphans (the daemon) too; the server
+   * keeps serving */
+  mark = make_mark(101);
+  CHECK_OK(libforks_start(&conn));
+  CHECK_OK(libforks_fork(conn, &daemonizer, NULL, NULL, entry_daemonize));
+  CHECK(wait_marked(mark, 2, 5000) == 2);
+  CHECK_OK(libforks_kill_all(conn, SIGKILL));
+  CHECK(wait_marked(mark, 0, 1000) == 0);
+  pid_t pid;
+  int exit_fd;
+  CHECK_OK(libforks_fork(conn, &pid, NULL, &exit_fd, entry_exit3));
+  CHECK(WEXITSTATUS(read_exit_event(exit_fd, 5000).wait_status) == 3);
+  CHECK_OK(libforks_stop(conn, true));
+  return 0;
+}
