@@ -22,8 +22,9 @@ const EAGAIN = constants.errno.EAGAIN;
 const EPIPE = constants.errno.EPIPE;
 const ECONNRESET = constants.errno.ECONNRESET;
 
-export interface Message {
-  data: Uint8Array;
+export interface Message<T = Uint8Array> {
+  /** The bytes (or, on a channel with serialization, the value). */
+  data: T;
   /** Received fds, close-on-exec, owned by the receiver. */
   fds: number[];
 }
@@ -36,8 +37,9 @@ export interface SendOptions {
 export function toBytes(data: unknown, name = "data"): Uint8Array {
   if (typeof data === "string") return new TextEncoder().encode(data);
   if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  throw invalidArgument(name, `must be a string, Uint8Array or ArrayBuffer, got ${describe(data)}`);
+  throw invalidArgument(name, `must be a string, an ArrayBufferView or an ArrayBuffer, got ${describe(data)}`);
 }
 
 export function checkFds(fds: unknown, name = "fds"): number[] {
@@ -54,6 +56,7 @@ export class Channel {
   #waiters: { events: number; resolve: () => void; reject: (error: Error) => void }[] = [];
   #interest = 0;
   #token = 0;
+  #ref = true;
   readonly #buffer = new Uint8Array(HEADER_SIZE + PART_SIZE);
   readonly #fdSlots = new Int32Array(MAX_FDS);
 
@@ -78,8 +81,10 @@ export class Channel {
     return this.#fd === null;
   }
 
-  /** Sends one message. Sends are delivered in call order. */
-  send(data: Uint8Array | string, options: SendOptions = {}): Promise<void> {
+  /** Sends one message. Sends are delivered in call order; each resolves
+   * once its bytes are in the socket, and waits while the socket is full
+   * (await each send to bound the memory queued here). */
+  send(data: ArrayBufferView | ArrayBuffer | string, options: SendOptions = {}): Promise<void> {
     const bytes = toBytes(data);
     const fds = checkFds(options.fds);
     const next = this.#sending.then(() => this.#sendNow(bytes, fds));
@@ -100,6 +105,30 @@ export class Channel {
       if (message === null) return;
       yield message;
     }
+  }
+
+  /** Lets the process exit while this channel waits (or not, again). */
+  unref(): void {
+    this.#ref = false;
+    if (this.#token !== 0) getDoorbell().setRef(this.#token, false);
+  }
+
+  ref(): void {
+    this.#ref = true;
+    if (this.#token !== 0) getDoorbell().setRef(this.#token, true);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  get [Symbol.toStringTag](): string {
+    return "Channel";
+  }
+
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    const serialization = (this as { serialization?: string }).serialization ?? "bytes";
+    return `Channel { fd: ${this.fd}, state: "${this.closed ? "closed" : "open"}", serialization: "${serialization}" }`;
   }
 
   /** Closes the socket; pending sends and receives fail with CHANNEL_CLOSED. */
@@ -140,7 +169,7 @@ export class Channel {
     this.#token = 0;
     this.#interest = wanted;
     if (wanted === 0) return;
-    const { promise, token } = doorbell.wait(fd, wanted);
+    const { promise, token } = doorbell.wait(fd, wanted, { ref: this.#ref });
     this.#token = token;
     promise.then(
       (fired) => {
@@ -254,6 +283,11 @@ export const CHANNEL_FD_ENV = "LIBFORKS_CHANNEL_FD";
 
 /** In a program started by `server.spawn`, the channel to the parent. */
 export function connectToParent(): Channel {
+  return new Channel(parentChannelFd());
+}
+
+/** The fd of the channel to the parent, from the environment. */
+export function parentChannelFd(): number {
   const value = process.env[CHANNEL_FD_ENV];
   if (value === undefined || !/^\d+$/.test(value)) {
     throw new LibforksError(
@@ -261,7 +295,7 @@ export function connectToParent(): Channel {
       `no channel to a parent: ${CHANNEL_FD_ENV} is not set (was this process started by server.spawn with channel: true?)`,
     );
   }
-  return new Channel(Number(value));
+  return Number(value);
 }
 
 /** One raw message (no channel framing) with fds, sent at once. Throws

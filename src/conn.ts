@@ -163,6 +163,7 @@ export class ServerConn {
     view.setInt32(36, exitWrite, true);
     view.setUint8(40, 0); // blocking send
     view.setUint8(41, specQueued ? 1 : 0);
+    view.setUint8(42, 1); // exit_rusage: resourceUsage() after the exit
     const out = new Int32Array(1);
     const result = lib.libforks_fork_async(handle, ptr(request), ptr(out));
     closeSync(exitWrite);
@@ -239,6 +240,7 @@ export class ServerConn {
     view.setInt32(32, childSocket, true);
     view.setInt32(36, exitWrite, true);
     view.setUint8(40, 1); // nonblocking
+    view.setUint8(42, 1); // exit_rusage: resourceUsage() after the exit
     const childFds = childSocket >= 0 ? [childSocket, exitWrite] : [exitWrite];
     const pid = new PendingPid(this);
     const what =

@@ -57,25 +57,62 @@ export function errnoName(errno: number): string | undefined {
   return errnoNames.get(errno);
 }
 
+/** Results that report a failed system call: with an errno, their `code`
+ * is its name. The others (SERVER_GONE, CHANNEL_CLOSED, LIMIT_ERROR, ...)
+ * name a state of libforks and keep their own code, errno or not. */
+const SYSTEM_CALL_RESULTS = new Set<LibforksErrorCode>([
+  "READ_ERROR",
+  "WRITE_ERROR",
+  "KILL_ERROR",
+  "SOCKET_CREATION_ERROR",
+  "FORK_ERROR",
+  "WAIT_ERROR",
+  "STOP_ERROR",
+  "PIPE_CREATION_ERROR",
+  "EXEC_ERROR",
+  "THREAD_ERROR",
+]);
+
+/** Every failure of this package. For a failed system call it has the
+ * shape of Node's SystemError: `code` is the errno name ("ENOENT",
+ * "EAGAIN"), `errno` its negative number, `syscall` the call, and `path` /
+ * `spawnargs` where they apply. `result` always names the libforks result
+ * ("EXEC_ERROR", "FORK_ERROR", "SERVER_GONE"); for other failures `code`
+ * is that result too. */
 export class LibforksError extends Error {
   override readonly name = "LibforksError";
-  /** What failed, e.g. "FORK_ERROR", "INVALID_ARGUMENT", "SERVER_GONE". */
-  readonly code: LibforksErrorCode;
-  /** errno of the failed system call, when one failed. */
+  /** The errno name of the failed system call ("ENOENT"), else `result`. */
+  readonly code: LibforksErrorCode | string;
+  /** What failed, as a libforks result: "FORK_ERROR", "EXEC_ERROR",
+   * "SERVER_GONE", ... */
+  readonly result: LibforksErrorCode;
+  /** The errno of the failed system call, negative as in Node (-2 for
+   * ENOENT). */
   readonly errno?: number;
-  /** Name of that errno, e.g. "EAGAIN". */
+  /** Name of that errno, e.g. "EAGAIN" (the same as `code` then). */
   readonly errnoCode?: string;
-  /** The call that failed, e.g. "fork", "execve", "libforks_start". */
+  /** The call that failed, e.g. "fork", "execve", "chdir", "spawn ls". */
   readonly syscall?: string;
+  /** The file or directory the call was about (a program, a cwd). */
+  readonly path?: string;
+  /** spawn: the program's arguments after argv[0], as Node gives them. */
+  readonly spawnargs?: string[];
 
-  constructor(code: LibforksErrorCode, message: string, options: { errno?: number; syscall?: string } = {}) {
-    const errno = options.errno && options.errno > 0 ? options.errno : undefined;
-    const errnoCode = errno === undefined ? undefined : errnoName(errno);
+  constructor(
+    code: LibforksErrorCode,
+    message: string,
+    options: { errno?: number; syscall?: string; path?: string; spawnargs?: string[] } = {},
+  ) {
+    const number = options.errno === undefined ? undefined : Math.abs(options.errno);
+    const errnoCode = number ? errnoName(number) : undefined;
     super(errnoCode ? `${message} (${errnoCode})` : message);
-    this.code = code;
-    this.errno = errno;
+    this.result = code;
+    this.code = errnoCode !== undefined && SYSTEM_CALL_RESULTS.has(code) ? errnoCode : code;
+    this.errno = number && errnoCode ? -number : undefined;
     this.errnoCode = errnoCode;
     this.syscall = options.syscall;
+    if (options.path !== undefined) this.path = options.path;
+    if (options.spawnargs !== undefined) this.spawnargs = options.spawnargs;
   }
 }
 

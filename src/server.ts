@@ -1,16 +1,24 @@
 // ForkServer: the public face of a fork server.
 
 import { dlopen, ptr } from "bun:ffi";
-import { closeSync, fstatSync, openSync, constants as fsConstants } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
+import { closeSync } from "node:fs";
 import { lib } from "./native.ts";
-import { LibforksError, checkFd, describe, invalidArgument } from "./errors.ts";
+import { LibforksError, describe, invalidArgument } from "./errors.ts";
 import { ServerConn, failure, type ForkTarget, type SharedConn, type WaitResult } from "./conn.ts";
 import { Child } from "./child.ts";
 import { Channel, CHANNEL_FD_ENV, MAX_FDS, checkFds } from "./channel.ts";
-import { pipe, socketPair } from "./fds.ts";
-import { PipeWriter, pipeReadable } from "./stdio.ts";
+import { socketPair } from "./fds.ts";
+import { PipeWriter } from "./stdio.ts";
 import { signalNumber } from "./signals.ts";
+import { checkSpawn, type CheckedSpawn, type SpawnOptions } from "./spawn-options.ts";
+import { closeAll, outputReaders, prepareStdio, pumpStdin } from "./spawn-stdio.ts";
+import { supervision } from "./spawn-supervise.ts";
+import { channelFor } from "./serialization.ts";
+import { systemError } from "./node-errors.ts";
+import { debug, debugEnabled } from "./debug.ts";
+import { errnoName } from "./errors.ts";
+
+export type { SpawnOptions, StdioOption, StdinOption } from "./spawn-options.ts";
 
 /** A native entrypoint: a function pointer mapped when the server started
  * (a `bun:ffi` symbol or its `.ptr`), or a library and symbol to load in
@@ -32,23 +40,6 @@ export interface ForkOptions {
   fds?: number[];
 }
 
-export type StdioOption = "inherit" | "pipe" | "ignore" | number;
-
-export interface SpawnOptions {
-  cwd?: string;
-  /** The environment (default: process.env). */
-  env?: Record<string, string | undefined>;
-  /** One option for all three, or [stdin, stdout, stderr]. Default
-   * "inherit". */
-  stdio?: StdioOption | [StdioOption, StdioOption, StdioOption];
-  /** Extra fds for the program: { 5: fd } makes `fd` its fd 5. */
-  fds?: Record<number, number>;
-  /** Give the program a channel to this process (default true): its fd
-   * number is in the LIBFORKS_CHANNEL_FD environment variable (3 unless
-   * `fds` takes 3), and `connectToParent()` opens it. */
-  channel?: boolean;
-}
-
 export interface StartOptions {
   /** "snapshot" (default): the server is a copy of this process, forked
    * now, and children are copies of it: native entrypoints of any kind.
@@ -59,6 +50,31 @@ export interface StartOptions {
 }
 
 const EXEC_STEPS = ["", "receive spec", "map fds", "chdir", "execve"];
+
+/** The error of a program that could not start, shaped as Node's and
+ * Bun's (code "ENOENT", errno, syscall, path, spawnargs); a failed chdir
+ * names the directory. */
+function execError(spec: CheckedSpawn, step: string, errno: number): LibforksError {
+  const name = errnoName(errno);
+  const program = spec.argv[0]!;
+  if (step === "chdir") {
+    return new LibforksError("EXEC_ERROR", `cannot run ${program}: cannot change to directory ${spec.cwd}`, {
+      errno,
+      syscall: "chdir",
+      path: spec.cwd ?? undefined,
+      spawnargs: spec.argv.slice(1),
+    });
+  }
+  if (step === "execve" && name) {
+    return systemError(name, `cannot run ${program}: execve of ${spec.file} failed`, {
+      syscall: `spawn ${program}`,
+      path: spec.file,
+      spawnargs: spec.argv.slice(1),
+      result: "EXEC_ERROR",
+    });
+  }
+  return new LibforksError("EXEC_ERROR", `cannot run ${program}: ${step} failed`, { errno, syscall: "libforks_exec_entrypoint" });
+}
 
 export class ForkServer {
   readonly #conn: ServerConn;
@@ -154,33 +170,20 @@ export class ForkServer {
   }
 
   /** Runs a program in a child of the server (a Bun script included:
-   * `[process.execPath, "worker.ts"]`). Throws EXEC_ERROR (errno ENOENT,
-   * EACCES, ...) when it cannot be started. */
+   * `[process.execPath, "worker.ts"]`), with Bun.spawn's options and
+   * defaults (see SpawnOptions). Throws, as Bun.spawn, when it cannot be
+   * started: `code` "ENOENT", "EACCES", ... (`result` "EXEC_ERROR"). */
   spawn(argv: string[], options: SpawnOptions = {}): Child {
     const spec = checkSpawn(argv, options);
+    if (spec.signal?.aborted) {
+      throw new DOMException("The operation was aborted.", "AbortError") as DOMException & { cause?: unknown };
+    }
     const conn = this.#live();
-    const opened: number[] = []; // ours to close whatever happens
-    const parentEnds: number[] = []; // close on failure only
+    const began = performance.now();
+    const stdio = prepareStdio(spec.stdio);
+    const { opened, kept } = stdio;
     try {
-      const mapped = new Map<number, number>(); // target -> fd
-      const streams: { stdin?: number; stdout?: number; stderr?: number } = {};
-      spec.stdio.forEach((option, target) => {
-        if (option === "inherit") mapped.set(target, target);
-        else if (option === "ignore") {
-          const devNull = openSync("/dev/null", target === 0 ? "r" : "w");
-          opened.push(devNull);
-          mapped.set(target, devNull);
-        } else if (option === "pipe") {
-          const [readEnd, writeEnd] = pipe();
-          const [childEnd, parentEnd] = target === 0 ? [readEnd, writeEnd] : [writeEnd, readEnd];
-          opened.push(childEnd);
-          parentEnds.push(parentEnd);
-          mapped.set(target, childEnd);
-          if (target === 0) streams.stdin = parentEnd;
-          else if (target === 1) streams.stdout = parentEnd;
-          else streams.stderr = parentEnd;
-        } else mapped.set(target, option);
-      });
+      const mapped = stdio.mapped;
       for (const [target, fd] of spec.fds) mapped.set(target, fd);
 
       const env = { ...spec.env };
@@ -191,10 +194,10 @@ export class ForkServer {
       if (spec.channel) {
         const [parentEnd, childEnd] = socketPair();
         opened.push(childEnd);
-        parentEnds.push(parentEnd);
+        kept.push(parentEnd);
         channelFd = parentEnd;
         let target = 3;
-        while (mapped.has(target)) target++;
+        while (mapped.has(target) || spec.stdio[target] !== undefined) target++;
         mapped.set(target, childEnd);
         env[CHANNEL_FD_ENV] = String(target);
       }
@@ -237,23 +240,61 @@ export class ForkServer {
         const errno = lib.libforks_last_errno();
         // The child exits with 127; its exit is still reaped and reported.
         new Child(forked.pid, exitFd);
-        throw new LibforksError("EXEC_ERROR", `cannot run ${spec.argv[0]}: ${EXEC_STEPS[step[0]!] ?? "exec"} failed`, {
-          errno,
-          syscall: EXEC_STEPS[step[0]!] === "execve" ? "execve" : EXEC_STEPS[step[0]!] === "chdir" ? "chdir" : "libforks_exec_entrypoint",
+        throw execError(spec, EXEC_STEPS[step[0]!] ?? "exec", errno);
+      }
+      const supervised = supervision(spec);
+      const outputs = outputReaders(stdio, supervised.onBytes);
+      const child = new Child(forked.pid, exitFd, {
+        channel: channelFd === undefined ? undefined : channelFor(channelFd, spec.serialization),
+        stdin: stdio.stdin === undefined || stdio.stdinData ? undefined : new PipeWriter(stdio.stdin),
+        stdout: outputs.stdout?.stream,
+        stderr: outputs.stderr?.stream,
+        stdio: stdio.extra,
+        refs: [outputs.stdout, outputs.stderr].filter((reader) => reader !== undefined),
+        argv: spec.argv,
+      });
+      kept.length = 0;
+      if (stdio.stdin !== undefined && stdio.stdinData) void pumpStdin(stdio.stdin, stdio.stdinData());
+      this.#track(child);
+      debug("spawn", { pid: forked.pid, argv: spec.argv, ms: (performance.now() - began).toFixed(3) });
+      supervised.attach(child);
+      return child;
+    } catch (error) {
+      debug("spawn failed", { argv: spec.argv, error: (error as Error).message });
+      throw error;
+    } finally {
+      closeAll(opened);
+      closeAll(kept);
+    }
+  }
+
+  readonly #children = new Set<Child>();
+
+  /** Remembers a running child for children() and the exit trace. */
+  #track(child: Child): void {
+    this.#children.add(child);
+    const began = performance.now();
+    const forget = (error?: Error) => {
+      this.#children.delete(child);
+      if (debugEnabled) {
+        const exit = child.exit;
+        debug(error ? "exit unknown" : "exit", {
+          pid: exit?.pid,
+          exitCode: exit?.exitCode ?? undefined,
+          signal: exit?.signal ?? undefined,
+          error: error?.message,
+          ms: (performance.now() - began).toFixed(3),
         });
       }
-      const child = new Child(forked.pid, exitFd, {
-        channel: channelFd === undefined ? undefined : new Channel(channelFd),
-        stdin: streams.stdin === undefined ? undefined : new PipeWriter(streams.stdin),
-        stdout: streams.stdout === undefined ? undefined : pipeReadable(streams.stdout),
-        stderr: streams.stderr === undefined ? undefined : pipeReadable(streams.stderr),
-      });
-      parentEnds.length = 0;
-      return child;
-    } finally {
-      for (const fd of opened) closeSync(fd);
-      for (const fd of parentEnds) closeSync(fd);
-    }
+    };
+    child.exited.then(() => forget(), forget);
+  }
+
+  /** The children of this server that have not exited (as far as this
+   * process has heard): pid, what they run, and when they were asked for.
+   * A fork's pid is read as for `child.pid`. */
+  children(): { pid: number; argv: string[]; startTime: Date; child: Child }[] {
+    return [...this.#children].map((child) => ({ pid: child.pid, argv: child.argv, startTime: new Date(child.startTime), child }));
   }
 
   /** Sends a signal to every running child, forks made before this call
@@ -314,6 +355,15 @@ export class ForkServer {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
+  }
+
+  get [Symbol.toStringTag](): string {
+    return "ForkServer";
+  }
+
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    const state = this.stopped ? "stopped" : this.#conn.attached ? "attached" : "running";
+    return `ForkServer { pid: ${this.#conn.pid}, mode: "${this.mode}", state: "${state}", children: ${this.#children.size} }`;
   }
 }
 
@@ -378,87 +428,6 @@ function checkPointer(value: unknown, name: string): number {
     throw invalidArgument(name, `must be a native function pointer, got ${describe(value)}`);
   }
   return number;
-}
-
-interface CheckedSpawn {
-  file: string;
-  argv: string[];
-  env: Record<string, string>;
-  cwd: string | null;
-  stdio: StdioOption[];
-  fds: Map<number, number>;
-  channel: boolean;
-}
-
-function checkSpawn(argv: unknown, options: SpawnOptions): CheckedSpawn {
-  if (!Array.isArray(argv) || argv.length === 0) throw invalidArgument("argv", `must be a non-empty array of strings, got ${describe(argv)}`);
-  argv.forEach((arg, i) => {
-    if (typeof arg !== "string") throw invalidArgument(`argv[${i}]`, `must be a string, got ${describe(arg)}`);
-    if (arg.includes("\0")) throw invalidArgument(`argv[${i}]`, "must not contain NUL");
-  });
-  if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
-  const envSource = options.env ?? process.env;
-  if (envSource === null || typeof envSource !== "object") throw invalidArgument("options.env", `must be an object, got ${describe(envSource)}`);
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(envSource)) {
-    if (value === undefined) continue;
-    if (typeof value !== "string") throw invalidArgument(`options.env.${key}`, `must be a string, got ${describe(value)}`);
-    if (key.includes("=") || key.includes("\0") || value.includes("\0")) throw invalidArgument(`options.env.${key}`, "must not contain NUL or '=' in its name");
-    env[key] = value;
-  }
-  if (options.cwd !== undefined && (typeof options.cwd !== "string" || options.cwd.length === 0)) {
-    throw invalidArgument("options.cwd", `must be a directory path, got ${describe(options.cwd)}`);
-  }
-  const cwd = options.cwd ?? null;
-  const stdioOption = options.stdio ?? "inherit";
-  const stdio = Array.isArray(stdioOption) ? stdioOption : [stdioOption, stdioOption, stdioOption];
-  if (stdio.length !== 3) throw invalidArgument("options.stdio", "must be one option or an array of three");
-  stdio.forEach((option, i) => {
-    if (option === "inherit" || option === "pipe" || option === "ignore") return;
-    checkOpenFd(`options.stdio[${i}]`, option);
-  });
-  const fds = new Map<number, number>();
-  if (options.fds !== undefined) {
-    if (options.fds === null || typeof options.fds !== "object" || Array.isArray(options.fds)) {
-      throw invalidArgument("options.fds", `must be an object mapping fd numbers in the child to fds here, got ${describe(options.fds)}`);
-    }
-    for (const [key, fd] of Object.entries(options.fds)) {
-      const target = Number(key);
-      if (!Number.isInteger(target) || target < 3) throw invalidArgument(`options.fds[${key}]`, "must map an fd number of 3 or more (use stdio for 0-2)");
-      fds.set(target, checkOpenFd(`options.fds[${key}]`, fd));
-    }
-  }
-  if (options.channel !== undefined && typeof options.channel !== "boolean") {
-    throw invalidArgument("options.channel", `must be a boolean, got ${describe(options.channel)}`);
-  }
-  const command = argv[0] as string;
-  const file = resolveProgram(command, env.PATH ?? process.env.PATH ?? "", cwd);
-  return { file, argv: argv as string[], env, cwd, stdio: stdio as StdioOption[], fds, channel: options.channel !== false };
-}
-
-/** An fd argument that must also be open (checked before forking, so a
- * bad one costs no child). */
-function checkOpenFd(name: string, fd: unknown): number {
-  const checked = checkFd(name, fd);
-  try {
-    fstatSync(checked);
-  } catch {
-    throw invalidArgument(name, `is fd ${checked}, which is not open`);
-  }
-  return checked;
-}
-
-/** PATH search done here, where an error can be thrown synchronously. */
-function resolveProgram(command: string, path: string, cwd: string | null): string {
-  if (command.includes("/")) return isAbsolute(command) ? command : resolve(cwd ?? process.cwd(), command);
-  const found = Bun.which(command, { PATH: path, cwd: cwd ?? undefined });
-  if (!found) {
-    throw new LibforksError("EXEC_ERROR", `cannot run ${command}: not found in PATH`, {
-      errno: (fsConstants as unknown as { ENOENT?: number }).ENOENT ?? 2,
-      syscall: "execve",
-    });
-  }
-  return found;
 }
 
 function cStrings(strings: string[]): { pointers: BigUint64Array; keep: Buffer[] } {
