@@ -96,6 +96,8 @@ export function channelFor(fd: number, serialization: Serialization): Channel {
 
 /** In a program started by `server.spawn`, the channel to the parent,
  * with the serialization the parent chose for it. */
+export function connectToParent(options: { serialization: "json" | "advanced" }): SerializedChannel;
+export function connectToParent(options?: { serialization?: Serialization }): Channel;
 export function connectToParent(options: { serialization?: Serialization } = {}): Channel {
   if (options === null || typeof options !== "object") throw invalidArgValue("options", options, "must be an object");
   const serialization = checkSerialization(options.serialization, "options.serialization");

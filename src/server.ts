@@ -1,6 +1,6 @@
 // ForkServer: the public face of a fork server.
 
-import { dlopen, ptr } from "bun:ffi";
+import { JSCallback, dlopen, ptr } from "bun:ffi";
 import { closeSync } from "node:fs";
 import { lib } from "./native.ts";
 import { LibforksError, describe, invalidArgument } from "./errors.ts";
@@ -91,7 +91,15 @@ export class ForkServer {
     if (options.mode !== undefined && options.mode !== "snapshot" && options.mode !== "clean") {
       throw invalidArgument("options.mode", `must be "snapshot" or "clean", got ${describe(options.mode)}`);
     }
-    return new ForkServer(options.mode === "clean" ? ServerConn.startClean() : ServerConn.start());
+    const began = performance.now();
+    try {
+      const server = new ForkServer(options.mode === "clean" ? ServerConn.startClean() : ServerConn.start());
+      debug("start", { server: server.pid, mode: server.mode, ms: (performance.now() - began).toFixed(3) });
+      return server;
+    } catch (error) {
+      debug("start failed", { mode: options.mode ?? "snapshot", error: (error as Error).message });
+      throw error;
+    }
   }
 
   /** A token to post to a Worker of this process, where
@@ -164,9 +172,20 @@ export class ForkServer {
       new DataView(count.buffer).setUint32(0, fds.length, true);
       firstMessage = { data: count, fds };
     }
-    const forked = conn.forkAsync(forkTarget(conn, entrypoint), socket, firstMessage);
+    const target = forkTarget(conn, entrypoint);
+    const began = performance.now();
+    const forked = conn.forkAsync(target, socket, firstMessage);
     const channel = forked.socketFd === null ? undefined : new Channel(forked.socketFd);
-    return new Child(forked.pid, forked.exitFd, { channel });
+    const argv = "entrypoint" in target ? [`<native 0x${target.entrypoint.toString(16)}>`] : [`<${target.library ?? "this image"}:${target.symbol}>`];
+    const child = new Child(forked.pid, forked.exitFd, { channel, argv });
+    this.#track(child);
+    if (debugEnabled) {
+      child.started.then(
+        (pid) => debug("fork", { pid, entry: argv[0], ms: (performance.now() - began).toFixed(3) }),
+        (error: Error) => debug("fork failed", { entry: argv[0], error: error.message }),
+      );
+    }
+    return child;
   }
 
   /** Runs a program in a child of the server (a Bun script included:
@@ -174,6 +193,15 @@ export class ForkServer {
    * defaults (see SpawnOptions). Throws, as Bun.spawn, when it cannot be
    * started: `code` "ENOENT", "EACCES", ... (`result` "EXEC_ERROR"). */
   spawn(argv: string[], options: SpawnOptions = {}): Child {
+    try {
+      return this.#spawn(argv, options);
+    } catch (error) {
+      debug("spawn failed", { argv: Array.isArray(argv) ? argv : undefined, error: (error as Error).message });
+      throw error;
+    }
+  }
+
+  #spawn(argv: string[], options: SpawnOptions): Child {
     const spec = checkSpawn(argv, options);
     if (spec.signal?.aborted) {
       throw new DOMException("The operation was aborted.", "AbortError") as DOMException & { cause?: unknown };
@@ -259,9 +287,6 @@ export class ForkServer {
       debug("spawn", { pid: forked.pid, argv: spec.argv, ms: (performance.now() - began).toFixed(3) });
       supervised.attach(child);
       return child;
-    } catch (error) {
-      debug("spawn failed", { argv: spec.argv, error: (error as Error).message });
-      throw error;
     } finally {
       closeAll(opened);
       closeAll(kept);
@@ -339,6 +364,7 @@ export class ForkServer {
     if (this.#conn.attached) {
       return Promise.reject(new LibforksError("NOT_OWNER", "a server attached from a share() token cannot stop it; release() it instead"));
     }
+    if (this.#stopping === null) debug("stop", { server: this.#conn.pid, children: this.#children.size });
     this.#stopping ??= this.#conn.closed ? Promise.resolve() : this.#conn.stop(options.wait !== false, false);
     return this.#stopping;
   }
@@ -377,6 +403,12 @@ function refusePointerOnClean(conn: ServerConn): void {
 }
 
 function forkTarget(conn: ServerConn, entrypoint: Entrypoint): ForkTarget {
+  if (entrypoint instanceof JSCallback) {
+    throw invalidArgument(
+      "entrypoint",
+      "is a JSCallback: its body is JavaScript, which a forked child cannot run (the copied runtime is not usable there, and the child would die of SIGSEGV); write the entrypoint in C (bun:ffi cc() or a library) or spawn a Bun program instead",
+    );
+  }
   if (typeof entrypoint === "number" || typeof entrypoint === "bigint") {
     refusePointerOnClean(conn);
     return { entrypoint: checkPointer(entrypoint, "entrypoint") };

@@ -29,7 +29,8 @@ for (const serialization of ["json", "advanced"] as const) {
   describe(`serialization: "${serialization}" with a spawned Bun worker`, () => {
     test(`${COUNT.toLocaleString("en")} messages with fds both ways arrive in order`, async () => {
       const child = server.spawn([process.execPath, join(fixtures, "structured-echo-worker.ts"), serialization], { serialization });
-      const channel = child.channel!;
+      // child.channel is typed Channel; with serialization it is this subclass.
+      const channel = child.channel as SerializedChannel;
       expect(channel).toBeInstanceOf(SerializedChannel);
       const [readEnd, writeEnd] = pipe();
       const ino = fstatSync(writeEnd).ino;
