@@ -13,7 +13,7 @@ import { signalNumber } from "./signals.ts";
 import { checkSpawn, type CheckedSpawn, type SpawnOptions } from "./spawn-options.ts";
 import { closeAll, outputReaders, prepareStdio, pumpStdin } from "./spawn-stdio.ts";
 import { supervision } from "./spawn-supervise.ts";
-import { channelFor } from "./serialization.ts";
+import { channelFor, type SerializedChannel } from "./serialization.ts";
 import { systemError } from "./node-errors.ts";
 import { debug, debugEnabled } from "./debug.ts";
 import { errnoName } from "./errors.ts";
@@ -192,6 +192,8 @@ export class ForkServer {
    * `[process.execPath, "worker.ts"]`), with Bun.spawn's options and
    * defaults (see SpawnOptions). Throws, as Bun.spawn, when it cannot be
    * started: `code` "ENOENT", "EACCES", ... (`result` "EXEC_ERROR"). */
+  spawn(argv: string[], options: SpawnOptions & { serialization: "json" | "advanced"; channel?: true }): Child & { readonly channel: SerializedChannel };
+  spawn(argv: string[], options?: SpawnOptions): Child;
   spawn(argv: string[], options: SpawnOptions = {}): Child {
     try {
       return this.#spawn(argv, options);
