@@ -10,6 +10,9 @@ import { lib } from "./native.ts";
 import { getDoorbell, READABLE } from "./doorbell.ts";
 
 const CHUNK = 64 * 1024;
+/** One read buffer for every pipe of this thread: reads are synchronous,
+ * and each chunk is copied out at its size. */
+const scratch = new Uint8Array(CHUNK);
 
 export interface PipeReader {
   readonly stream: ReadableStream<Uint8Array>;
@@ -22,6 +25,10 @@ export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReade
   let open = true;
   let ref = true;
   let token = 0;
+  // Wait before reading, unless the last read filled the buffer (more is
+  // likely there): a read of an empty pipe would throw EAGAIN, and
+  // exceptions cost more than the wait.
+  let readFirst = false;
   const close = () => {
     if (!open) return;
     open = false;
@@ -33,19 +40,26 @@ export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReade
     {
       async pull(controller) {
         while (open) {
+          if (!readFirst) {
+            const wait = getDoorbell().wait(fd, READABLE, { ref });
+            token = wait.token;
+            try {
+              await wait.promise;
+            } catch (error) {
+              close();
+              controller.error(error);
+              return;
+            } finally {
+              if (token === wait.token) token = 0;
+            }
+            if (!open) return;
+          }
           let n: number;
-          const buffer = new Uint8Array(CHUNK);
           try {
-            n = readSync(fd, buffer);
+            n = readSync(fd, scratch);
           } catch (error) {
             if ((error as { code?: string }).code === "EAGAIN") {
-              const wait = getDoorbell().wait(fd, READABLE, { ref });
-              token = wait.token;
-              try {
-                await wait.promise;
-              } finally {
-                if (token === wait.token) token = 0;
-              }
+              readFirst = false;
               continue;
             }
             close();
@@ -57,8 +71,9 @@ export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReade
             controller.close();
             return;
           }
+          readFirst = n === CHUNK;
           onBytes?.(n);
-          controller.enqueue(n === CHUNK ? buffer : buffer.slice(0, n));
+          controller.enqueue(scratch.slice(0, n));
           return;
         }
       },

@@ -8,6 +8,16 @@ import { PipeWriter } from "./stdio.ts";
 import { pipeReader, type PipeReader } from "./pipe-reader.ts";
 import type { StdioSpec } from "./spawn-options.ts";
 
+let devNullFd = -1;
+
+/** /dev/null, opened once per thread for reading and writing (Bun opens
+ * files close-on-exec): "ignore" is the default stdin, so spawn must not
+ * pay an open and a close for it each time. */
+function devNull(): number {
+  if (devNullFd < 0) devNullFd = openSync("/dev/null", fs.O_RDWR);
+  return devNullFd;
+}
+
 export interface PreparedStdio {
   /** Program fd -> fd of ours (closed or kept as below). */
   mapped: Map<number, number>;
@@ -35,12 +45,9 @@ export function prepareStdio(stdio: (StdioSpec | undefined)[]): PreparedStdio {
         case "inherit":
           prepared.mapped.set(target, target);
           return;
-        case "ignore": {
-          const devNull = openSync("/dev/null", target === 0 ? "r" : "w");
-          prepared.opened.push(devNull);
-          prepared.mapped.set(target, devNull);
+        case "ignore":
+          prepared.mapped.set(target, devNull());
           return;
-        }
         case "fd":
           prepared.mapped.set(target, spec.fd);
           return;
