@@ -1,9 +1,13 @@
 // The read end of a spawned program's stdout/stderr pipe as a
-// ReadableStream, read through the doorbell (not Bun.file().stream()) so
-// the wait can be unref'd with its child. The stream reads eagerly, as
-// Bun.spawn's pipes do: the program never blocks on a full pipe because
-// nobody read it, and the fd is closed at end-of-file even when nobody
-// does.
+// ReadableStream. The stream reads eagerly, as Bun.spawn's pipes do: the
+// program never blocks on a full pipe because nobody read it, and the fd
+// is closed at end-of-file even when nobody does.
+//
+// Bun's own file stream reads it while the pipe is ref'd: it is the
+// cheapest (no hop through the readiness thread). Its wait keeps the
+// event loop alive and cannot be unref'd, so unref() cancels it (with no
+// read in flight it holds no data) and reading continues through the
+// doorbell, whose waits can be unref'd.
 
 import { closeSync, readSync } from "node:fs";
 import { lib } from "./native.ts";
@@ -21,7 +25,6 @@ export interface PipeReader {
 
 /** Owns `fd`. `onBytes` sees every chunk's size as it is read (maxBuffer). */
 export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReader {
-  lib.libforks_set_nonblocking(fd, true);
   let open = true;
   let ref = true;
   let token = 0;
@@ -29,18 +32,56 @@ export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReade
   // likely there): a read of an empty pipe would throw EAGAIN, and
   // exceptions cost more than the wait.
   let readFirst = false;
+  // Bun's reader until the first unref().
+  let bunReader: ReadableStreamDefaultReader<Uint8Array> | null = Bun.file(fd).stream().getReader();
+  let switching: Promise<void> | null = null;
   const close = () => {
     if (!open) return;
     open = false;
     if (token !== 0) getDoorbell().cancel(token);
     token = 0;
+    const reader = bunReader;
+    bunReader = null;
+    if (reader) void reader.cancel().catch(() => {});
     closeSync(fd);
+  };
+  const toDoorbell = () => {
+    const reader = bunReader;
+    if (reader === null) return;
+    bunReader = null;
+    switching = reader.cancel().catch(() => {});
   };
   const stream = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
+        while (open && bunReader !== null) {
+          const reader = bunReader;
+          let chunk: Awaited<ReturnType<typeof reader.read>>;
+          try {
+            chunk = await reader.read();
+          } catch (error) {
+            if (bunReader !== reader) break; // cancelled by unref(): go on below
+            close();
+            controller.error(error);
+            return;
+          }
+          if (chunk.done) {
+            if (bunReader !== reader) break; // cancelled by unref()
+            close();
+            controller.close();
+            return;
+          }
+          onBytes?.(chunk.value!.length);
+          controller.enqueue(chunk.value!);
+          return;
+        }
+        if (switching) {
+          await switching;
+          switching = null;
+        }
         while (open) {
           if (!readFirst) {
+            lib.libforks_set_nonblocking(fd, true); // Bun's reader may have left it blocking
             const wait = getDoorbell().wait(fd, READABLE, { ref });
             token = wait.token;
             try {
@@ -88,6 +129,7 @@ export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReade
     stream,
     setRef(value: boolean) {
       ref = value;
+      if (!value) toDoorbell();
       if (token !== 0) getDoorbell().setRef(token, value);
     },
   };

@@ -233,6 +233,34 @@ describe("server.spawn options, as Bun.spawn's", () => {
     expect(child.stdio[4]).toBeNull();
   });
 
+  test("unref() covers the exit, the channel and the stdout pipe: the process may exit", async () => {
+    const run = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures", "unref-child.ts")], { stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await within(Promise.all([new Response(run.stdout).text(), new Response(run.stderr).text(), run.exited]), 10_000, "unref-child.ts");
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(out).toMatch(/^unref'd \d+\n$/);
+  }, 15_000);
+
+  test("output read across unref() and ref() loses nothing", async () => {
+    const child = server.spawn(["sh", "-c", "echo a; sleep 0.2; echo b; sleep 0.2; echo c"], { channel: false });
+    const reader = child.stdout!.getReader();
+    const first = await within(reader.read(), 5000, "first chunk");
+    expect(new TextDecoder().decode(first.value)).toBe("a\n");
+    // unref() moves the pipe from Bun's reader to the doorbell; ref()
+    // keeps it there, ref'd (an unref'd doorbell wait is only served while
+    // a ref'd one keeps the doorbell read).
+    child.unref();
+    child.ref();
+    let rest = "";
+    while (true) {
+      const { value, done } = await within(reader.read(), 5000, "rest");
+      if (done) break;
+      rest += new TextDecoder().decode(value);
+    }
+    expect(rest).toBe("b\nc\n");
+    expect((await within(child.exited, 5000, "exited")).exitCode).toBe(0);
+  });
+
   test("an unnamed signal is reported by number", async () => {
     const child = server.spawn(["sh", "-c", "kill -40 $$"]);
     await within(child.exited, 5000, "exited");
