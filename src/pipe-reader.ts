@@ -21,6 +21,10 @@ const scratch = new Uint8Array(CHUNK);
 export interface PipeReader {
   readonly stream: ReadableStream<Uint8Array>;
   setRef(ref: boolean): void;
+  /** Stops reading (maxBuffer reached): the stream ends with what was
+   * read, and the pipe is closed, so a writer still running (a grandchild
+   * holding it) gets EPIPE instead of filling this process's memory. */
+  stop(): void;
 }
 
 /** Owns `fd`. `onBytes` sees every chunk's size as it is read (maxBuffer). */
@@ -35,6 +39,7 @@ export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReade
   // Bun's reader until the first unref().
   let bunReader: ReadableStreamDefaultReader<Uint8Array> | null = Bun.file(fd).stream().getReader();
   let switching: Promise<void> | null = null;
+  let controller: ReadableStreamDefaultController<Uint8Array> | null = null;
   const close = () => {
     if (!open) return;
     open = false;
@@ -42,8 +47,10 @@ export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReade
     token = 0;
     const reader = bunReader;
     bunReader = null;
-    if (reader) void reader.cancel().catch(() => {});
-    closeSync(fd);
+    // Bun's reader may still watch the fd: close it only once that reader
+    // let go, or Bun could read whatever file gets the number next.
+    if (reader) void reader.cancel().catch(() => {}).finally(() => closeSync(fd));
+    else closeSync(fd);
   };
   const toDoorbell = () => {
     const reader = bunReader;
@@ -53,6 +60,9 @@ export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReade
   };
   const stream = new ReadableStream<Uint8Array>(
     {
+      start(given) {
+        controller = given;
+      },
       async pull(controller) {
         while (open && bunReader !== null) {
           const reader = bunReader;
@@ -60,7 +70,7 @@ export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReade
           try {
             chunk = await reader.read();
           } catch (error) {
-            if (bunReader !== reader) break; // cancelled by unref(): go on below
+            if (bunReader !== reader) break; // cancelled by unref() or stop()
             close();
             controller.error(error);
             return;
@@ -71,8 +81,10 @@ export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReade
             controller.close();
             return;
           }
-          onBytes?.(chunk.value!.length);
+          if (!open) return; // stopped meanwhile
+          // The chunk that crosses maxBuffer is kept, as Bun.spawn does.
           controller.enqueue(chunk.value!);
+          onBytes?.(chunk.value!.length);
           return;
         }
         if (switching) {
@@ -113,8 +125,8 @@ export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReade
             return;
           }
           readFirst = n === CHUNK;
-          onBytes?.(n);
           controller.enqueue(scratch.slice(0, n));
+          onBytes?.(n);
           return;
         }
       },
@@ -127,6 +139,15 @@ export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReade
   );
   return {
     stream,
+    stop() {
+      if (!open) return;
+      close();
+      try {
+        controller?.close();
+      } catch {
+        // Already closed or errored.
+      }
+    },
     setRef(value: boolean) {
       ref = value;
       if (!value) toDoorbell();

@@ -287,7 +287,7 @@ export class ForkServer {
       if (stdio.stdin !== undefined && stdio.stdinData) void pumpStdin(stdio.stdin, stdio.stdinData());
       this.#track(child);
       debug("spawn", { pid: forked.pid, argv: spec.argv, ms: (performance.now() - began).toFixed(3) });
-      supervised.attach(child);
+      supervised.attach(child, [outputs.stdout, outputs.stderr]);
       return child;
     } finally {
       closeAll(opened);

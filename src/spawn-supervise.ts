@@ -3,13 +3,14 @@
 // `onExit` is called once it exited.
 
 import type { Child } from "./child.ts";
+import type { PipeReader } from "./pipe-reader.ts";
 import type { CheckedSpawn } from "./spawn-options.ts";
 
 export interface Supervision {
   /** Counts output bytes against maxBuffer. */
   onBytes?: (n: number) => void;
-  /** Starts watching `child` (after it exists). */
-  attach(child: Child): void;
+  /** Starts watching `child` (after it exists) and its output pipes. */
+  attach(child: Child, outputs: (PipeReader | undefined)[]): void;
 }
 
 export function supervision(spec: CheckedSpawn): Supervision {
@@ -23,6 +24,13 @@ export function supervision(spec: CheckedSpawn): Supervision {
   };
   let output = 0;
   let overflowed = false;
+  let readers: (PipeReader | undefined)[] = [];
+  // Past maxBuffer: kill, and stop reading, as Bun.spawn does. The output
+  // so far is kept; a grandchild still writing gets EPIPE.
+  const overflow = () => {
+    kill();
+    for (const reader of readers) reader?.stop();
+  };
   const onBytes =
     spec.maxBuffer === null
       ? undefined
@@ -30,14 +38,15 @@ export function supervision(spec: CheckedSpawn): Supervision {
           output += n;
           if (!overflowed && output > spec.maxBuffer!) {
             overflowed = true;
-            kill();
+            overflow();
           }
         };
   return {
     onBytes,
-    attach(started: Child) {
+    attach(started: Child, outputs: (PipeReader | undefined)[]) {
       child = started;
-      if (overflowed) kill();
+      readers = outputs;
+      if (overflowed) overflow();
       // The timer does not keep this process alive: the child's own exit
       // watch does, and unref() on the child lets go of that.
       const timer = spec.timeout === null ? null : setTimeout(kill, spec.timeout);

@@ -210,10 +210,16 @@ describe("server.spawn options, as Bun.spawn's", () => {
     expect(fdsOpenedSince(before)).toEqual([]);
   });
 
-  test("maxBuffer kills the program with killSignal", async () => {
-    const child = server.spawn(["sh", "-c", "yes"], { maxBuffer: 1000, killSignal: "SIGKILL" });
+  test("maxBuffer kills the program with killSignal and stops reading its output", async () => {
+    // sh forks yes, which outlives sh's SIGKILL and keeps writing: the
+    // pipe must be closed (yes then dies of SIGPIPE), not read forever.
+    const child = server.spawn(["sh", "-c", "yes; true"], { maxBuffer: 1000, killSignal: "SIGKILL" });
+    const text = await within(new Response(child.stdout).text(), 10_000, "stdout ends");
     await within(child.exited, 10_000, "exited");
     expect(child.signalCode).toBe("SIGKILL");
+    expect(text.length).toBeGreaterThan(1000);
+    expect(text.length).toBeLessThanOrEqual(1024 * 1024);
+    expect(text.startsWith("y\ny\n")).toBe(true);
   });
 
   test("argv0, cwd and env", async () => {
