@@ -206,7 +206,10 @@ export class ForkServer {
   #spawn(argv: string[], options: SpawnOptions): Child {
     const spec = checkSpawn(argv, options);
     if (spec.signal?.aborted) {
-      throw new DOMException("The operation was aborted.", "AbortError") as DOMException & { cause?: unknown };
+      // As Bun.spawn: nothing starts, and the reason is the cause.
+      const error = new DOMException("The operation was aborted.", "AbortError");
+      Object.defineProperty(error, "cause", { value: spec.signal.reason, configurable: true, writable: true });
+      throw error;
     }
     const conn = this.#live();
     const began = performance.now();
@@ -274,13 +277,14 @@ export class ForkServer {
       }
       const supervised = supervision(spec);
       const outputs = outputReaders(stdio, supervised.onBytes);
+      const stdin = stdio.stdin === undefined || stdio.stdinData ? undefined : new PipeWriter(stdio.stdin);
       const child = new Child(forked.pid, exitFd, {
         channel: channelFd === undefined ? undefined : channelFor(channelFd, spec.serialization),
-        stdin: stdio.stdin === undefined || stdio.stdinData ? undefined : new PipeWriter(stdio.stdin),
+        stdin,
         stdout: outputs.stdout?.stream,
         stderr: outputs.stderr?.stream,
         stdio: stdio.extra,
-        refs: [outputs.stdout, outputs.stderr].filter((reader) => reader !== undefined),
+        refs: [outputs.stdout, outputs.stderr, stdin].filter((ref) => ref !== undefined),
         argv: spec.argv,
       });
       kept.length = 0;

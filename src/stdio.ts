@@ -58,6 +58,12 @@ export class PipeWriter {
     return this.#sink.flush();
   }
 
+  /** Lets the process exit while writes are pending (or not, again). */
+  setRef(ref: boolean): void {
+    if (ref) this.#sink.ref();
+    else this.#sink.unref();
+  }
+
   /** Writes what is buffered and closes the pipe. Idempotent. */
   end(): Promise<void> {
     this.#ended ??= (async () => {

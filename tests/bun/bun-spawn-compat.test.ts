@@ -96,10 +96,10 @@ async function program(spawn: Spawn) {
   seen.three = { exitCode: three.exitCode, signalCode: three.signalCode, killed: three.killed };
 
   try {
-    spawn(["sleep", "10"], { signal: AbortSignal.abort() });
+    spawn(["sleep", "10"], { signal: AbortSignal.abort("no need") });
     seen.preAborted = "started";
   } catch (error) {
-    seen.preAborted = (error as Error).name;
+    seen.preAborted = [(error as Error).name, (error as { cause?: unknown }).cause];
   }
   try {
     spawn(["no-such-program-libforks-compat"], {});
@@ -125,7 +125,7 @@ describe("a Bun.spawn program, unchanged", () => {
     expect(withUs.signal).toEqual({ exitCode: null, signalCode: "SIGTERM", killed: true });
     expect(withUs.three).toEqual({ exitCode: 3, signalCode: null, killed: true });
     expect(withUs.threeOut).toBe("out\n");
-    expect(withUs.preAborted).toBe("AbortError");
+    expect(withUs.preAborted).toEqual(["AbortError", "no need"]);
     expect(withUs.missing).toBe("ENOENT");
   }, 30_000);
 });
