@@ -10,8 +10,9 @@ import { ptr } from "bun:ffi";
 import { closeSync } from "node:fs";
 import { constants } from "node:os";
 import { lib } from "./native.ts";
-import { LibforksError, checkFd, describe, invalidArgument } from "./errors.ts";
+import { LibforksError, checkFd, describe } from "./errors.ts";
 import { getDoorbell, ERROR, HANGUP, READABLE, WRITABLE } from "./doorbell.ts";
+import { argError, argTypeError, argValueError } from "./node-errors.ts";
 
 const PART_SIZE = 60 * 1024;
 const HEADER_SIZE = 4;
@@ -39,13 +40,13 @@ export function toBytes(data: unknown, name = "data"): Uint8Array {
   if (data instanceof Uint8Array) return data;
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  throw invalidArgument(name, `must be a string, an ArrayBufferView or an ArrayBuffer, got ${describe(data)}`);
+  throw argTypeError(name, `must be a string, an ArrayBufferView or an ArrayBuffer, got ${describe(data)}`);
 }
 
 export function checkFds(fds: unknown, name = "fds"): number[] {
   if (fds === undefined) return [];
-  if (!Array.isArray(fds)) throw invalidArgument(name, `must be an array of file descriptors, got ${describe(fds)}`);
-  if (fds.length > MAX_FDS) throw invalidArgument(name, `holds ${fds.length} fds; at most ${MAX_FDS} travel in one message`);
+  if (!Array.isArray(fds)) throw argTypeError(name, `must be an array of file descriptors, got ${describe(fds)}`);
+  if (fds.length > MAX_FDS) throw argValueError(name, `holds ${fds.length} fds; at most ${MAX_FDS} travel in one message`);
   return fds.map((fd, i) => checkFd(`${name}[${i}]`, fd));
 }
 
@@ -304,7 +305,7 @@ export function sendFds(fd: number, data: Uint8Array | string, fds: number[] = [
   checkFd("fd", fd);
   const bytes = toBytes(data);
   const list = new Int32Array(checkFds(fds));
-  if (bytes.length === 0) throw invalidArgument("data", "must hold at least one byte");
+  if (bytes.length === 0) throw argValueError("data", "must hold at least one byte");
   const sent = lib.libforks_write_socket_fds(fd, ptr(bytes), bytes.length, list.length ? ptr(list) : null, list.length);
   if (sent < 0) {
     throw new LibforksError("WRITE_ERROR", `cannot send on fd ${fd}`, { errno: lib.libforks_last_errno(), syscall: "sendmsg" });
@@ -315,8 +316,8 @@ export function sendFds(fd: number, data: Uint8Array | string, fds: number[] = [
  * on a blocking socket). data is empty at end-of-file. */
 export function recvFds(fd: number, maxBytes = 65536, maxFds = MAX_FDS): Message {
   checkFd("fd", fd);
-  if (!Number.isInteger(maxBytes) || maxBytes < 1) throw invalidArgument("maxBytes", `must be a positive integer, got ${describe(maxBytes)}`);
-  if (!Number.isInteger(maxFds) || maxFds < 0 || maxFds > MAX_FDS) throw invalidArgument("maxFds", `must be an integer from 0 to ${MAX_FDS}, got ${describe(maxFds)}`);
+  if (!Number.isInteger(maxBytes) || maxBytes < 1) throw argError("maxBytes", `must be a positive integer, got ${describe(maxBytes)}`, maxBytes, "number");
+  if (!Number.isInteger(maxFds) || maxFds < 0 || maxFds > MAX_FDS) throw argError("maxFds", `must be an integer from 0 to ${MAX_FDS}, got ${describe(maxFds)}`, maxFds, "number");
   const buffer = new Uint8Array(maxBytes);
   const slots = new Int32Array(Math.max(1, maxFds));
   const n = lib.libforks_read_socket_fds(fd, ptr(buffer), buffer.length, maxFds ? ptr(slots) : null, maxFds);

@@ -1,6 +1,7 @@
 // LibforksError: every failure of this package, with a code that names it.
 
 import { constants } from "node:os";
+import { argError } from "./node-errors.ts";
 
 /** Names of libforks_Result values, as libforks_result_string gives them. */
 export const resultNames: Record<number, string> = {
@@ -120,7 +121,9 @@ export function codeOf(result: number): LibforksErrorCode {
   return (resultNames[result] as LibforksErrorCode | undefined) ?? "UNKNOWN";
 }
 
-/** A bad argument: the message names it. */
+/** A bad argument as a LibforksError INVALID_ARGUMENT. The package's own
+ * checks throw Node-shaped TypeError / RangeError instead (node-errors.ts);
+ * this stays for code that wants the libforks result. */
 export function invalidArgument(name: string, problem: string): LibforksError {
   return new LibforksError("INVALID_ARGUMENT", `${name} ${problem}`);
 }
@@ -128,7 +131,7 @@ export function invalidArgument(name: string, problem: string): LibforksError {
 /** Checks a file descriptor argument: a non-negative integer. */
 export function checkFd(name: string, fd: unknown): number {
   if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
-    throw invalidArgument(name, `must be a file descriptor (a non-negative integer), got ${describe(fd)}`);
+    throw argError(name, `must be a file descriptor (a non-negative integer), got ${describe(fd)}`, fd, "number");
   }
   return fd;
 }

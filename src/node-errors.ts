@@ -38,3 +38,24 @@ export function systemError(
   const errno = (constants.errno as Record<string, number>)[errnoName];
   return new LibforksError(details.result, message, { errno, syscall: details.syscall, path: details.path, spawnargs: details.spawnargs });
 }
+
+/** A bad argument of the wrong type; `problem` completes "name ...". */
+export function argTypeError(name: string, problem: string): ArgumentError {
+  const error = new TypeError(`${name} ${problem}`) as ArgumentError;
+  error.code = "ERR_INVALID_ARG_TYPE";
+  error.argument = name;
+  return error;
+}
+
+/** A bad argument of the right type; `problem` completes "name ...". */
+export function argValueError(name: string, problem: string): ArgumentError {
+  const error = new RangeError(`${name} ${problem}`) as ArgumentError;
+  error.code = "ERR_INVALID_ARG_VALUE";
+  error.argument = name;
+  return error;
+}
+
+/** argTypeError unless `value` has one of `types`, then argValueError. */
+export function argError(name: string, problem: string, value: unknown, ...types: string[]): ArgumentError {
+  return types.includes(typeof value) ? argValueError(name, problem) : argTypeError(name, problem);
+}

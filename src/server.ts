@@ -3,7 +3,7 @@
 import { JSCallback, dlopen, ptr } from "bun:ffi";
 import { closeSync } from "node:fs";
 import { lib } from "./native.ts";
-import { LibforksError, describe, invalidArgument } from "./errors.ts";
+import { LibforksError, describe } from "./errors.ts";
 import { ServerConn, failure, type ForkTarget, type SharedConn, type WaitResult } from "./conn.ts";
 import { Child } from "./child.ts";
 import { Channel, CHANNEL_FD_ENV, MAX_FDS, checkFds } from "./channel.ts";
@@ -17,6 +17,7 @@ import { channelFor, type SerializedChannel } from "./serialization.ts";
 import { systemError } from "./node-errors.ts";
 import { debug, debugEnabled } from "./debug.ts";
 import { errnoName } from "./errors.ts";
+import { argError, argTypeError, argValueError } from "./node-errors.ts";
 
 export type { SpawnOptions, StdioOption, StdinOption } from "./spawn-options.ts";
 
@@ -87,9 +88,9 @@ export class ForkServer {
   /** Starts a fork server: a copy of this process, forked now, that forks
    * children on request. Native entrypoints must be loaded before this. */
   static start(options: StartOptions = {}): ForkServer {
-    if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
+    if (options === null || typeof options !== "object") throw argTypeError("options", `must be an object, got ${describe(options)}`);
     if (options.mode !== undefined && options.mode !== "snapshot" && options.mode !== "clean") {
-      throw invalidArgument("options.mode", `must be "snapshot" or "clean", got ${describe(options.mode)}`);
+      throw argValueError("options.mode", `must be "snapshot" or "clean", got ${describe(options.mode)}`);
     }
     const began = performance.now();
     try {
@@ -120,10 +121,10 @@ export class ForkServer {
       typeof token.handle !== "string" ||
       !/^[1-9][0-9]*$/.test(token.handle)
     ) {
-      throw invalidArgument("token", `must come from server.share(), got ${describe(token)}`);
+      throw argTypeError("token", `must come from server.share(), got ${describe(token)}`);
     }
     if (token.owner !== process.pid) {
-      throw invalidArgument("token", `was made in process ${token.owner}; it only works in that process (this is ${process.pid})`);
+      throw argValueError("token", `was made in process ${token.owner}; it only works in that process (this is ${process.pid})`);
     }
     return new ForkServer(ServerConn.attach(token));
   }
@@ -159,11 +160,11 @@ export class ForkServer {
   /** Forks a child that runs a native entrypoint
    * `void entry(libforks_ServerConn conn, int socket_fd)`. */
   fork(entrypoint: Entrypoint, options: ForkOptions = {}): Child {
-    if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
+    if (options === null || typeof options !== "object") throw argTypeError("options", `must be an object, got ${describe(options)}`);
     const fds = checkFds(options.fds, "options.fds");
     const socket = options.socket === true || fds.length > 0;
     if (options.socket !== undefined && typeof options.socket !== "boolean") {
-      throw invalidArgument("options.socket", `must be a boolean, got ${describe(options.socket)}`);
+      throw argTypeError("options.socket", `must be a boolean, got ${describe(options.socket)}`);
     }
     const conn = this.#live();
     let firstMessage: { data: Uint8Array; fds: number[] } | undefined;
@@ -234,7 +235,7 @@ export class ForkServer {
         mapped.set(target, childEnd);
         env[CHANNEL_FD_ENV] = String(target);
       }
-      if (mapped.size > MAX_FDS) throw invalidArgument("options.fds", `maps ${mapped.size} fds; at most ${MAX_FDS}`);
+      if (mapped.size > MAX_FDS) throw argValueError("options.fds", `maps ${mapped.size} fds; at most ${MAX_FDS}`);
 
       // A spec that fits the socket is queued before the fork: the server
       // then starts the program without copying itself (spec_queued).
@@ -345,7 +346,7 @@ export class ForkServer {
    * waited for. Does not consume `child.exited`. */
   wait(pid: number, options: { noHang?: boolean } = {}): Promise<WaitResult | null> {
     if (!Number.isInteger(pid) || (pid <= 0 && pid !== -1)) {
-      return Promise.reject(invalidArgument("pid", `must be a child's pid or -1, got ${describe(pid)}`));
+      return Promise.reject(argError("pid", `must be a child's pid or -1, got ${describe(pid)}`, pid, "number"));
     }
     try {
       return this.#live().wait(pid, options.noHang === true);
@@ -401,7 +402,7 @@ export class ForkServer {
 
 function refusePointerOnClean(conn: ServerConn): void {
   if (conn.clean) {
-    throw invalidArgument(
+    throw argValueError(
       "entrypoint",
       "must be { library, symbol } on a clean server: it is another program, where a function pointer of this process means nothing",
     );
@@ -410,7 +411,7 @@ function refusePointerOnClean(conn: ServerConn): void {
 
 function forkTarget(conn: ServerConn, entrypoint: Entrypoint): ForkTarget {
   if (entrypoint instanceof JSCallback) {
-    throw invalidArgument(
+    throw argTypeError(
       "entrypoint",
       "is a JSCallback: its body is JavaScript, which a forked child cannot run (the copied runtime is not usable there, and the child would die of SIGSEGV); write the entrypoint in C (bun:ffi cc() or a library) or spawn a Bun program instead",
     );
@@ -427,20 +428,20 @@ function forkTarget(conn: ServerConn, entrypoint: Entrypoint): ForkTarget {
     }
     if (candidate.symbol !== undefined) {
       if (typeof candidate.symbol !== "string" || candidate.symbol.length === 0) {
-        throw invalidArgument("entrypoint.symbol", `must be a non-empty string, got ${describe(candidate.symbol)}`);
+        throw argError("entrypoint.symbol", `must be a non-empty string, got ${describe(candidate.symbol)}`, candidate.symbol, "string");
       }
       const library = candidate.library ?? null;
       if (library !== null && (typeof library !== "string" || library.length === 0)) {
-        throw invalidArgument("entrypoint.library", `must be a path or null, got ${describe(library)}`);
+        throw argError("entrypoint.library", `must be a path or null, got ${describe(library)}`, library, "string");
       }
       if (library === null && conn.clean) {
-        throw invalidArgument("entrypoint.library", "must be a library path on a clean server (its own program exports nothing to run)");
+        throw argValueError("entrypoint.library", "must be a library path on a clean server (its own program exports nothing to run)");
       }
       checkLoadable(library as string | null, candidate.symbol);
       return { library: library as string | null, symbol: candidate.symbol };
     }
   }
-  throw invalidArgument(
+  throw argTypeError(
     "entrypoint",
     `must be a native function pointer (a bun:ffi symbol or its .ptr) or { library, symbol }, got ${describe(entrypoint)}`,
   );
@@ -463,7 +464,7 @@ function checkLoadable(library: string | null, symbol: string): void {
 function checkPointer(value: unknown, name: string): number {
   const number = typeof value === "bigint" ? Number(value) : value;
   if (typeof number !== "number" || !Number.isSafeInteger(number) || number <= 0) {
-    throw invalidArgument(name, `must be a native function pointer, got ${describe(value)}`);
+    throw argError(name, `must be a native function pointer, got ${describe(value)}`, value, "number", "bigint");
   }
   return number;
 }

@@ -1,5 +1,7 @@
-// Bad input gets named errors: LibforksError INVALID_ARGUMENT naming the
-// argument, LOAD_ERROR for libraries and symbols that cannot be loaded.
+// Bad input gets named errors: a TypeError (ERR_INVALID_ARG_TYPE) or
+// RangeError (ERR_INVALID_ARG_VALUE) naming the argument (what the helpers
+// check for "INVALID_ARGUMENT"), LOAD_ERROR for libraries and symbols that
+// cannot be loaded.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync } from "node:fs";
@@ -59,6 +61,26 @@ describe("INVALID_ARGUMENT names the argument", () => {
     expect(fdCount()).toBe(before);
     // No child was created: nothing to wait for.
     await expectRejectsLibforks(server.wait(-1, { noHang: true }), "WAIT_ERROR");
+  });
+
+  test("argument errors are Node's: TypeError for a wrong type, RangeError for a wrong value", async () => {
+    expectThrowsArgument(() => server.fork(undefined as never), TypeError, "ERR_INVALID_ARG_TYPE", "entrypoint");
+    expectThrowsArgument(() => server.fork(0), RangeError, "ERR_INVALID_ARG_VALUE", "entrypoint");
+    expectThrowsArgument(() => server.fork(native.exit0, { socket: "yes" } as never), TypeError, "ERR_INVALID_ARG_TYPE", "options.socket");
+    expectThrowsArgument(() => ForkServer.start({ mode: "fast" } as never), RangeError, "ERR_INVALID_ARG_VALUE", "options.mode");
+    const child = server.fork(native.sleep_long);
+    try {
+      expectThrowsArgument(() => child.kill("SIGNOPE" as never), TypeError, "ERR_INVALID_ARG_TYPE", "signal");
+      expectThrowsArgument(() => child.kill(12345), RangeError, "ERR_INVALID_ARG_VALUE", "signal");
+    } finally {
+      child.kill("SIGKILL");
+    }
+    await child.exited;
+    let rejected: unknown = null;
+    await server.wait(0).catch((error) => (rejected = error));
+    expect(rejected).toBeInstanceOf(RangeError);
+    expectThrowsArgument(() => recvFds("3" as never), TypeError, "ERR_INVALID_ARG_TYPE", "fd");
+    expectThrowsArgument(() => recvFds(-1), RangeError, "ERR_INVALID_ARG_VALUE", "fd");
   });
 
   test("spawn: bad argv", () => {

@@ -166,7 +166,8 @@ export function readAllSync(fd: number): string {
 /** Asserts that `fn` throws (synchronously) a LibforksError with `code`
  * (or, for a failed system call, with result `code` and the errno's name
  * as its code), and, if given, a message containing `messagePart`.
- * Returns the error. */
+ * "INVALID_ARGUMENT" stands for a Node-shaped argument error (TypeError /
+ * RangeError). Returns the error. */
 export function expectThrowsLibforks(fn: () => unknown, code: string, messagePart?: string): LibforksError {
   let caught: unknown = null;
   try {
@@ -189,6 +190,15 @@ export async function expectRejectsLibforks(promise: Promise<unknown>, code: str
 }
 
 function checkLibforksError(caught: unknown, code: string, messagePart?: string): LibforksError {
+  if (code === "INVALID_ARGUMENT") {
+    // A bad argument is Node-shaped: TypeError ERR_INVALID_ARG_TYPE for
+    // its type, RangeError ERR_INVALID_ARG_VALUE for its value.
+    expect(caught instanceof TypeError || caught instanceof RangeError).toBe(true);
+    const error = caught as Error & { code: string };
+    expect(error.code).toBe(caught instanceof TypeError ? "ERR_INVALID_ARG_TYPE" : "ERR_INVALID_ARG_VALUE");
+    if (messagePart !== undefined) expect(error.message).toContain(messagePart);
+    return error as unknown as LibforksError;
+  }
   expect(caught).toBeInstanceOf(LibforksError);
   const error = caught as LibforksError;
   expect(error.name).toBe("LibforksError");
