@@ -36,6 +36,6 @@ export default defineConfig({
   splitting: false,
   sourcemap: false,
   treeshake: false,
-  external: ["bun", "bun:ffi"],
+  external: ["bun", "bun:ffi", "bun:jsc"],
   esbuildPlugins: [prebuiltLibraries],
 });

@@ -7,7 +7,7 @@
 import { cc, FFIType } from "bun:ffi";
 import { closeSync } from "node:fs";
 import { join } from "node:path";
-import { ForkServer, pipe } from "../src/index.ts";
+import { ForkServer, pipe } from "libforks";
 
 // Native entrypoints must exist before the server starts: children are
 // copies of this process as it was at start.

@@ -4,7 +4,7 @@
 // It stops when the parent closes the channel.
 import http from "node:http";
 import net from "node:net";
-import { connectToParent } from "../src/index.ts";
+import { connectToParent } from "libforks";
 
 const channel = connectToParent();
 const message = await channel.receive();

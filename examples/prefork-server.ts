@@ -8,7 +8,7 @@
 import { cc, FFIType, ptr } from "bun:ffi";
 import { closeSync } from "node:fs";
 import { join } from "node:path";
-import { ForkServer } from "../src/index.ts";
+import { ForkServer } from "libforks";
 
 const { symbols } = cc({
   source: join(import.meta.dir, "listen.c"),

@@ -1,7 +1,7 @@
 // A Bun program spawned by demo.ts. It receives one message on its channel
 // to the parent, with the write end of a pipe, and answers through the pipe.
 import { closeSync, writeSync } from "node:fs";
-import { connectToParent } from "../src/index.ts";
+import { connectToParent } from "libforks";
 
 const channel = connectToParent();
 const message = await channel.receive();

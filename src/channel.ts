@@ -10,9 +10,10 @@ import { ptr } from "bun:ffi";
 import { closeSync, fstatSync } from "node:fs";
 import { constants } from "node:os";
 import { lib } from "./native.ts";
-import { LibforksError, checkFd, describe, invalidArgument } from "./errors.ts";
+import { LibforksError, checkFd, describe } from "./errors.ts";
 import { getDoorbell, ERROR, HANGUP, READABLE, WRITABLE } from "./doorbell.ts";
 import { adoptFd, closeAdopted, releaseFd } from "./owned.ts";
+import { argError, argTypeError, argValueError } from "./node-errors.ts";
 
 const PART_SIZE = 60 * 1024;
 const HEADER_SIZE = 4;
@@ -26,10 +27,10 @@ const EAGAIN = constants.errno.EAGAIN;
 const EPIPE = constants.errno.EPIPE;
 const ECONNRESET = constants.errno.ECONNRESET;
 
-/** One message received on a channel or with `recvFds`. */
-export interface Message {
-  /** The bytes sent (empty at end-of-file from `recvFds`). */
-  data: Uint8Array;
+export interface Message<T = Uint8Array> {
+  /** The bytes sent (empty at end-of-file from `recvFds`), or, on a
+   * channel with serialization, the value. */
+  data: T;
   /** Received fds, close-on-exec, owned by the receiver. */
   fds: number[];
 }
@@ -45,8 +46,9 @@ export interface SendOptions {
 export function toBytes(data: unknown, name = "data"): Uint8Array {
   if (typeof data === "string") return new TextEncoder().encode(data);
   if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  throw invalidArgument(name, `must be a string, Uint8Array or ArrayBuffer, got ${describe(data)}`);
+  throw argTypeError(name, `must be a string, an ArrayBufferView or an ArrayBuffer, got ${describe(data)}`);
 }
 
 /** Checks a list of fds to send: numbers, open now (a closed number would
@@ -54,14 +56,14 @@ export function toBytes(data: unknown, name = "data"): Uint8Array {
  * pipes). */
 export function checkFds(fds: unknown, name = "fds"): number[] {
   if (fds === undefined) return [];
-  if (!Array.isArray(fds)) throw invalidArgument(name, `must be an array of file descriptors, got ${describe(fds)}`);
-  if (fds.length > MAX_FDS) throw invalidArgument(name, `holds ${fds.length} fds; at most ${MAX_FDS} travel in one message`);
+  if (!Array.isArray(fds)) throw argTypeError(name, `must be an array of file descriptors, got ${describe(fds)}`);
+  if (fds.length > MAX_FDS) throw argValueError(name, `holds ${fds.length} fds; at most ${MAX_FDS} travel in one message`);
   return fds.map((fd, i) => {
     const checked = checkFd(`${name}[${i}]`, fd);
     try {
       fstatSync(checked);
     } catch {
-      throw invalidArgument(`${name}[${i}]`, `is fd ${checked}, which is not open`);
+      throw argValueError(`${name}[${i}]`, `is fd ${checked}, which is not open`);
     }
     return checked;
   });
@@ -132,6 +134,7 @@ export class Channel {
   #waiters: { events: number; resolve: () => void; reject: (error: Error) => void }[] = [];
   #interest = 0;
   #token = 0;
+  #ref = true;
   readonly #buffer = new Uint8Array(HEADER_SIZE + PART_SIZE);
   readonly #fdSlots = new Int32Array(MAX_FDS);
 
@@ -176,10 +179,10 @@ export class Channel {
    *   `LIMIT_ERROR` when MAX_QUEUED_SENDS sends already wait for room
    *   (await them: that is the backpressure), `CHANNEL_CLOSED` once the
    *   channel or the peer closed, `WRITE_ERROR` when sending fails. */
-  send(data: Uint8Array | string, options: SendOptions = {}): Promise<void> {
+  send(data: ArrayBufferView | ArrayBuffer | string, options: SendOptions = {}): Promise<void> {
     try {
       const bytes = toBytes(data);
-      if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
+      if (options === null || typeof options !== "object") throw argTypeError("options", `must be an object, got ${describe(options)}`);
       const fds = checkFds(options.fds, "options.fds");
       this.#open();
       const send: OutgoingSend = { bytes, offset: 0, started: false, fds, pinned: false, resolve: () => {}, reject: () => {} };
@@ -229,6 +232,30 @@ export class Channel {
       if (message === null) return;
       yield message;
     }
+  }
+
+  /** Lets the process exit while this channel waits (or not, again). */
+  unref(): void {
+    this.#ref = false;
+    if (this.#token !== 0) getDoorbell().setRef(this.#token, false);
+  }
+
+  ref(): void {
+    this.#ref = true;
+    if (this.#token !== 0) getDoorbell().setRef(this.#token, true);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  get [Symbol.toStringTag](): string {
+    return "Channel";
+  }
+
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    const serialization = (this as { serialization?: string }).serialization ?? "bytes";
+    return `Channel { fd: ${this.fd}, state: "${this.closed ? "closed" : "open"}", serialization: "${serialization}" }`;
   }
 
   /** Closes the socket; pending sends and receives fail with
@@ -308,7 +335,7 @@ export class Channel {
     this.#token = 0;
     this.#interest = wanted;
     if (wanted === 0) return;
-    const { promise, token } = doorbell.wait(fd, wanted);
+    const { promise, token } = doorbell.wait(fd, wanted, { ref: this.#ref });
     this.#token = token;
     promise.then(
       (fired) => {
@@ -504,6 +531,11 @@ export const CHANNEL_FD_ENV = "LIBFORKS_CHANNEL_FD";
  * ```
  */
 export function connectToParent(): Channel {
+  return new Channel(parentChannelFd());
+}
+
+/** The fd of the channel to the parent, from the environment. */
+export function parentChannelFd(): number {
   const value = process.env[CHANNEL_FD_ENV];
   if (value === undefined || !/^\d+$/.test(value)) {
     throw new LibforksError(
@@ -511,7 +543,7 @@ export function connectToParent(): Channel {
       `no channel to a parent: ${CHANNEL_FD_ENV} is not set (was this process started by server.spawn with channel: true?)`,
     );
   }
-  return new Channel(Number(value));
+  return Number(value);
 }
 
 /** One raw message (no channel framing) with fds on any Unix socket,
@@ -524,7 +556,7 @@ export function sendFds(fd: number, data: Uint8Array | string, fds: number[] = [
   checkFd("fd", fd);
   const bytes = toBytes(data);
   const list = new Int32Array(checkFds(fds));
-  if (bytes.length === 0) throw invalidArgument("data", "must hold at least one byte");
+  if (bytes.length === 0) throw argValueError("data", "must hold at least one byte");
   const sent = lib.libforks_write_socket_fds(fd, ptr(bytes), bytes.length, list.length ? ptr(list) : null, list.length);
   if (sent < 0) {
     throw new LibforksError("WRITE_ERROR", `cannot send on fd ${fd}`, { errno: lib.libforks_last_errno(), syscall: "sendmsg" });
@@ -540,8 +572,8 @@ export function sendFds(fd: number, data: Uint8Array | string, fds: number[] = [
  *   fds did not fit: what arrived is closed). */
 export function recvFds(fd: number, maxBytes = 65536, maxFds = MAX_FDS): Message {
   checkFd("fd", fd);
-  if (!Number.isInteger(maxBytes) || maxBytes < 1) throw invalidArgument("maxBytes", `must be a positive integer, got ${describe(maxBytes)}`);
-  if (!Number.isInteger(maxFds) || maxFds < 0 || maxFds > MAX_FDS) throw invalidArgument("maxFds", `must be an integer from 0 to ${MAX_FDS}, got ${describe(maxFds)}`);
+  if (!Number.isInteger(maxBytes) || maxBytes < 1) throw argError("maxBytes", `must be a positive integer, got ${describe(maxBytes)}`, maxBytes, "number");
+  if (!Number.isInteger(maxFds) || maxFds < 0 || maxFds > MAX_FDS) throw argError("maxFds", `must be an integer from 0 to ${MAX_FDS}, got ${describe(maxFds)}`, maxFds, "number");
   const buffer = new Uint8Array(maxBytes);
   const slots = new Int32Array(Math.max(1, maxFds));
   const n = lib.libforks_read_socket_fds(fd, ptr(buffer), buffer.length, maxFds ? ptr(slots) : null, maxFds);

@@ -1,10 +1,13 @@
 // Child: a process forked or spawned through a ForkServer.
 
-import { closeSync, readSync } from "node:fs";
-import { LibforksError, describe, invalidArgument } from "./errors.ts";
+import { readSync } from "node:fs";
+import { LibforksError, describe } from "./errors.ts";
+import { argTypeError } from "./node-errors.ts";
 import { getDoorbell, READABLE } from "./doorbell.ts";
 import { ExitEvent } from "./exit-event.ts";
-import { signalNumber } from "./signals.ts";
+import { signalNumber, signalName } from "./signals.ts";
+import { decodeRusage, RUSAGE_SIZE } from "./resource-usage.ts";
+import type { ResourceUsage } from "bun";
 import { childExited, type Channel } from "./channel.ts";
 import { closeAdopted } from "./owned.ts";
 import type { PendingPid } from "./conn.ts";
@@ -19,7 +22,17 @@ export interface ChildStreams {
   stdin?: PipeWriter;
   stdout?: ReadableStream<Uint8Array>;
   stderr?: ReadableStream<Uint8Array>;
+  /** spawn: `[null, null, null, ...]`, the fds here of extra stdio entries. */
+  stdio?: (number | null)[];
+  /** Waits on pipes that ref()/unref() cover besides the exit and channel. */
+  refs?: { setRef(ref: boolean): void }[];
+  /** What runs: a program's argv, or a description of the entrypoint. */
+  argv?: string[];
 }
+
+/** An exit event, then the child's struct rusage (the fork asks for it). */
+const EXIT_EVENT_SIZE = 8;
+const EXIT_MESSAGE_SIZE = EXIT_EVENT_SIZE + RUSAGE_SIZE;
 
 /**
  * A process forked (`server.fork`) or spawned (`server.spawn`,
@@ -48,10 +61,19 @@ export class Child {
   readonly stdout?: ReadableStream<Uint8Array>;
   /** With stdio "pipe": what the child writes to stderr. */
   readonly stderr?: ReadableStream<Uint8Array>;
+  /** spawn: one entry per stdio entry; from index 3, the fd here of a
+   * "pipe" entry (a socket, yours to close), else null. */
+  readonly stdio: (number | null)[];
+  /** What runs: the program's argv (spawn) or the entrypoint (fork). */
+  readonly argv: string[];
+  /** When the child was asked for (Date.now()). */
+  readonly startTime: number = Date.now();
 
   #exit: ExitEvent | null = null;
+  #rusage: Uint8Array | null = null;
   #exitToken = 0;
   #killer: Killer | null;
+  readonly #refs: { setRef(ref: boolean): void }[];
 
   /** @internal Made by ForkServer; takes ownership of exitFd. */
   static create(pid: number | PendingPid, exitFd: number, streams: ChildStreams = {}, killer: Killer | null = null): Child {
@@ -66,6 +88,9 @@ export class Child {
     this.stdin = streams.stdin;
     this.stdout = streams.stdout;
     this.stderr = streams.stderr;
+    this.stdio = streams.stdio ?? [null, null, null];
+    this.argv = streams.argv ?? [];
+    this.#refs = streams.refs ?? [];
     this.exited = this.#watchExit(exitFd);
     // Nobody has to await `exited`: an unobserved rejection must not take
     // the host process down.
@@ -97,12 +122,13 @@ export class Child {
     this.#exitToken = token;
     try {
       await promise;
-      const bytes = new Uint8Array(8);
+      const bytes = new Uint8Array(EXIT_MESSAGE_SIZE);
       const n = readSync(exitFd, bytes);
-      if (n !== 8) {
+      if (n !== EXIT_EVENT_SIZE && n !== EXIT_MESSAGE_SIZE) {
         const pid = typeof this.#pid === "number" ? this.#pid : await this.#pid.promise; // throws the fork's error
         throw new LibforksError("SERVER_GONE", `the fork server went away before child ${pid} exited; its exit status is unknown`);
       }
+      if (n === EXIT_MESSAGE_SIZE) this.#rusage = bytes.subarray(EXIT_EVENT_SIZE);
       this.#exit = ExitEvent.fromBytes(bytes);
       if (typeof this.#pid !== "number") this.#pid = this.#exit.pid;
       this.#release();
@@ -130,6 +156,46 @@ export class Child {
     return this.#exit?.exitCode ?? null;
   }
 
+  /** The signal that killed the child ("SIGKILL"; its number if it has no
+   * name), null while running or after a normal exit. */
+  get signalCode(): NodeJS.Signals | number | null {
+    const exit = this.#exit;
+    if (exit === null || exit.signalNumber === null) return null;
+    return (signalName(exit.signalNumber) as NodeJS.Signals | undefined) ?? exit.signalNumber;
+  }
+
+  /** True once the child has exited, whatever ended it (as Bun.spawn's
+   * `killed`: false while it runs, even after kill()). */
+  get killed(): boolean {
+    return this.#exit !== null;
+  }
+
+  /** The child's resource usage (CPU time, max RSS, ...) once it exited,
+   * as Bun.spawn's resourceUsage(); undefined while it runs. */
+  resourceUsage(): ResourceUsage | undefined {
+    return this.#rusage === null ? undefined : decodeRusage(this.#rusage);
+  }
+
+  /** Kills the child (SIGTERM), then waits for its exit. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#exit === null) {
+      try {
+        this.kill();
+      } catch {}
+    }
+    await this.exited.catch(() => {});
+  }
+
+  get [Symbol.toStringTag](): string {
+    return "Child";
+  }
+
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    const pid = typeof this.#pid === "number" ? this.#pid : (this.#pid.peek() ?? "pending");
+    const state = this.#exit === null ? "running" : this.#exit.signal ? `killed by ${this.#exit.signal}` : `exited with ${this.#exit.exitCode}`;
+    return `Child { pid: ${pid}, state: "${state}", argv: ${JSON.stringify(this.argv)} }`;
+  }
+
   /** Sends a signal ("SIGTERM" by default) through the server, which
    * sends it only while the child is still its own (running, or exited and
    * not yet reaped by it): a pid the kernel has since given to another
@@ -143,11 +209,11 @@ export class Child {
    * @throws {LibforksError} synchronously `INVALID_ARGUMENT` for an unknown
    *   signal or a bad option; the promise rejects with `SERVER_GONE` or
    *   `KILL_ERROR`. */
-  kill(signal: string | number = "SIGTERM", options: { tree?: boolean } = {}): Promise<void> {
+  kill(signal: NodeJS.Signals | number = "SIGTERM", options: { tree?: boolean } = {}): Promise<void> {
     const number = signalNumber(signal);
-    if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
+    if (options === null || typeof options !== "object") throw argTypeError("options", `must be an object, got ${describe(options)}`);
     if (options.tree !== undefined && typeof options.tree !== "boolean") {
-      throw invalidArgument("options.tree", `must be a boolean, got ${describe(options.tree)}`);
+      throw argTypeError("options.tree", `must be a boolean, got ${describe(options.tree)}`);
     }
     const sent = this.#sendKill(number, options.tree === true);
     // Nobody has to await it: an unobserved rejection must not take the
@@ -166,13 +232,21 @@ export class Child {
     await this.#killer(pid, signal, tree);
   }
 
-  /** Lets the process exit while this child runs (or not, again). */
+  /** Lets the process exit while this child runs (or not, again): covers
+   * its exit, its channel and its stdout/stderr pipes. */
   unref(): void {
-    if (this.#exit === null) getDoorbell().setRef(this.#exitToken, false);
+    this.#setRef(false);
   }
 
   /** Undoes `unref()`: this child's exit keeps the process alive again. */
   ref(): void {
-    if (this.#exit === null) getDoorbell().setRef(this.#exitToken, true);
+    this.#setRef(true);
+  }
+
+  #setRef(ref: boolean): void {
+    if (this.#exit === null) getDoorbell().setRef(this.#exitToken, ref);
+    if (ref) this.channel?.ref();
+    else this.channel?.unref();
+    for (const pipe of this.#refs) pipe.setRef(ref);
   }
 }

@@ -7,6 +7,7 @@ import { closeSync, readFileSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { isEmbedded, isExecutable, lib, serverExecutablePath } from "./native.ts";
 import { LibforksError, codeOf } from "./errors.ts";
+import { argValueError } from "./node-errors.ts";
 import { getDoorbell, READABLE, WRITABLE } from "./doorbell.ts";
 import { pipe, socketPair } from "./fds.ts";
 import { sendFds } from "./channel.ts";
@@ -221,9 +222,9 @@ export class ServerConn {
   /** Checks a native entrypoint address (see code-map.ts). */
   checkEntrypoint(address: number, name: string): void {
     if (!inCode(this.#code, address)) {
-      throw new LibforksError(
-        "INVALID_ARGUMENT",
-        `${name} (0x${address.toString(16)}) is not in executable memory mapped when the server started: its children are copies of this process then`,
+      throw argValueError(
+        name,
+        `(0x${address.toString(16)}) is not in executable memory mapped when the server started: its children are copies of this process then`,
       );
     }
   }
@@ -268,6 +269,7 @@ export class ServerConn {
     view.setInt32(36, exitWrite, true);
     view.setUint8(40, 0); // blocking send
     view.setUint8(41, specQueued ? 1 : 0);
+    view.setUint8(42, 1); // exit_rusage: resourceUsage() after the exit
     const out = new Int32Array(1);
     const result = lib.libforks_fork_async(handle, ptr(request), ptr(out));
     closeSync(exitWrite);
@@ -348,6 +350,7 @@ export class ServerConn {
     view.setInt32(32, childSocket, true);
     view.setInt32(36, exitWrite, true);
     view.setUint8(40, 1); // nonblocking
+    view.setUint8(42, 1); // exit_rusage: resourceUsage() after the exit
     const childFds = childSocket >= 0 ? [childSocket, exitWrite] : [exitWrite];
     const pid = new PendingPid(this);
     const what =

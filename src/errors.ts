@@ -1,6 +1,7 @@
 // LibforksError: every failure of this package, with a code that names it.
 
 import { constants } from "node:os";
+import { argError } from "./node-errors.ts";
 
 /** Names of libforks_Result values, as libforks_result_string gives them. */
 export const resultNames: Record<number, string> = {
@@ -69,18 +70,37 @@ export function errnoName(errno: number): string | undefined {
   return errnoNames.get(errno);
 }
 
+/** Results that report a failed system call: with an errno, their `code`
+ * is its name. The others (SERVER_GONE, CHANNEL_CLOSED, LIMIT_ERROR, ...)
+ * name a state of libforks and keep their own code, errno or not. */
+const SYSTEM_CALL_RESULTS = new Set<LibforksErrorCode>([
+  "READ_ERROR",
+  "WRITE_ERROR",
+  "KILL_ERROR",
+  "SOCKET_CREATION_ERROR",
+  "FORK_ERROR",
+  "WAIT_ERROR",
+  "STOP_ERROR",
+  "PIPE_CREATION_ERROR",
+  "EXEC_ERROR",
+  "THREAD_ERROR",
+]);
+
 /**
- * Every failure of this package: thrown synchronously for bad arguments
- * and failed system calls, the rejection of every promise. A bad
- * argument's message names the argument (`INVALID_ARGUMENT`).
+ * Every failure of this package. For a failed system call it has the
+ * shape of Node's SystemError: `code` is the errno name ("ENOENT",
+ * "EAGAIN"), `errno` its negative number, `syscall` the call, and `path` /
+ * `spawnargs` where they apply. `result` always names the libforks result
+ * ("EXEC_ERROR", "FORK_ERROR", "SERVER_GONE"); for other failures `code`
+ * is that result too.
  *
  * @example
  * ```ts
  * try {
  *   server.spawn(["no-such-program"]);
  * } catch (error) {
- *   if (error instanceof LibforksError && error.code === "EXEC_ERROR") {
- *     console.log(error.errnoCode); // "ENOENT"
+ *   if (error instanceof LibforksError && error.code === "ENOENT") {
+ *     console.log(error.result, error.path); // "EXEC_ERROR" "no-such-program"
  *   } else throw error;
  * }
  * ```
@@ -88,31 +108,46 @@ export function errnoName(errno: number): string | undefined {
 export class LibforksError extends Error {
   /** Always `"LibforksError"`. */
   override readonly name = "LibforksError";
-  /** What failed, e.g. "FORK_ERROR", "INVALID_ARGUMENT", "SERVER_GONE". */
-  readonly code: LibforksErrorCode;
-  /** errno of the failed system call, when one failed. */
+  /** The errno name of the failed system call ("ENOENT"), else `result`. */
+  readonly code: LibforksErrorCode | string;
+  /** What failed, as a libforks result: "FORK_ERROR", "EXEC_ERROR",
+   * "SERVER_GONE", ... */
+  readonly result: LibforksErrorCode;
+  /** The errno of the failed system call, negative as in Node (-2 for
+   * ENOENT). */
   readonly errno?: number;
-  /** Name of that errno, e.g. "EAGAIN". */
+  /** Name of that errno, e.g. "EAGAIN" (the same as `code` then). */
   readonly errnoCode?: string;
-  /** The call that failed, e.g. "fork", "execve", "libforks_start". */
+  /** The call that failed, e.g. "fork", "execve", "chdir", "spawn ls". */
   readonly syscall?: string;
+  /** The file or directory the call was about (a program, a cwd). */
+  readonly path?: string;
+  /** spawn: the program's arguments after argv[0], as Node gives them. */
+  readonly spawnargs?: string[];
 
   /**
-   * @param code What failed.
+   * @param code The libforks result (kept in `result`).
    * @param message Says what failed; an errno's name is appended, as in
    *   `"cannot fork (EAGAIN)"`.
-   * @param options `errno` of the failed call (ignored unless positive) and
-   *   the call's name.
+   * @param options `errno` of the failed call (its sign is ignored), the
+   *   call's name, and the `path` / `spawnargs` it concerned.
    * @default options `{}`
    */
-  constructor(code: LibforksErrorCode, message: string, options: { errno?: number; syscall?: string } = {}) {
-    const errno = options.errno && options.errno > 0 ? options.errno : undefined;
-    const errnoCode = errno === undefined ? undefined : errnoName(errno);
+  constructor(
+    code: LibforksErrorCode,
+    message: string,
+    options: { errno?: number; syscall?: string; path?: string; spawnargs?: string[] } = {},
+  ) {
+    const number = options.errno === undefined ? undefined : Math.abs(options.errno);
+    const errnoCode = number ? errnoName(number) : undefined;
     super(errnoCode ? `${message} (${errnoCode})` : message);
-    this.code = code;
-    this.errno = errno;
+    this.result = code;
+    this.code = errnoCode !== undefined && SYSTEM_CALL_RESULTS.has(code) ? errnoCode : code;
+    this.errno = number && errnoCode ? -number : undefined;
     this.errnoCode = errnoCode;
     this.syscall = options.syscall;
+    if (options.path !== undefined) this.path = options.path;
+    if (options.spawnargs !== undefined) this.spawnargs = options.spawnargs;
   }
 }
 
@@ -120,7 +155,9 @@ export function codeOf(result: number): LibforksErrorCode {
   return (resultNames[result] as LibforksErrorCode | undefined) ?? "UNKNOWN";
 }
 
-/** A bad argument: the message names it. */
+/** A bad argument as a LibforksError INVALID_ARGUMENT. The package's own
+ * checks throw Node-shaped TypeError / RangeError instead (node-errors.ts);
+ * this stays for code that wants the libforks result. */
 export function invalidArgument(name: string, problem: string): LibforksError {
   return new LibforksError("INVALID_ARGUMENT", `${name} ${problem}`);
 }
@@ -128,7 +165,7 @@ export function invalidArgument(name: string, problem: string): LibforksError {
 /** Checks a file descriptor argument: a non-negative integer. */
 export function checkFd(name: string, fd: unknown): number {
   if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
-    throw invalidArgument(name, `must be a file descriptor (a non-negative integer), got ${describe(fd)}`);
+    throw argError(name, `must be a file descriptor (a non-negative integer), got ${describe(fd)}`, fd, "number");
   }
   return fd;
 }

@@ -1,17 +1,26 @@
 // ForkServer: the public face of a fork server.
 
-import { dlopen, ptr } from "bun:ffi";
-import { closeSync, fstatSync, openSync, constants as fsConstants } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
+import { JSCallback, dlopen, ptr } from "bun:ffi";
+import { closeSync } from "node:fs";
 import { lib } from "./native.ts";
-import { LibforksError, checkFd, describe, invalidArgument } from "./errors.ts";
+import { LibforksError, describe } from "./errors.ts";
 import { ServerConn, failure, type ForkTarget, type SharedConn, type WaitResult } from "./conn.ts";
 import { Child } from "./child.ts";
 import { Channel, CHANNEL_FD_ENV, MAX_FDS, checkFds } from "./channel.ts";
-import { pipe, socketPair } from "./fds.ts";
-import { PipeWriter, pipeReadable } from "./stdio.ts";
+import { socketPair } from "./fds.ts";
+import { PipeWriter } from "./stdio.ts";
 import { signalNumber } from "./signals.ts";
 import { thisProgram, workerEnv, WORKER_DEPTH_ENV, WORKER_ENV } from "./worker.ts";
+import { checkSpawn, type CheckedSpawn, type SpawnOptions } from "./spawn-options.ts";
+import { closeAll, outputReaders, prepareStdio, pumpStdin } from "./spawn-stdio.ts";
+import { supervision } from "./spawn-supervise.ts";
+import { channelFor, type SerializedChannel } from "./serialization.ts";
+import { systemError } from "./node-errors.ts";
+import { debug, debugEnabled } from "./debug.ts";
+import { errnoName } from "./errors.ts";
+import { argError, argTypeError, argValueError } from "./node-errors.ts";
+
+export type { SpawnOptions, StdioOption, StdinOption } from "./spawn-options.ts";
 
 /** A native entrypoint: a function pointer mapped when the server started
  * (a `bun:ffi` symbol or its `.ptr`), or a library and symbol to load in
@@ -36,34 +45,6 @@ export interface ForkOptions {
   fds?: number[];
 }
 
-/** What a spawned program's stdin, stdout or stderr is: this process's
- * own (`"inherit"`), a pipe to this process (`"pipe"`: `child.stdin`,
- * `child.stdout`, `child.stderr`), `/dev/null` (`"ignore"`), or an open
- * fd of this process. */
-export type StdioOption = "inherit" | "pipe" | "ignore" | number;
-
-/** Options of `server.spawn`. */
-export interface SpawnOptions {
-  /** The program's working directory.
-   * @default this process's working directory */
-  cwd?: string;
-  /** The environment; `undefined` values are left out.
-   * @default process.env */
-  env?: Record<string, string | undefined>;
-  /** One option for all three, or `[stdin, stdout, stderr]`.
-   * @default "inherit" */
-  stdio?: StdioOption | [StdioOption, StdioOption, StdioOption];
-  /** Extra fds for the program: `{ 5: fd }` makes `fd` its fd 5.
-   * @default {} */
-  fds?: Record<number, number>;
-  /** Give the program a channel to this process: its fd number is in the
-   * LIBFORKS_CHANNEL_FD environment variable (3 unless `fds` takes 3),
-   * and `connectToParent()` opens it.
-   * @default true */
-  channel?: boolean;
-}
-
-/** Options of `ForkServer.start`. */
 export interface StartOptions {
   /** "snapshot": the server is a copy of this process, forked
    * now, and children are copies of it: native entrypoints of any kind.
@@ -83,6 +64,31 @@ export interface WorkerOptions extends Omit<SpawnOptions, "channel"> {
 }
 
 const EXEC_STEPS = ["", "receive spec", "map fds", "chdir", "execve"];
+
+/** The error of a program that could not start, shaped as Node's and
+ * Bun's (code "ENOENT", errno, syscall, path, spawnargs); a failed chdir
+ * names the directory. */
+function execError(spec: CheckedSpawn, step: string, errno: number): LibforksError {
+  const name = errnoName(errno);
+  const program = spec.argv[0]!;
+  if (step === "chdir") {
+    return new LibforksError("EXEC_ERROR", `cannot run ${program}: cannot change to directory ${spec.cwd}`, {
+      errno,
+      syscall: "chdir",
+      path: spec.cwd ?? undefined,
+      spawnargs: spec.argv.slice(1),
+    });
+  }
+  if (step === "execve" && name) {
+    return systemError(name, `cannot run ${program}: execve of ${spec.file} failed`, {
+      syscall: `spawn ${program}`,
+      path: spec.file,
+      spawnargs: spec.argv.slice(1),
+      result: "EXEC_ERROR",
+    });
+  }
+  return new LibforksError("EXEC_ERROR", `cannot run ${program}: ${step} failed`, { errno, syscall: "libforks_exec_entrypoint" });
+}
 
 /**
  * A fork server: a process forked once, early (a snapshot of this
@@ -129,11 +135,19 @@ export class ForkServer {
    * ```
    */
   static start(options: StartOptions = {}): ForkServer {
-    if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
+    if (options === null || typeof options !== "object") throw argTypeError("options", `must be an object, got ${describe(options)}`);
     if (options.mode !== undefined && options.mode !== "snapshot" && options.mode !== "clean") {
-      throw invalidArgument("options.mode", `must be "snapshot" or "clean", got ${describe(options.mode)}`);
+      throw argValueError("options.mode", `must be "snapshot" or "clean", got ${describe(options.mode)}`);
     }
-    return new ForkServer(options.mode === "clean" ? ServerConn.startClean() : ServerConn.start());
+    const began = performance.now();
+    try {
+      const server = new ForkServer(options.mode === "clean" ? ServerConn.startClean() : ServerConn.start());
+      debug("start", { server: server.pid, mode: server.mode, ms: (performance.now() - began).toFixed(3) });
+      return server;
+    } catch (error) {
+      debug("start failed", { mode: options.mode ?? "snapshot", error: (error as Error).message });
+      throw error;
+    }
   }
 
   /** A token to post to a Worker of this process, where
@@ -164,10 +178,10 @@ export class ForkServer {
       typeof token.handle !== "string" ||
       !/^[1-9][0-9]*$/.test(token.handle)
     ) {
-      throw invalidArgument("token", `must come from server.share(), got ${describe(token)}`);
+      throw argTypeError("token", `must come from server.share(), got ${describe(token)}`);
     }
     if (token.owner !== process.pid) {
-      throw invalidArgument("token", `was made in process ${token.owner}; it only works in that process (this is ${process.pid})`);
+      throw argValueError("token", `was made in process ${token.owner}; it only works in that process (this is ${process.pid})`);
     }
     return new ForkServer(ServerConn.attach(token));
   }
@@ -217,11 +231,11 @@ export class ForkServer {
    * ```
    */
   fork(entrypoint: Entrypoint, options: ForkOptions = {}): Child {
-    if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
+    if (options === null || typeof options !== "object") throw argTypeError("options", `must be an object, got ${describe(options)}`);
     const fds = checkFds(options.fds, "options.fds");
     const socket = options.socket === true || fds.length > 0;
     if (options.socket !== undefined && typeof options.socket !== "boolean") {
-      throw invalidArgument("options.socket", `must be a boolean, got ${describe(options.socket)}`);
+      throw argTypeError("options.socket", `must be a boolean, got ${describe(options.socket)}`);
     }
     const conn = this.#live();
     let firstMessage: { data: Uint8Array; fds: number[] } | undefined;
@@ -230,28 +244,50 @@ export class ForkServer {
       new DataView(count.buffer).setUint32(0, fds.length, true);
       firstMessage = { data: count, fds };
     }
-    const forked = conn.forkAsync(forkTarget(conn, entrypoint), socket, firstMessage);
+    const target = forkTarget(conn, entrypoint);
+    const began = performance.now();
+    const forked = conn.forkAsync(target, socket, firstMessage);
     const channel = forked.socketFd === null ? undefined : new Channel(forked.socketFd);
-    return Child.create(forked.pid, forked.exitFd, { channel }, this.#killer);
+    const argv = "entrypoint" in target ? [`<native 0x${target.entrypoint.toString(16)}>`] : [`<${target.library ?? "this image"}:${target.symbol}>`];
+    const child = Child.create(forked.pid, forked.exitFd, { channel, argv }, this.#killer);
+    this.#track(child);
+    if (debugEnabled) {
+      child.started.then(
+        (pid) => debug("fork", { pid, entry: argv[0], ms: (performance.now() - began).toFixed(3) }),
+        (error: Error) => debug("fork failed", { entry: argv[0], error: error.message }),
+      );
+    }
+    return child;
   }
 
   /** Runs a program in a child of the server (a Bun script included:
    * `[process.execPath, "worker.ts"]`; in a compiled executable use
-   * `spawnWorker`). Returns once the program was exec'd.
-   * @default options `{ stdio: "inherit", channel: true, env: process.env }`
-   * @throws {LibforksError} `INVALID_ARGUMENT` for bad argv or options;
-   *   `EXEC_ERROR` (errno `ENOENT`, `EACCES`, ...) when the program cannot
-   *   be started; `SERVER_GONE`.
+   * `spawnWorker`), with Bun.spawn's options and defaults (see
+   * SpawnOptions). Returns once the program was exec'd. Throws, as
+   * Bun.spawn, when it cannot be started: `code` "ENOENT", "EACCES", ...
+   * (`result` "EXEC_ERROR").
+   * @default options `{ stdin: "ignore", stdout: "pipe", stderr: "inherit", channel: true, env: process.env }`
+   * @throws {TypeError | RangeError} `ERR_INVALID_ARG_TYPE` /
+   *   `ERR_INVALID_ARG_VALUE` for bad argv or options (naming them);
+   *   {LibforksError} `ENOENT`, `EACCES`, ... when the program cannot be
+   *   started; `SERVER_GONE`.
    * @example
    * ```ts
-   * const child = server.spawn(["/bin/cat"], { stdio: ["pipe", "pipe", "inherit"], channel: false });
+   * const child = server.spawn(["/bin/cat"], { stdin: "pipe", channel: false });
    * child.stdin!.write("hello");
    * await child.stdin!.end();
    * console.log(await new Response(child.stdout!).text()); // "hello"
    * ```
    */
+  spawn(argv: string[], options: SpawnOptions & { serialization: "json" | "advanced"; channel?: true }): Child & { readonly channel: SerializedChannel };
+  spawn(argv: string[], options?: SpawnOptions): Child;
   spawn(argv: string[], options: SpawnOptions = {}): Child {
-    return this.#spawn(argv, options, {});
+    try {
+      return this.#spawn(argv, options, {});
+    } catch (error) {
+      debug("spawn failed", { argv: Array.isArray(argv) ? argv : undefined, error: (error as Error).message });
+      throw error;
+    }
   }
 
   /**
@@ -284,41 +320,34 @@ export class ForkServer {
    */
   spawnWorker(name: string, options: WorkerOptions = {}): Child {
     const extraEnv = workerEnv(name);
-    if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
+    if (options === null || typeof options !== "object") throw argTypeError("options", `must be an object, got ${describe(options)}`);
     const args = options.args ?? [];
-    if (!Array.isArray(args)) throw invalidArgument("options.args", `must be an array of strings, got ${describe(args)}`);
+    if (!Array.isArray(args)) throw argTypeError("options.args", `must be an array of strings, got ${describe(args)}`);
     args.forEach((arg, i) => {
-      if (typeof arg !== "string") throw invalidArgument(`options.args[${i}]`, `must be a string, got ${describe(arg)}`);
+      if (typeof arg !== "string") throw argTypeError(`options.args[${i}]`, `must be a string, got ${describe(arg)}`);
     });
     const { args: _args, ...spawnOptions } = options;
-    return this.#spawn([...thisProgram(), ...args], { ...spawnOptions, channel: true }, extraEnv);
+    // A worker shares this process's stdio unless told otherwise: a worker
+    // that logs must not block on a pipe nobody reads.
+    const stdioGiven = ["stdio", "stdin", "stdout", "stderr"].some((key) => key in spawnOptions);
+    const stdio: SpawnOptions = stdioGiven ? {} : { stdio: "inherit" };
+    return this.#spawn([...thisProgram(), ...args], { ...stdio, ...spawnOptions, channel: true }, extraEnv);
   }
 
   #spawn(argv: string[], options: SpawnOptions, extraEnv: Record<string, string>): Child {
     const spec = checkSpawn(argv, options);
+    if (spec.signal?.aborted) {
+      // As Bun.spawn: nothing starts, and the reason is the cause.
+      const error = new DOMException("The operation was aborted.", "AbortError");
+      Object.defineProperty(error, "cause", { value: spec.signal.reason, configurable: true, writable: true });
+      throw error;
+    }
     const conn = this.#live();
-    const opened: number[] = []; // ours to close whatever happens
-    const parentEnds: number[] = []; // close on failure only
+    const began = performance.now();
+    const stdio = prepareStdio(spec.stdio);
+    const { opened, kept } = stdio;
     try {
-      const mapped = new Map<number, number>(); // target -> fd
-      const streams: { stdin?: number; stdout?: number; stderr?: number } = {};
-      spec.stdio.forEach((option, target) => {
-        if (option === "inherit") mapped.set(target, target);
-        else if (option === "ignore") {
-          const devNull = openSync("/dev/null", target === 0 ? "r" : "w");
-          opened.push(devNull);
-          mapped.set(target, devNull);
-        } else if (option === "pipe") {
-          const [readEnd, writeEnd] = pipe();
-          const [childEnd, parentEnd] = target === 0 ? [readEnd, writeEnd] : [writeEnd, readEnd];
-          opened.push(childEnd);
-          parentEnds.push(parentEnd);
-          mapped.set(target, childEnd);
-          if (target === 0) streams.stdin = parentEnd;
-          else if (target === 1) streams.stdout = parentEnd;
-          else streams.stderr = parentEnd;
-        } else mapped.set(target, option);
-      });
+      const mapped = stdio.mapped;
       for (const [target, fd] of spec.fds) mapped.set(target, fd);
 
       const env = { ...spec.env };
@@ -333,14 +362,14 @@ export class ForkServer {
       if (spec.channel) {
         const [parentEnd, childEnd] = socketPair();
         opened.push(childEnd);
-        parentEnds.push(parentEnd);
+        kept.push(parentEnd);
         channelFd = parentEnd;
         let target = 3;
-        while (mapped.has(target)) target++;
+        while (mapped.has(target) || spec.stdio[target] !== undefined) target++;
         mapped.set(target, childEnd);
         env[CHANNEL_FD_ENV] = String(target);
       }
-      if (mapped.size > MAX_FDS) throw invalidArgument("options.fds", `maps ${mapped.size} fds; at most ${MAX_FDS}`);
+      if (mapped.size > MAX_FDS) throw argValueError("options.fds", `maps ${mapped.size} fds; at most ${MAX_FDS}`);
 
       // A spec that fits the socket is queued before the fork: the server
       // then starts the program without copying itself (spec_queued).
@@ -377,28 +406,64 @@ export class ForkServer {
         const errno = lib.libforks_last_errno();
         // The child exits with 127; its exit is still reaped and reported.
         Child.create(forked.pid, exitFd);
-        throw new LibforksError("EXEC_ERROR", `cannot run ${spec.argv[0]}: ${EXEC_STEPS[step[0]!] ?? "exec"} failed`, {
-          errno,
-          syscall: EXEC_STEPS[step[0]!] === "execve" ? "execve" : EXEC_STEPS[step[0]!] === "chdir" ? "chdir" : "libforks_exec_entrypoint",
-        });
+        throw execError(spec, EXEC_STEPS[step[0]!] ?? "exec", errno);
       }
+      const supervised = supervision(spec);
+      const outputs = outputReaders(stdio, supervised.onBytes);
+      const stdin = stdio.stdin === undefined || stdio.stdinData ? undefined : new PipeWriter(stdio.stdin);
       const child = Child.create(
         forked.pid,
         exitFd,
         {
-          channel: channelFd === undefined ? undefined : new Channel(channelFd),
-          stdin: streams.stdin === undefined ? undefined : new PipeWriter(streams.stdin),
-          stdout: streams.stdout === undefined ? undefined : pipeReadable(streams.stdout),
-          stderr: streams.stderr === undefined ? undefined : pipeReadable(streams.stderr),
+          channel: channelFd === undefined ? undefined : channelFor(channelFd, spec.serialization),
+          stdin,
+          stdout: outputs.stdout?.stream,
+          stderr: outputs.stderr?.stream,
+          stdio: stdio.extra,
+          refs: [outputs.stdout, outputs.stderr, stdin].filter((ref) => ref !== undefined),
+          argv: spec.argv,
         },
         this.#killer,
       );
-      parentEnds.length = 0;
+      kept.length = 0;
+      if (stdio.stdin !== undefined && stdio.stdinData) void pumpStdin(stdio.stdin, stdio.stdinData());
+      this.#track(child);
+      debug("spawn", { pid: forked.pid, argv: spec.argv, ms: (performance.now() - began).toFixed(3) });
+      supervised.attach(child, [outputs.stdout, outputs.stderr]);
       return child;
     } finally {
-      for (const fd of opened) closeSync(fd);
-      for (const fd of parentEnds) closeSync(fd);
+      closeAll(opened);
+      closeAll(kept);
     }
+  }
+
+  readonly #children = new Set<Child>();
+
+  /** Remembers a running child for children() and the exit trace. */
+  #track(child: Child): void {
+    this.#children.add(child);
+    const began = performance.now();
+    const forget = (error?: Error) => {
+      this.#children.delete(child);
+      if (debugEnabled) {
+        const exit = child.exit;
+        debug(error ? "exit unknown" : "exit", {
+          pid: exit?.pid,
+          exitCode: exit?.exitCode ?? undefined,
+          signal: exit?.signal ?? undefined,
+          error: error?.message,
+          ms: (performance.now() - began).toFixed(3),
+        });
+      }
+    };
+    child.exited.then(() => forget(), forget);
+  }
+
+  /** The children of this server that have not exited (as far as this
+   * process has heard): pid, what they run, and when they were asked for.
+   * A fork's pid is read as for `child.pid`. */
+  children(): { pid: number; argv: string[]; startTime: Date; child: Child }[] {
+    return [...this.#children].map((child) => ({ pid: child.pid, argv: child.argv, startTime: new Date(child.startTime), child }));
   }
 
   /** Sends a signal to every running child, forks made before this call
@@ -427,7 +492,7 @@ export class ForkServer {
    *   a bad pid, `WAIT_ERROR` (errno `ECHILD`), `SERVER_GONE`. */
   wait(pid: number, options: { noHang?: boolean } = {}): Promise<WaitResult | null> {
     if (!Number.isInteger(pid) || (pid <= 0 && pid !== -1)) {
-      return Promise.reject(invalidArgument("pid", `must be a child's pid or -1, got ${describe(pid)}`));
+      return Promise.reject(argError("pid", `must be a child's pid or -1, got ${describe(pid)}`, pid, "number"));
     }
     try {
       return this.#live().wait(pid, options.noHang === true);
@@ -456,6 +521,7 @@ export class ForkServer {
     if (this.#conn.attached) {
       return Promise.reject(new LibforksError("NOT_OWNER", "a server attached from a share() token cannot stop it; release() it instead"));
     }
+    if (this.#stopping === null) debug("stop", { server: this.#conn.pid, children: this.#children.size });
     this.#stopping ??= this.#retryable(this.#conn.closed ? Promise.resolve() : this.#conn.stop(options.wait !== false, false));
     return this.#stopping;
   }
@@ -487,11 +553,20 @@ export class ForkServer {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
   }
+
+  get [Symbol.toStringTag](): string {
+    return "ForkServer";
+  }
+
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    const state = this.stopped ? "stopped" : this.#conn.attached ? "attached" : "running";
+    return `ForkServer { pid: ${this.#conn.pid}, mode: "${this.mode}", state: "${state}", children: ${this.#children.size} }`;
+  }
 }
 
 function refusePointerOnClean(conn: ServerConn): void {
   if (conn.clean) {
-    throw invalidArgument(
+    throw argValueError(
       "entrypoint",
       "must be { library, symbol } on a clean server: it is another program, where a function pointer of this process means nothing",
     );
@@ -499,6 +574,12 @@ function refusePointerOnClean(conn: ServerConn): void {
 }
 
 function forkTarget(conn: ServerConn, entrypoint: Entrypoint): ForkTarget {
+  if (entrypoint instanceof JSCallback) {
+    throw argTypeError(
+      "entrypoint",
+      "is a JSCallback: its body is JavaScript, which a forked child cannot run (the copied runtime is not usable there, and the child would die of SIGSEGV); write the entrypoint in C (bun:ffi cc() or a library) or spawn a Bun program instead",
+    );
+  }
   if (typeof entrypoint === "number" || typeof entrypoint === "bigint") {
     refusePointerOnClean(conn);
     return { entrypoint: checkPointer(conn, entrypoint, "entrypoint") };
@@ -511,20 +592,20 @@ function forkTarget(conn: ServerConn, entrypoint: Entrypoint): ForkTarget {
     }
     if (candidate.symbol !== undefined) {
       if (typeof candidate.symbol !== "string" || candidate.symbol.length === 0) {
-        throw invalidArgument("entrypoint.symbol", `must be a non-empty string, got ${describe(candidate.symbol)}`);
+        throw argError("entrypoint.symbol", `must be a non-empty string, got ${describe(candidate.symbol)}`, candidate.symbol, "string");
       }
       const library = candidate.library ?? null;
       if (library !== null && (typeof library !== "string" || library.length === 0)) {
-        throw invalidArgument("entrypoint.library", `must be a path or null, got ${describe(library)}`);
+        throw argError("entrypoint.library", `must be a path or null, got ${describe(library)}`, library, "string");
       }
       if (library === null && conn.clean) {
-        throw invalidArgument("entrypoint.library", "must be a library path on a clean server (its own program exports nothing to run)");
+        throw argValueError("entrypoint.library", "must be a library path on a clean server (its own program exports nothing to run)");
       }
       checkLoadable(library as string | null, candidate.symbol);
       return { library: library as string | null, symbol: candidate.symbol };
     }
   }
-  throw invalidArgument(
+  throw argTypeError(
     "entrypoint",
     `must be a native function pointer (a bun:ffi symbol or its .ptr) or { library, symbol }, got ${describe(entrypoint)}`,
   );
@@ -547,91 +628,10 @@ function checkLoadable(library: string | null, symbol: string): void {
 function checkPointer(conn: ServerConn, value: unknown, name: string): number {
   const number = typeof value === "bigint" ? Number(value) : value;
   if (typeof number !== "number" || !Number.isSafeInteger(number) || number <= 0) {
-    throw invalidArgument(name, `must be a native function pointer, got ${describe(value)}`);
+    throw argError(name, `must be a native function pointer, got ${describe(value)}`, value, "number", "bigint");
   }
   conn.checkEntrypoint(number, name);
   return number;
-}
-
-interface CheckedSpawn {
-  file: string;
-  argv: string[];
-  env: Record<string, string>;
-  cwd: string | null;
-  stdio: StdioOption[];
-  fds: Map<number, number>;
-  channel: boolean;
-}
-
-function checkSpawn(argv: unknown, options: SpawnOptions): CheckedSpawn {
-  if (!Array.isArray(argv) || argv.length === 0) throw invalidArgument("argv", `must be a non-empty array of strings, got ${describe(argv)}`);
-  argv.forEach((arg, i) => {
-    if (typeof arg !== "string") throw invalidArgument(`argv[${i}]`, `must be a string, got ${describe(arg)}`);
-    if (arg.includes("\0")) throw invalidArgument(`argv[${i}]`, "must not contain NUL");
-  });
-  if (options === null || typeof options !== "object") throw invalidArgument("options", `must be an object, got ${describe(options)}`);
-  const envSource = options.env ?? process.env;
-  if (envSource === null || typeof envSource !== "object") throw invalidArgument("options.env", `must be an object, got ${describe(envSource)}`);
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(envSource)) {
-    if (value === undefined) continue;
-    if (typeof value !== "string") throw invalidArgument(`options.env.${key}`, `must be a string, got ${describe(value)}`);
-    if (key.includes("=") || key.includes("\0") || value.includes("\0")) throw invalidArgument(`options.env.${key}`, "must not contain NUL or '=' in its name");
-    env[key] = value;
-  }
-  if (options.cwd !== undefined && (typeof options.cwd !== "string" || options.cwd.length === 0)) {
-    throw invalidArgument("options.cwd", `must be a directory path, got ${describe(options.cwd)}`);
-  }
-  const cwd = options.cwd ?? null;
-  const stdioOption = options.stdio ?? "inherit";
-  const stdio = Array.isArray(stdioOption) ? stdioOption : [stdioOption, stdioOption, stdioOption];
-  if (stdio.length !== 3) throw invalidArgument("options.stdio", "must be one option or an array of three");
-  stdio.forEach((option, i) => {
-    if (option === "inherit" || option === "pipe" || option === "ignore") return;
-    checkOpenFd(`options.stdio[${i}]`, option);
-  });
-  const fds = new Map<number, number>();
-  if (options.fds !== undefined) {
-    if (options.fds === null || typeof options.fds !== "object" || Array.isArray(options.fds)) {
-      throw invalidArgument("options.fds", `must be an object mapping fd numbers in the child to fds here, got ${describe(options.fds)}`);
-    }
-    for (const [key, fd] of Object.entries(options.fds)) {
-      const target = Number(key);
-      if (!Number.isInteger(target) || target < 3) throw invalidArgument(`options.fds[${key}]`, "must map an fd number of 3 or more (use stdio for 0-2)");
-      fds.set(target, checkOpenFd(`options.fds[${key}]`, fd));
-    }
-  }
-  if (options.channel !== undefined && typeof options.channel !== "boolean") {
-    throw invalidArgument("options.channel", `must be a boolean, got ${describe(options.channel)}`);
-  }
-  const command = argv[0] as string;
-  const file = resolveProgram(command, env.PATH ?? process.env.PATH ?? "", cwd);
-  return { file, argv: argv as string[], env, cwd, stdio: stdio as StdioOption[], fds, channel: options.channel !== false };
-}
-
-/** An fd argument that must also be open (checked before forking, so a
- * bad one costs no child). */
-function checkOpenFd(name: string, fd: unknown): number {
-  const checked = checkFd(name, fd);
-  try {
-    fstatSync(checked);
-  } catch {
-    throw invalidArgument(name, `is fd ${checked}, which is not open`);
-  }
-  return checked;
-}
-
-/** PATH search done here, where an error can be thrown synchronously. */
-function resolveProgram(command: string, path: string, cwd: string | null): string {
-  if (command.includes("/")) return isAbsolute(command) ? command : resolve(cwd ?? process.cwd(), command);
-  const found = Bun.which(command, { PATH: path, cwd: cwd ?? undefined });
-  if (!found) {
-    throw new LibforksError("EXEC_ERROR", `cannot run ${command}: not found in PATH`, {
-      errno: (fsConstants as unknown as { ENOENT?: number }).ENOENT ?? 2,
-      syscall: "execve",
-    });
-  }
-  return found;
 }
 
 function cStrings(strings: string[]): { pointers: BigUint64Array; keep: Buffer[] } {

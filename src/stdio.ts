@@ -110,6 +110,12 @@ export class PipeWriter {
     return this.#holdings.sink.flush();
   }
 
+  /** Lets the process exit while writes are pending (or not, again). */
+  setRef(ref: boolean): void {
+    if (ref) this.#holdings.sink.ref();
+    else this.#holdings.sink.unref();
+  }
+
   /** Writes what is buffered and closes the pipe. Idempotent. Rejects
    * when the program is gone before it read everything (EPIPE); the pipe
    * is closed either way. */

@@ -11,7 +11,8 @@
 // that never asked workerName(), and past MAX_WORKER_DEPTH nested workers.
 
 import { existsSync } from "node:fs";
-import { LibforksError, describe, invalidArgument } from "./errors.ts";
+import { LibforksError, describe } from "./errors.ts";
+import { argError } from "./node-errors.ts";
 import { isEmbedded } from "./native.ts";
 
 /** The environment variable that names the worker a process runs. */
@@ -55,7 +56,7 @@ export function workerName(): string | null {
  * the environment the worker gets on top of the caller's. */
 export function workerEnv(name: unknown): Record<string, string> {
   if (typeof name !== "string" || name.length === 0 || name.includes("\0")) {
-    throw invalidArgument("name", `must be a non-empty string without NUL, got ${describe(name)}`);
+    throw argError("name", `must be a non-empty string without NUL, got ${describe(name)}`, name, "string");
   }
   const own = process.env[WORKER_ENV];
   if (own !== undefined && own !== "" && !dispatched) {

@@ -370,6 +370,9 @@ pub const ForkRequest = extern struct {
     /// socket_fd (at most 64 KiB), so the server may run the program
     /// without copying itself.
     spec_queued: bool = false,
+    /// The exit fd carries the child's struct rusage right after its
+    /// libforks_ExitEvent (one write of both).
+    exit_rusage: bool = false,
 };
 
 /// Sends a fork request without waiting for the server: the child's
@@ -402,6 +405,10 @@ pub fn forkAsync(conn: ServerConn, given: ?*const ForkRequest, reply_fd: ?*c_int
             return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
         }
         request.header.flags |= protocol.Flags.spec_queued;
+    }
+    if (fork_request.exit_rusage) {
+        if (fork_request.exit_fd < 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+        request.header.flags |= protocol.Flags.exit_rusage;
     }
     return sendRequest(state, &request, extra[0..extra_count], out, fork_request.nonblocking);
 }

@@ -47,8 +47,10 @@ pub const Flags = struct {
     pub const spec_queued: u32 = 1 << 7;
     /// kill: the child and every process below it (tree.zig).
     pub const tree: u32 = 1 << 8;
+    /// fork: the exit fd gets the child's rusage after its ExitEvent.
+    pub const exit_rusage: u32 = 1 << 9;
 
-    pub const all: u32 = channel | exit_fd | symbol | wait | server_only | no_hang | builtin_exec | spec_queued | tree;
+    pub const all: u32 = channel | exit_fd | symbol | wait | server_only | no_hang | builtin_exec | spec_queued | tree | exit_rusage;
 };
 
 pub const payload_max = limits.max_path + limits.max_symbol;
@@ -171,8 +173,15 @@ pub const ExitEvent = extern struct {
     wait_status: i32,
 };
 
+/// Written on an exit fd when the fork asked for Flags.exit_rusage.
+pub const ExitMessage = extern struct {
+    event: ExitEvent,
+    rusage: sys.rusage,
+};
+
 comptime {
     std.debug.assert(@sizeOf(ExitEvent) == 8);
+    std.debug.assert(@offsetOf(ExitMessage, "rusage") == 8 and @sizeOf(ExitMessage) == 152);
     std.debug.assert(@offsetOf(Reply, "rusage") == 16);
     // A request must fit a default-sized socket buffer in one message.
     std.debug.assert(@sizeOf(Request) < 64 * 1024);

@@ -24,6 +24,8 @@ const Child = struct {
     pid: sys.pid_t,
     /// Write end of the exit pipe, or -1.
     exit_fd: sys.fd_t,
+    /// Flags.exit_rusage: the exit fd gets the rusage after the event.
+    exit_rusage: bool = false,
 };
 
 const PendingKind = enum { wait_pid, wait_any, wait_all, stop };
@@ -553,7 +555,11 @@ fn handleFork(header: *const protocol.RequestHeader, fds: []const sys.fd_t) void
         if (exit_fd >= 0) _ = sys.close(exit_fd);
         return replyError(reply_fd, .FORK_ERROR, fork_errno);
     }
-    state.children[state.child_count] = .{ .pid = pid, .exit_fd = exit_fd };
+    state.children[state.child_count] = .{
+        .pid = pid,
+        .exit_fd = exit_fd,
+        .exit_rusage = header.flags & protocol.Flags.exit_rusage != 0,
+    };
     state.child_count += 1;
     reply(reply_fd, .{ .result = @intFromEnum(Result.OK), .pid = pid });
 }
@@ -657,8 +663,11 @@ fn onChildExit(pid: sys.pid_t, status: c_int, usage: *const sys.rusage) void {
     const index = findChild(pid) orelse return tree.forgetReaped(pid);
     const exit_fd = state.children[index].exit_fd;
     if (exit_fd >= 0) {
-        const event = protocol.ExitEvent{ .pid = pid, .wait_status = status };
-        _ = sys.write(exit_fd, std.mem.asBytes(&event), @sizeOf(protocol.ExitEvent));
+        // One write of at most 152 bytes (under PIPE_BUF) into an empty
+        // pipe: it is never partial, and never blocks the server.
+        const message = protocol.ExitMessage{ .event = .{ .pid = pid, .wait_status = status }, .rusage = usage.* };
+        const size: usize = if (state.children[index].exit_rusage) @sizeOf(protocol.ExitMessage) else @sizeOf(protocol.ExitEvent);
+        _ = sys.write(exit_fd, std.mem.asBytes(&message), size);
         _ = sys.close(exit_fd);
     }
     state.child_count -= 1;

@@ -2,7 +2,7 @@
 // build.sh). The native library (and libforks-server) are embedded in it:
 // this proves they load and work from the executable, wherever it runs.
 import { closeSync } from "node:fs";
-import { ForkServer, nativeVersion, pipe } from "../../src/index.ts";
+import { ForkServer, nativeVersion, pipe } from "libforks";
 
 console.log(`libforks ${nativeVersion}`);
 

@@ -86,7 +86,8 @@ extern "C" {
  * Passed by value: it holds a single pointer. */
 typedef struct { void *private; } libforks_ServerConn;
 
-/* Written (exactly once, 8 bytes) on a child's exit fd when it has exited
+/* Written (exactly once, 8 bytes; followed by a struct rusage when the
+ * fork asked for exit_rusage) on a child's exit fd when it has exited
  * and been reaped by the server; the write end is then closed, so a second
  * read returns end-of-file. wait_status is decoded with WIFEXITED,
  * WEXITSTATUS, WIFSIGNALED, WTERMSIG. */
@@ -385,6 +386,10 @@ typedef struct {
                            socket_fd. The server then starts the program as
                            posix_spawn does (CLONE_VM | CLONE_VFORK on
                            Linux), without copying itself. */
+  bool exit_rusage;     /* with exit_fd: the child's struct rusage is
+                           written right after its libforks_ExitEvent, in
+                           the same write (152 bytes on 64-bit Linux and
+                           macOS): read both at once. */
 } libforks_ForkRequest;
 
 libforks_Result libforks_fork_async(libforks_ServerConn conn,

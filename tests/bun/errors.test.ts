@@ -1,10 +1,12 @@
-// Bad input gets named errors: LibforksError INVALID_ARGUMENT naming the
-// argument, LOAD_ERROR for libraries and symbols that cannot be loaded.
+// Bad input gets named errors: a TypeError (ERR_INVALID_ARG_TYPE) or
+// RangeError (ERR_INVALID_ARG_VALUE) naming the argument (what the helpers
+// check for "INVALID_ARGUMENT"), LOAD_ERROR for libraries and symbols that
+// cannot be loaded.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync } from "node:fs";
 import { Channel, ForkServer, LibforksError, pipe, recvFds, socketPair } from "../../src/index.ts";
-import { buildSharedLibrary, expectRejectsLibforks, expectThrowsLibforks, fdCount, native, within } from "./helpers.ts";
+import { buildSharedLibrary, expectRejectsLibforks, expectThrowsArgument, expectThrowsLibforks, fdCount, native, within } from "./helpers.ts";
 
 let server: ForkServer;
 beforeAll(() => {
@@ -61,39 +63,60 @@ describe("INVALID_ARGUMENT names the argument", () => {
     await expectRejectsLibforks(server.wait(-1, { noHang: true }), "WAIT_ERROR");
   });
 
+  test("argument errors are Node's: TypeError for a wrong type, RangeError for a wrong value", async () => {
+    expectThrowsArgument(() => server.fork(undefined as never), TypeError, "ERR_INVALID_ARG_TYPE", "entrypoint");
+    expectThrowsArgument(() => server.fork(0), RangeError, "ERR_INVALID_ARG_VALUE", "entrypoint");
+    expectThrowsArgument(() => server.fork(native.exit0, { socket: "yes" } as never), TypeError, "ERR_INVALID_ARG_TYPE", "options.socket");
+    expectThrowsArgument(() => ForkServer.start({ mode: "fast" } as never), RangeError, "ERR_INVALID_ARG_VALUE", "options.mode");
+    const child = server.fork(native.sleep_long);
+    try {
+      expectThrowsArgument(() => child.kill("SIGNOPE" as never), TypeError, "ERR_INVALID_ARG_TYPE", "signal");
+      expectThrowsArgument(() => child.kill(12345), RangeError, "ERR_INVALID_ARG_VALUE", "signal");
+    } finally {
+      child.kill("SIGKILL");
+    }
+    await child.exited;
+    let rejected: unknown = null;
+    await server.wait(0).catch((error) => (rejected = error));
+    expect(rejected).toBeInstanceOf(RangeError);
+    expectThrowsArgument(() => recvFds("3" as never), TypeError, "ERR_INVALID_ARG_TYPE", "fd");
+    expectThrowsArgument(() => recvFds(-1), RangeError, "ERR_INVALID_ARG_VALUE", "fd");
+  });
+
   test("spawn: bad argv", () => {
-    expectThrowsLibforks(bad(() => server.spawn([])), "INVALID_ARGUMENT", "argv");
-    expectThrowsLibforks(bad(() => server.spawn(undefined as never)), "INVALID_ARGUMENT", "argv");
-    expectThrowsLibforks(bad(() => server.spawn("/bin/true" as never)), "INVALID_ARGUMENT", "argv");
-    expectThrowsLibforks(bad(() => server.spawn(["/bin/echo", 5 as never])), "INVALID_ARGUMENT", "argv[1]");
-    expectThrowsLibforks(bad(() => server.spawn(["/bin/echo", "a\0b"])), "INVALID_ARGUMENT", "argv[1]");
+    expectThrowsArgument(bad(() => server.spawn([])), RangeError, "ERR_INVALID_ARG_VALUE", "argv");
+    expectThrowsArgument(bad(() => server.spawn(undefined as never)), TypeError, "ERR_INVALID_ARG_TYPE", "argv");
+    expectThrowsArgument(bad(() => server.spawn("/bin/true" as never)), TypeError, "ERR_INVALID_ARG_TYPE", "argv");
+    expectThrowsArgument(bad(() => server.spawn(["/bin/echo", 5 as never])), TypeError, "ERR_INVALID_ARG_TYPE", "argv[1]");
+    expectThrowsArgument(bad(() => server.spawn(["/bin/echo", "a\0b"])), RangeError, "ERR_INVALID_ARG_VALUE", "argv[1]");
   });
 
   test("spawn: bad options", () => {
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { stdio: "bogus" as never })), "INVALID_ARGUMENT", "options.stdio");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { stdio: ["inherit", "bogus", "inherit"] as never })), "INVALID_ARGUMENT", "options.stdio[1]");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { stdio: ["inherit", "inherit"] as never })), "INVALID_ARGUMENT", "options.stdio");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { stdio: -1 })), "INVALID_ARGUMENT", "options.stdio[0]");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { stdio: 2.5 })), "INVALID_ARGUMENT", "options.stdio[0]");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { fds: { 5: -1 } })), "INVALID_ARGUMENT", "options.fds[5]");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { fds: { 5: 1.5 } })), "INVALID_ARGUMENT", "options.fds[5]");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { fds: { 1: 0 } })), "INVALID_ARGUMENT", "options.fds[1]");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { fds: { [-3]: 0 } })), "INVALID_ARGUMENT", "options.fds[-3]");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { fds: [4] as never })), "INVALID_ARGUMENT", "options.fds");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { env: { A: 5 } as never })), "INVALID_ARGUMENT", "options.env.A");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { env: { "A=B": "c" } })), "INVALID_ARGUMENT", "options.env.A=B");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { env: "PATH=/bin" as never })), "INVALID_ARGUMENT", "options.env");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { cwd: "" })), "INVALID_ARGUMENT", "options.cwd");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { cwd: 5 as never })), "INVALID_ARGUMENT", "options.cwd");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], { channel: "no" as never })), "INVALID_ARGUMENT", "options.channel");
-    expectThrowsLibforks(bad(() => server.spawn(["x"], null as never)), "INVALID_ARGUMENT", "options");
+    expectThrowsArgument(bad(() => server.spawn(["x"], { stdio: "bogus" as never })), RangeError, "ERR_INVALID_ARG_VALUE", "options.stdio");
+    expectThrowsArgument(bad(() => server.spawn(["x"], { stdio: ["inherit", "bogus", "inherit"] as never })), RangeError, "ERR_INVALID_ARG_VALUE", "options.stdio[1]");
+    // A short stdio array is Bun.spawn's: missing entries keep their defaults.
+    expect(server.spawn(["/bin/true"], { stdio: ["inherit", "inherit"], channel: false }).stdout).toBeUndefined();
+    expectThrowsArgument(bad(() => server.spawn(["x"], { stdio: -1 })), RangeError, "ERR_INVALID_ARG_VALUE", "options.stdio");
+    expectThrowsArgument(bad(() => server.spawn(["x"], { stdio: 2.5 })), RangeError, "ERR_INVALID_ARG_VALUE", "options.stdio");
+    expectThrowsArgument(bad(() => server.spawn(["x"], { fds: { 5: -1 } })), RangeError, "ERR_INVALID_ARG_VALUE", "options.fds[5]");
+    expectThrowsArgument(bad(() => server.spawn(["x"], { fds: { 5: 1.5 } })), RangeError, "ERR_INVALID_ARG_VALUE", "options.fds[5]");
+    expectThrowsArgument(bad(() => server.spawn(["x"], { fds: { 1: 0 } })), RangeError, "ERR_INVALID_ARG_VALUE", "options.fds[1]");
+    expectThrowsArgument(bad(() => server.spawn(["x"], { fds: { [-3]: 0 } })), RangeError, "ERR_INVALID_ARG_VALUE", "options.fds[-3]");
+    expectThrowsArgument(bad(() => server.spawn(["x"], { fds: [4] as never })), TypeError, "ERR_INVALID_ARG_TYPE", "options.fds");
+    expectThrowsArgument(bad(() => server.spawn(["x"], { env: { A: 5 } as never })), TypeError, "ERR_INVALID_ARG_TYPE", "options.env.A");
+    expectThrowsArgument(bad(() => server.spawn(["x"], { env: { "A=B": "c" } })), RangeError, "ERR_INVALID_ARG_VALUE", "options.env.A=B");
+    expectThrowsArgument(bad(() => server.spawn(["x"], { env: "PATH=/bin" as never })), TypeError, "ERR_INVALID_ARG_TYPE", "options.env");
+    expectThrowsArgument(bad(() => server.spawn(["x"], { cwd: "" })), RangeError, "ERR_INVALID_ARG_VALUE", "options.cwd");
+    expectThrowsArgument(bad(() => server.spawn(["x"], { cwd: 5 as never })), TypeError, "ERR_INVALID_ARG_TYPE", "options.cwd");
+    expectThrowsArgument(bad(() => server.spawn(["x"], { channel: "no" as never })), TypeError, "ERR_INVALID_ARG_TYPE", "options.channel");
+    expectThrowsArgument(bad(() => server.spawn(["x"], null as never)), TypeError, "ERR_INVALID_ARG_TYPE", "options");
   });
 
   test('kill / killAll: unknown signal "SIGNOPE"', async () => {
     const child = server.fork(native.sleep_long);
     try {
-      expectThrowsLibforks(() => child.kill("SIGNOPE"), "INVALID_ARGUMENT", "signal");
-      expectThrowsLibforks(() => child.kill("SIGNOPE"), "INVALID_ARGUMENT", "SIGNOPE");
+      expectThrowsLibforks(() => child.kill("SIGNOPE" as never), "INVALID_ARGUMENT", "signal");
+      expectThrowsLibforks(() => child.kill("SIGNOPE" as never), "INVALID_ARGUMENT", "SIGNOPE");
       expectThrowsLibforks(() => child.kill(12345), "INVALID_ARGUMENT", "signal");
       expectThrowsLibforks(() => child.kill(-1), "INVALID_ARGUMENT", "signal");
       expectThrowsLibforks(() => child.kill({} as never), "INVALID_ARGUMENT", "signal");
@@ -106,7 +129,7 @@ describe("INVALID_ARGUMENT names the argument", () => {
     }
     expect((await within(child.exited, 2000, "exited")).signal).toBe("SIGKILL");
     // Still checked once the child is known to have exited.
-    expectThrowsLibforks(() => child.kill("SIGNOPE"), "INVALID_ARGUMENT", "signal");
+    expectThrowsLibforks(() => child.kill("SIGNOPE" as never), "INVALID_ARGUMENT", "signal");
   });
 
   test("ForkServer.start: bad options", () => {

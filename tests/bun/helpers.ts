@@ -169,8 +169,11 @@ export function readAllSync(fd: number): string {
   return Buffer.concat(chunks).toString();
 }
 
-/** Asserts that `fn` throws (synchronously) a LibforksError with `code`,
- * and, if given, a message containing `messagePart`. Returns the error. */
+/** Asserts that `fn` throws (synchronously) a LibforksError with `code`
+ * (or, for a failed system call, with result `code` and the errno's name
+ * as its code), and, if given, a message containing `messagePart`.
+ * "INVALID_ARGUMENT" stands for a Node-shaped argument error (TypeError /
+ * RangeError). Returns the error. */
 export function expectThrowsLibforks(fn: () => unknown, code: string, messagePart?: string): LibforksError {
   let caught: unknown = null;
   try {
@@ -193,11 +196,49 @@ export async function expectRejectsLibforks(promise: Promise<unknown>, code: str
 }
 
 function checkLibforksError(caught: unknown, code: string, messagePart?: string): LibforksError {
+  if (code === "INVALID_ARGUMENT") {
+    // A bad argument is Node-shaped: TypeError ERR_INVALID_ARG_TYPE for
+    // its type, RangeError ERR_INVALID_ARG_VALUE for its value.
+    expect(caught instanceof TypeError || caught instanceof RangeError).toBe(true);
+    const error = caught as Error & { code: string };
+    expect(error.code).toBe(caught instanceof TypeError ? "ERR_INVALID_ARG_TYPE" : "ERR_INVALID_ARG_VALUE");
+    if (messagePart !== undefined) expect(error.message).toContain(messagePart);
+    return error as unknown as LibforksError;
+  }
   expect(caught).toBeInstanceOf(LibforksError);
   const error = caught as LibforksError;
   expect(error.name).toBe("LibforksError");
-  expect(error.code).toBe(code as LibforksError["code"]);
+  if (error.result === code && error.errnoCode !== undefined && error.code !== code) {
+    // A failed system call: `code` is its errno name, as Node's
+    // SystemError; the libforks result is kept in `result`.
+    expect(error.code).toBe(error.errnoCode);
+    expect(error.errno).toBeLessThan(0);
+  } else {
+    expect(error.code).toBe(code as LibforksError["code"]);
+  }
   if (messagePart !== undefined) expect(error.message).toContain(messagePart);
+  return error;
+}
+
+/** Asserts that `fn` throws a Node-shaped argument error: `type`
+ * (TypeError or RangeError), `code` (ERR_INVALID_ARG_TYPE / _VALUE), a
+ * message naming the argument. */
+export function expectThrowsArgument(
+  fn: () => unknown,
+  type: typeof TypeError | typeof RangeError,
+  code: "ERR_INVALID_ARG_TYPE" | "ERR_INVALID_ARG_VALUE",
+  messagePart: string,
+): Error & { code: string; argument: string } {
+  let caught: unknown = null;
+  try {
+    fn();
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(type);
+  const error = caught as Error & { code: string; argument: string };
+  expect(error.code).toBe(code);
+  expect(error.message).toContain(messagePart);
   return error;
 }
 

@@ -12,8 +12,10 @@ let server: ForkServer;
 beforeAll(async () => {
   server = ForkServer.start();
   // The readiness thread's own fd lives as long as the process: open it
-  // before the baselines.
+  // before the baselines; and a spawn opens the one /dev/null per thread
+  // that "ignore" stdio entries share.
   await server.fork(native.exit0).exited;
+  await server.spawn(["/bin/true"], { channel: false }).exited;
 });
 afterAll(async () => {
   await server.stop();

@@ -92,10 +92,10 @@ describe("spawnWorker", () => {
       }
       return "no error";
     };
-    expect(code(() => server.spawnWorker(""))).toStartWith("INVALID_ARGUMENT: name must be a non-empty string");
-    expect(code(() => server.spawnWorker(7 as unknown as string))).toStartWith("INVALID_ARGUMENT: name must be");
-    expect(code(() => server.spawnWorker("w", { args: "x" as unknown as string[] }))).toStartWith("INVALID_ARGUMENT: options.args must be an array");
-    expect(code(() => server.spawnWorker("w", { args: [1 as unknown as string] }))).toStartWith("INVALID_ARGUMENT: options.args[0] must be a string");
+    expect(code(() => server.spawnWorker(""))).toStartWith("ERR_INVALID_ARG_VALUE: name must be a non-empty string");
+    expect(code(() => server.spawnWorker(7 as unknown as string))).toStartWith("ERR_INVALID_ARG_TYPE: name must be");
+    expect(code(() => server.spawnWorker("w", { args: "x" as unknown as string[] }))).toStartWith("ERR_INVALID_ARG_TYPE: options.args must be an array");
+    expect(code(() => server.spawnWorker("w", { args: [1 as unknown as string] }))).toStartWith("ERR_INVALID_ARG_TYPE: options.args[0] must be a string");
   });
 
   test("spawn() does not pass LIBFORKS_WORKER on: a program is a worker only through spawnWorker()", async () => {

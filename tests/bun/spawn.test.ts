@@ -8,6 +8,7 @@ import { CHANNEL_FD_ENV, ForkServer, LibforksError, pipe } from "../../src/index
 import { lib } from "../../src/native.ts";
 import {
   buildListFds,
+  expectThrowsArgument,
   expectThrowsLibforks,
   fdsOpenedSince,
   fixtures,
@@ -203,31 +204,37 @@ describe("spawn", () => {
     chmodSync(join(dir, "only-here"), 0o755);
     const child = server.spawn(["only-here"], { env: { PATH: dir }, stdio: "ignore" });
     expect((await within(child.exited, 5000, "only-here")).exitCode).toBe(9);
-    expectThrowsLibforks(() => server.spawn(["only-here"], { stdio: "ignore" }), "EXEC_ERROR");
+    expect(expectThrowsLibforks(() => server.spawn(["only-here"], { stdio: "ignore" }), "ENOENT").result).toBe("EXEC_ERROR");
   });
 
-  test("a missing program throws EXEC_ERROR ENOENT synchronously, and leaks no fd", async () => {
+  test("a missing program throws ENOENT (result EXEC_ERROR) synchronously, and leaks no fd", async () => {
     // Warm-up: fds opened once per process (the doorbell, ...) come first.
     await server.spawn(["/bin/true"], { stdio: "ignore", channel: false }).exited;
     const before = openFds();
-    const error = expectThrowsLibforks(() => server.spawn(["/nonexistent/program"], { stdio: "pipe" }), "EXEC_ERROR");
+    const error = expectThrowsLibforks(() => server.spawn(["/nonexistent/program", "-x"], { stdio: "pipe" }), "ENOENT");
+    expect(error.result).toBe("EXEC_ERROR");
     expect(error.errnoCode).toBe("ENOENT");
-    expect(error.errno).toBe(2);
-    expect(error.syscall).toBe("execve");
+    expect(error.errno).toBe(-2); // negative, as Node's SystemError
+    expect(error.syscall).toBe("spawn /nonexistent/program");
+    expect(error.path).toBe("/nonexistent/program");
+    expect(error.spawnargs).toEqual(["-x"]);
     expect(error.message).toContain("/nonexistent/program");
 
-    const notFound = expectThrowsLibforks(() => server.spawn(["no-such-program-libforks"]), "EXEC_ERROR");
-    expect(notFound.errnoCode).toBe("ENOENT");
+    const notFound = expectThrowsLibforks(() => server.spawn(["no-such-program-libforks"]), "ENOENT");
+    expect(notFound.result).toBe("EXEC_ERROR");
+    expect(notFound.path).toBe("no-such-program-libforks");
     expect(notFound.message).toContain("no-such-program-libforks");
 
-    const badCwd = expectThrowsLibforks(() => server.spawn(["/bin/true"], { cwd: join(scratch, "missing-dir") }), "EXEC_ERROR");
-    expect(badCwd.errnoCode).toBe("ENOENT");
+    const badCwd = expectThrowsLibforks(() => server.spawn(["/bin/true"], { cwd: join(scratch, "missing-dir") }), "ENOENT");
+    expect(badCwd.result).toBe("EXEC_ERROR");
     expect(badCwd.syscall).toBe("chdir");
+    expect(badCwd.path).toBe(join(scratch, "missing-dir"));
+    expect(badCwd.message).toContain(join(scratch, "missing-dir"));
 
     const notExecutable = join(scratch, "not-executable");
     writeFileSync(notExecutable, "#!/bin/sh\n");
     chmodSync(notExecutable, 0o644);
-    expect(expectThrowsLibforks(() => server.spawn([notExecutable]), "EXEC_ERROR").errnoCode).toBe("EACCES");
+    expect(expectThrowsLibforks(() => server.spawn([notExecutable]), "EACCES").result).toBe("EXEC_ERROR");
 
     // Give the failed children's exit fds time to be reported and closed.
     await Bun.sleep(100);
@@ -241,12 +248,13 @@ describe("spawn", () => {
     await server.spawn(["/bin/true"], { stdio: "ignore", channel: false }).exited;
     const before = openFds();
     const notOpen = 9999;
-    expectThrowsLibforks(
+    expectThrowsArgument(
       () => server.spawn(["/bin/true"], { stdio: ["ignore", notOpen, "ignore"], channel: false }),
-      "INVALID_ARGUMENT",
+      RangeError,
+      "ERR_INVALID_ARG_VALUE",
       "options.stdio[1]",
     );
-    expectThrowsLibforks(() => server.spawn(["/bin/true"], { fds: { 7: notOpen } }), "INVALID_ARGUMENT", "options.fds[7]");
+    expectThrowsArgument(() => server.spawn(["/bin/true"], { fds: { 7: notOpen } }), RangeError, "ERR_INVALID_ARG_VALUE", "options.fds[7]");
     await Bun.sleep(100);
     expect(fdsOpenedSince(before)).toEqual([]);
   });
