@@ -222,6 +222,9 @@ test {
     _ = result_mod;
     _ = @import("limits_test.zig");
     _ = @import("entry_cache.zig");
+    _ = @import("peers.zig");
+    _ = @import("write_end.zig");
+    _ = @import("exits.zig");
 }
 
 /// A failed assertion is a bug in libforks. In a server or a fresh child

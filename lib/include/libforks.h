@@ -93,6 +93,25 @@ typedef enum {
 #define LIBFORKS_MAX_SYMBOL 1024       /* symbol name for libforks_fork_symbol */
 #define LIBFORKS_MAX_FDS 253           /* fds in one message (Linux SCM_MAX_FD) */
 
+/* What one child of the server may hold (see "Who may do what" below):
+ * the owner may use every table to its end; a child's whole subtree (what
+ * it forked through the server, and what those forked) holds at most
+ * LIBFORKS_MAX_CHILDREN_PER_PEER running children, its own requests at
+ * most LIBFORKS_MAX_PENDING_PER_PEER outstanding waits, and the exits of
+ * the children it forked at most LIBFORKS_MAX_EXIT_RECORDS_PER_PEER
+ * remembered exits (its oldest is forgotten first). All children together
+ * leave the owner a reserve: their forks stop LIBFORKS_OWNER_RESERVED_CHILDREN
+ * short of the server's child limit (a quarter of it when the fd limit
+ * makes it smaller), their waits LIBFORKS_OWNER_RESERVED_PENDING short of
+ * LIBFORKS_MAX_PENDING, and their children's remembered exits number at
+ * most LIBFORKS_MAX_PEER_EXIT_RECORDS. Past a quota: LIMIT_ERROR. */
+#define LIBFORKS_MAX_CHILDREN_PER_PEER 256
+#define LIBFORKS_OWNER_RESERVED_CHILDREN 1024
+#define LIBFORKS_MAX_PENDING_PER_PEER 64
+#define LIBFORKS_OWNER_RESERVED_PENDING 256
+#define LIBFORKS_MAX_EXIT_RECORDS_PER_PEER 64
+#define LIBFORKS_MAX_PEER_EXIT_RECORDS 256
+
 /* ------------------------------------------------------------------ */
 /* Server life                                                         */
 /* ------------------------------------------------------------------ */
