@@ -195,3 +195,8 @@ test "a child's exits never push out the owner's" {
     try std.testing.expect(hasFor(&test_store, &test_table, peers.owner));
     try std.testing.expectEqual(@as(sys.pid_t, newest_of_a + 1), take(&test_store, &test_table, peers.owner, newest_of_a + 1).?.pid);
 }
+
+comptime {
+    // docs/guarantees.md quotes the owner's table as 1,024 x 168 bytes.
+    std.debug.assert(@sizeOf(Record) == 168);
+}

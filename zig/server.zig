@@ -2,7 +2,7 @@
 //!
 //! It is a copy of a possibly multithreaded caller, so it runs under the
 //! rules for a child of fork(2) in a multithreaded process: only
-//! async-signal-safe calls (read, write, poll, fork, wait4, kill, close...),
+//! async-signal-safe calls (read, write, open, epoll, fork, wait4, kill, close...),
 //! no allocation, no lock. Every table is a fixed array in this file's
 //! state, sized by limits.zig.
 //!
@@ -66,6 +66,9 @@ pub const State = struct {
     /// pair made at its fork, so what one child does to its socket
     /// (shutdown, a full queue, garbage) touches no other peer.
     table: peers.Table,
+    /// The next child's connection, made while the server is idle: a
+    /// socket pair costs more than the rest of a fork request's work.
+    spare_conn: [2]sys.fd_t,
     pending: [limits.max_pending]Pending,
     pending_count: usize,
     /// Pending requests of peers other than the owner.
@@ -85,7 +88,7 @@ pub const State = struct {
     /// More than max_inherited: children close the server's fds one by one.
     inherited_overflow: bool,
     /// max_children, or fewer when the fd limit cannot hold that many
-    /// (one fd per child): past it, fork answers LIMIT_ERROR instead of
+    /// (two fds per child): past it, fork answers LIMIT_ERROR instead of
     /// failing in odd places.
     child_limit: usize,
 
@@ -118,6 +121,7 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, kind: Kind) noreturn {
     entry_cache.reset();
     state.owner_fd = owner_fd;
     peers.reset(&state.table);
+    state.spare_conn = .{ -1, -1 };
     state.pending_count = 0;
     state.peer_pending = 0;
     exits.reset(&state.exits);
@@ -276,6 +280,9 @@ fn serve() noreturn {
     var events: [64]poller.Event = undefined;
     while (true) {
         if (state.exit_when_empty and state.table.count == 0) finish();
+        if (state.phase == .serving and state.spare_conn[0] < 0) {
+            if (sys.socketpairCloexec(sys.message_socket_type, &state.spare_conn) != 0) state.spare_conn = .{ -1, -1 };
+        }
 
         const ready = poller.wait(&events, pollTimeout());
         if (ready < 0 and sys.errno() != sys.E.INTR) {
@@ -493,8 +500,9 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
     // The child's own connection. The server never writes to it, so a
     // child that stops reading, shuts it down or fills it hurts only its
     // own requests.
-    var conn: [2]sys.fd_t = undefined;
-    if (sys.socketpairCloexec(sys.message_socket_type, &conn) != 0) {
+    var conn: [2]sys.fd_t = state.spare_conn;
+    state.spare_conn = .{ -1, -1 };
+    if (conn[0] < 0 and sys.socketpairCloexec(sys.message_socket_type, &conn) != 0) {
         const err = sys.errno();
         if (exit_fd >= 0) _ = sys.close(exit_fd);
         if (channel_fd >= 0) _ = sys.close(channel_fd);
@@ -602,7 +610,8 @@ pub fn forEachServerFd(context: anytype, comptime visit: fn (@TypeOf(context), s
     visit(context, state.wake_pipe[1]);
     if (state.owner_fd >= 0) visit(context, state.owner_fd);
     if (poller.fd() >= 0) visit(context, poller.fd());
-    if (write_end.spare() >= 0) visit(context, write_end.spare());
+    write_end.forEachFd(context, visit);
+    for (state.spare_conn) |fd| if (fd >= 0) visit(context, fd);
     for (state.table.slots[0..state.table.high]) |c| {
         if (c.pid == 0) continue;
         if (c.exit_fd >= 0) visit(context, c.exit_fd);

@@ -84,6 +84,7 @@ pub extern "c" fn read(fd: fd_t, buf: [*]u8, len: usize) isize;
 pub extern "c" fn write(fd: fd_t, buf: [*]const u8, len: usize) isize;
 pub extern "c" fn close(fd: fd_t) c_int;
 pub extern "c" fn open(path: [*:0]const u8, flags: c_int, ...) c_int;
+pub extern "c" fn openat(dir: fd_t, path: [*:0]const u8, flags: c_int, ...) c_int;
 pub extern "c" fn pipe(fds: *[2]fd_t) c_int;
 extern "c" fn pipe2(fds: *[2]fd_t, flags: c_int) c_int;
 pub extern "c" fn fcntl(fd: fd_t, cmd: c_int, ...) c_int;
