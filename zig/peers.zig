@@ -38,6 +38,8 @@ pub const Child = struct {
     exit_fd: sys.fd_t,
     /// The server's end of this child's connection, or -1 once closed.
     conn_fd: sys.fd_t,
+    /// A copy of the child's own end, or -1 (see server.handleFork).
+    child_end: sys.fd_t,
     /// Counts the slot's takings: an event of a connection the server has
     /// since closed is not mistaken for one of the next child in the slot.
     generation: u32,
@@ -123,6 +125,7 @@ pub fn take(table: *Table, parent: Peer) Peer {
         .pid = -1,
         .exit_fd = -1,
         .conn_fd = -1,
+        .child_end = -1,
         .generation = c.generation +% 1,
         .parent = parent,
         .descendants = 0,

@@ -88,7 +88,7 @@ pub const State = struct {
     /// More than max_inherited: children close the server's fds one by one.
     inherited_overflow: bool,
     /// max_children, or fewer when the fd limit cannot hold that many
-    /// (two fds per child): past it, fork answers LIMIT_ERROR instead of
+    /// (three fds per child): past it, fork answers LIMIT_ERROR instead of
     /// failing in odd places.
     child_limit: usize,
 
@@ -241,8 +241,8 @@ fn closeOrRecord(scan: *InheritedScan, fd: sys.fd_t) void {
     }
 }
 
-/// The server holds two fds per running child (its exit pipe and its
-/// connection) plus one per pending request; the common soft limit of 1024
+/// The server holds three fds per running child (its exit pipe and both
+/// ends of its connection) plus one per pending request; the common soft limit of 1024
 /// would cap children far below max_children. Children get the caller's
 /// limit back.
 fn raiseFdLimit() void {
@@ -262,7 +262,7 @@ fn raiseFdLimit() void {
     state.child_limit = @intCast(@max(1, @min(fit, limits.max_children)));
 }
 
-const fds_per_child = 2;
+const fds_per_child = 3;
 
 // ---------------------------------------------------------------- loop
 
@@ -381,6 +381,8 @@ fn dropConn(slot: Peer) void {
     poller.remove(c.conn_fd);
     _ = sys.close(c.conn_fd);
     c.conn_fd = -1;
+    if (c.child_end >= 0) _ = sys.close(c.child_end);
+    c.child_end = -1;
 }
 
 /// The connection cannot be served any more: the owner's ends the server
@@ -561,7 +563,11 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
         abandonSlot(slot, conn[1], channel_fd);
         return replyError(reply_fd, .FORK_ERROR, fork_errno);
     }
-    _ = sys.close(conn[1]);
+    // The server keeps a copy of the child's end until it reaps the
+    // child: the child's exit then closes no last copy, so it wakes the
+    // server once (SIGCHLD), not twice (end-of-file first). Its connection
+    // still ends when the child shuts it down, and with the reaping.
+    entry.child_end = conn[1];
     if (channel_fd >= 0) _ = sys.close(channel_fd);
     peers.commit(&state.table, slot, pid);
     reply(reply_fd, .{ .result = @intFromEnum(Result.OK), .pid = pid });
@@ -616,6 +622,7 @@ pub fn forEachServerFd(context: anytype, comptime visit: fn (@TypeOf(context), s
         if (c.pid == 0) continue;
         if (c.exit_fd >= 0) visit(context, c.exit_fd);
         if (c.conn_fd >= 0) visit(context, c.conn_fd);
+        if (c.child_end >= 0) visit(context, c.child_end);
     }
     for (state.pending[0..state.pending_count]) |p| visit(context, p.reply_fd);
 }

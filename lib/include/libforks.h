@@ -113,7 +113,7 @@ typedef enum {
 
 /* Fixed limits. Requests beyond them fail with libforks_LIMIT_ERROR. The
  * server raises its own RLIMIT_NOFILE to hold them; when the hard limit is
- * too low for that, it accepts fewer running children (two fds each) and
+ * too low for that, it accepts fewer running children (three fds each) and
  * fork fails with LIMIT_ERROR past that, or errno EMFILE when a request's
  * fds could not be received. */
 #define LIBFORKS_MAX_CHILDREN 4096     /* running children per server */
