@@ -42,9 +42,9 @@
  * has a quota of its own (LIBFORKS_MAX_*_PER_PEER), and all children
  * together leave the owner a reserve, so no child can make the owner's
  * fork or wait fail with LIMIT_ERROR. Only the owner stops the server. A
- * child's connection is its own: shutting it down, closing it or sending
- * garbage on it cuts off only that child's requests, never a sibling's or
- * the owner's. A process that holds a copy of a connection (passed with
+ * child's connection is its own: shutting it down cuts off only that
+ * child's requests, and garbage sent on it is discarded; neither touches a
+ * sibling's connection or the owner's. A process that holds a copy of a connection (passed with
  * SCM_RIGHTS, or a plain fork()) acts with that connection's authority,
  * except for stop: the server checks the kernel-stamped sender pid.
  *

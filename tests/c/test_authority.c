@@ -9,8 +9,8 @@
  *   - a child's subtree (its children and theirs) forks at most
  *     LIBFORKS_MAX_CHILDREN_PER_PEER, then LIMIT_ERROR, and the owner
  *     still forks;
- *   - 14 children that each try to hold LIBFORKS_MAX_PENDING waits get
- *     LIBFORKS_MAX_PENDING_PER_PEER each, all of them together at most
+ *   - 14 children that each try to hold LIBFORKS_MAX_PENDING waits get at
+ *     most LIBFORKS_MAX_PENDING_PER_PEER each, all of them together
  *     LIBFORKS_MAX_PENDING - LIBFORKS_OWNER_RESERVED_PENDING, and the
  *     owner's own waits are still accepted;
  *   - exits of a child's children never push out the owner's remembered
