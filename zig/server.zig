@@ -299,7 +299,17 @@ fn serve() noreturn {
             if (event.key != key_wake) continue;
             drainWakePipe();
             reapChildren();
+            // The server holds both ends, so the pipe cannot hang up; if it
+            // fails anyway, signals are lost: close it (nothing polls it
+            // again), reap at every turn instead, and shut down.
+            if (event.events & (poller.HUP | poller.ERR) != 0) {
+                poller.remove(state.wake_pipe[0]);
+                _ = sys.close(state.wake_pipe[0]);
+                state.wake_pipe[0] = -1;
+                beginTermination();
+            }
         }
+        if (state.wake_pipe[0] < 0) reapChildren();
         for (batch) |event| {
             if (event.key == key_wake) continue;
             const hung_up = event.events & (poller.HUP | poller.ERR) != 0;
@@ -551,7 +561,12 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
     }
     var old_mask: sys.sigset_t = undefined;
     sys.blockAllSignals(&old_mask);
-    const in_place = sys.is_linux and header.flags & protocol.Flags.spec_queued != 0;
+    // In place only for the owner: the server is suspended until the
+    // program is exec'd, and chdir and execve follow paths the requester
+    // chose (one on a file system a process serves, FUSE, could take as
+    // long as that process likes). The owner can only stall its own
+    // server; a child's program is started by an ordinary fork.
+    const in_place = sys.is_linux and header.flags & protocol.Flags.spec_queued != 0 and peer == peers.owner;
     const pid = if (in_place) spawnInPlace(&start) else sys.fork();
     if (pid == 0) child.run(start);
     const fork_errno = sys.errno();
@@ -612,7 +627,7 @@ fn spawnInPlace(start: *const child.Start) sys.pid_t {
 /// and the new child's connection: a new child closes all of them (see
 /// child.zig).
 pub fn forEachServerFd(context: anytype, comptime visit: fn (@TypeOf(context), sys.fd_t) void) void {
-    visit(context, state.wake_pipe[0]);
+    if (state.wake_pipe[0] >= 0) visit(context, state.wake_pipe[0]);
     visit(context, state.wake_pipe[1]);
     if (state.owner_fd >= 0) visit(context, state.owner_fd);
     if (poller.fd() >= 0) visit(context, poller.fd());

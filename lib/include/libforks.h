@@ -328,7 +328,9 @@ typedef struct {
                            strings) is already queued on the caller's end of
                            socket_fd. The server then starts the program as
                            posix_spawn does (CLONE_VM | CLONE_VFORK on
-                           Linux), without copying itself. */
+                           Linux), without copying itself: for the owner's
+                           requests only (the server waits while such a
+                           program starts); a child's is an ordinary fork. */
 } libforks_ForkRequest;
 
 libforks_Result libforks_fork_async(libforks_ServerConn conn,

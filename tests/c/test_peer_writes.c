@@ -10,6 +10,9 @@
  *   - an in-place exec (spec_queued) whose spec never came and whose
  *     socket's send buffer is full: the child's failure report is dropped (the
  *     server is suspended while such a child runs), the child exits 127.
+ *   - a child's fork with spec_queued is an ordinary fork, not one the
+ *     server waits for (its chdir and execve follow paths the child chose):
+ *     a spec sent 200 ms after the request still runs.
  * After each, the owner's next request is answered within 1 s (it takes
  * about a millisecond; a server stuck in write(2) never answers). */
 #include "check.h"
@@ -87,6 +90,39 @@ static void full_exec_socket(void) {
   close(pair[1]);
 }
 
+/* Claims its spec is queued, sends it 200 ms later, reports the outcome. */
+static void entry_late_spec(libforks_ServerConn own, int socket_fd) {
+  int pair[2], reply_fd;
+  if (libforks_socketpair(pair) != 0) _exit(2);
+  libforks_ForkRequest request = {.size = sizeof request, .entrypoint = libforks_exec_entrypoint,
+                                  .socket_fd = pair[1], .exit_fd = -1, .spec_queued = true};
+  if (libforks_fork_async(own, &request, &reply_fd) != libforks_OK) _exit(3);
+  close(pair[1]);
+  libforks_Reply reply;
+  int result = libforks_reply_read(reply_fd, &reply);
+  if (result == libforks_OK) {
+    usleep(200 * 1000);
+    const char *argv[] = {"true", NULL}, *envp[] = {NULL};
+    result = libforks_send_exec_spec(pair[0], "/bin/true", argv, envp, NULL, NULL, NULL, 0);
+    if (result == libforks_OK) result = libforks_read_exec_result(pair[0], NULL);
+    else close(pair[0]);
+  }
+  if (write(socket_fd, &result, sizeof result) != sizeof result) _exit(4);
+  _exit(0);
+}
+
+static void child_spec_queued(void) {
+  int socket_fd, exit_fd;
+  CHECK_OK(libforks_fork(conn, NULL, &socket_fd, &exit_fd, entry_late_spec));
+  check_server_answers("a child's spec_queued fork");
+  CHECK(readable_within(socket_fd, 5000));
+  int result;
+  CHECK(read(socket_fd, &result, sizeof result) == sizeof result);
+  CHECK_RESULT((libforks_Result)result, libforks_OK);
+  CHECK(WEXITSTATUS(read_exit_event(exit_fd, 5000).wait_status) == 0);
+  close(socket_fd);
+}
+
 int main(void) {
   test_deadline(30);
   signal(SIGPIPE, SIG_IGN);
@@ -94,6 +130,7 @@ int main(void) {
   full_reply_pipe();
   full_exit_pipe();
   full_exec_socket();
+  child_spec_queued();
   check_server_answers("all of them");
   CHECK_OK(libforks_stop(conn, true));
   return 0;
