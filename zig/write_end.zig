@@ -38,6 +38,9 @@ var pipe_dev: u64 = 0;
 /// An fd kept only to be given up: when the server is out of fds the
 /// re-open needs one for a moment (the received fd is closed right after).
 var spare_fd: sys.fd_t = -1;
+/// What the spare is a copy of: the server's own wake pipe, never a peer's
+/// pipe (a copy of that would keep its reader from seeing end-of-file).
+var spare_source: sys.fd_t = -1;
 /// /proc/self/fd of the server, held open: a re-open is then one name
 /// looked up in it, not a walk of the whole path (a few microseconds per
 /// request on these machines).
@@ -55,6 +58,7 @@ pub fn init(own_pipe: sys.fd_t) void {
         var st: std.os.linux.Stat = undefined;
         if (fstat(own_pipe, &st)) pipe_dev = st.dev;
     }
+    spare_source = own_pipe;
     spare_fd = sys.fcntl(own_pipe, sys.F_DUPFD_CLOEXEC, @as(c_int, 3));
     if (sys.is_linux) {
         fd_dir = sys.open("/proc/self/fd", sys.O_RDONLY | sys.O_DIRECTORY | sys.O_CLOEXEC);
@@ -85,28 +89,34 @@ pub fn adopt(fd: sys.fd_t) sys.fd_t {
         _ = sys.close(fd);
         return -1;
     }
+    if (spare_fd < 0) retakeSpare(); // given up earlier, when fds ran out
     var name_buf: [16]u8 = undefined;
     const name = std.fmt.bufPrintZ(&name_buf, "{d}", .{fd}) catch unreachable;
     const flags = sys.O_WRONLY | sys.O_NONBLOCK | sys.O_CLOEXEC;
     var own = sys.openat(fd_dir, name.ptr, flags);
-    if (own < 0 and sys.errno() == sys.E.MFILE and spare_fd >= 0) {
+    var err = sys.errno();
+    var spare_used = false;
+    if (own < 0 and err == sys.E.MFILE and spare_fd >= 0) {
         _ = sys.close(spare_fd);
+        spare_fd = -1;
+        spare_used = true;
         own = sys.openat(fd_dir, name.ptr, flags);
-        spare_fd = sys.fcntl(if (own >= 0) own else fd, sys.F_DUPFD_CLOEXEC, @as(c_int, 3));
+        err = sys.errno();
     }
-    if (own < 0) {
-        const err = sys.errno();
-        // ENOENT/EACCES: no usable /proc here; fall back for this and
-        // every later pipe.
-        if (err == sys.E.NOENT or err == sys.E.ACCES) {
-            reopen_works = false;
-            return adoptShared(fd);
-        }
-        _ = sys.close(fd);
-        return -1;
+    if (own < 0 and (err == sys.E.NOENT or err == sys.E.ACCES)) {
+        // No usable /proc here: fall back for this and every later pipe.
+        reopen_works = false;
+        if (spare_used) retakeSpare();
+        return adoptShared(fd);
     }
     _ = sys.close(fd);
-    return own;
+    // The received fd is closed now: its number is free for the spare.
+    if (spare_used) retakeSpare();
+    return own; // -1 when even the spare did not make room
+}
+
+fn retakeSpare() void {
+    spare_fd = sys.fcntl(spare_source, sys.F_DUPFD_CLOEXEC, @as(c_int, 3));
 }
 
 fn adoptShared(fd: sys.fd_t) sys.fd_t {
@@ -204,4 +214,52 @@ test "only anonymous pipes are adopted" {
     try std.testing.expect(orphan >= 0);
     defer _ = sys.close(orphan);
     try std.testing.expect(!put(orphan, "12345678"));
+}
+
+test "out of fds, a re-open still works through the spare, which is then taken back" {
+    if (!sys.is_linux) return error.SkipZigTest;
+    var own: [2]sys.fd_t = undefined;
+    try std.testing.expectEqual(@as(c_int, 0), sys.pipeCloexec(&own));
+    defer _ = sys.close(own[0]);
+    defer _ = sys.close(own[1]);
+    init(own[0]);
+    defer closeHeld();
+    var peer: [2]sys.fd_t = undefined;
+    try std.testing.expectEqual(@as(c_int, 0), sys.pipeCloexec(&peer));
+    defer _ = sys.close(peer[0]);
+    defer _ = sys.close(peer[1]);
+    const received = sys.fcntl(peer[1], sys.F_DUPFD_CLOEXEC, @as(c_int, 3));
+    try std.testing.expect(received >= 0);
+
+    // Fill the fd table to the soft limit, lowered for this test.
+    var saved: sys.rlimit = undefined;
+    try std.testing.expectEqual(@as(c_int, 0), sys.getrlimit(sys.RLIMIT_NOFILE, &saved));
+    defer _ = sys.setrlimit(sys.RLIMIT_NOFILE, &saved);
+    var highest: sys.fd_t = received;
+    for ([_]sys.fd_t{ own[0], own[1], peer[0], peer[1], spare_fd, fd_dir }) |fd| highest = @max(highest, fd);
+    const low = sys.rlimit{ .cur = @intCast(highest + 64), .max = saved.max };
+    try std.testing.expectEqual(@as(c_int, 0), sys.setrlimit(sys.RLIMIT_NOFILE, &low));
+    var fillers: [128]sys.fd_t = undefined;
+    var filled: usize = 0;
+    defer for (fillers[0..filled]) |fd| {
+        _ = sys.close(fd);
+    };
+    while (filled < fillers.len) {
+        const fd = sys.fcntl(own[0], sys.F_DUPFD_CLOEXEC, @as(c_int, 3));
+        if (fd < 0) break;
+        fillers[filled] = fd;
+        filled += 1;
+    }
+    try std.testing.expect(sys.fcntl(own[0], sys.F_DUPFD_CLOEXEC, @as(c_int, 3)) < 0);
+
+    const adopted = adopt(received);
+    try std.testing.expect(adopted >= 0);
+    defer _ = sys.close(adopted);
+    try std.testing.expect(put(adopted, "12345678"));
+    // The spare is back, and it is a copy of the server's own pipe.
+    try std.testing.expect(spare_fd >= 0);
+    var spare_st: std.os.linux.Stat = undefined;
+    var own_st: std.os.linux.Stat = undefined;
+    try std.testing.expect(fstat(spare_fd, &spare_st) and fstat(own[0], &own_st));
+    try std.testing.expectEqual(own_st.ino, spare_st.ino);
 }
