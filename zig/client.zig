@@ -58,8 +58,8 @@ const CleanServer = struct {
     fd: sys.fd_t,
 };
 
-/// A child's connection: the socket all children of the server send
-/// requests on (server.zig). Each child is a separate process, so one
+/// A child's connection: its own socket to the server, made by the server
+/// at its fork (server.zig). Each child is a separate process, so one
 /// static slot per process is enough and no allocation happens after fork.
 var child_conn: ConnState = .{ .fd = -1, .server_pid = 0, .owner_pid = 0, .heap = false };
 
