@@ -31,7 +31,7 @@ comptime {
     std.debug.assert(limits.max_children < owner);
 }
 
-pub const Child = struct {
+pub const Child = extern struct {
     /// 0: the slot is free; -1: taken by a fork in progress.
     pid: sys.pid_t,
     /// The server's end of the exit pipe, or -1.
@@ -55,8 +55,11 @@ pub const Child = struct {
     pending: u32,
 };
 
-pub const Table = struct {
-    slots: [limits.max_children]Child,
+/// extern, so the layout is as written: the counters every fork and exit
+/// updates share a page with the first slots. After each fork every page
+/// the server writes costs it a copy-on-write fault (a few microseconds
+/// here), so the pages a fork round trip touches are kept few.
+pub const Table = extern struct {
     /// Slots at or above this index are free.
     high: usize,
     /// No free slot below this index.
@@ -66,6 +69,10 @@ pub const Table = struct {
     /// Taken slots whose parent is not the owner: what the owner's reserve
     /// is measured against.
     forked_by_children: usize,
+    /// The next child's connection, made while the server is idle: a
+    /// socket pair costs more than the rest of a fork request's work.
+    spare_conn: [2]sys.fd_t,
+    slots: [limits.max_children]Child,
 };
 
 /// All zeroes (the server's zeroed global) is not yet valid: reset first.
@@ -74,6 +81,7 @@ pub fn reset(table: *Table) void {
     table.first_free = 0;
     table.count = 0;
     table.forked_by_children = 0;
+    table.spare_conn = .{ -1, -1 };
 }
 
 pub fn get(table: *Table, slot: Peer) *Child {

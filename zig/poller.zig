@@ -13,6 +13,11 @@ const limits = @import("limits.zig");
 
 pub const Event = struct { key: u64, events: u32 };
 
+/// Events taken per wait. Small, so the loop's stack stays on the pages it
+/// already has (each page written after a fork costs a copy-on-write
+/// fault); level-triggered, so whatever does not fit comes at the next wait.
+pub const batch = 16;
+
 /// Event bits, the same values for epoll and poll on Linux.
 pub const IN: u32 = 0x1;
 pub const ERR: u32 = 0x8;
@@ -103,7 +108,7 @@ pub fn wait(out: []Event, timeout_ms: c_int) isize {
         return @intCast(stored);
     }
     const linux = std.os.linux;
-    var events: [64]linux.epoll_event = undefined;
+    var events: [batch]linux.epoll_event = undefined;
     const max: u32 = @intCast(@min(out.len, events.len));
     const rc = linux.epoll_wait(epoll_fd, &events, max, timeout_ms);
     if (linux.E.init(rc) != .SUCCESS) {

@@ -66,9 +66,6 @@ pub const State = struct {
     /// pair made at its fork, so what one child does to its socket
     /// (shutdown, a full queue, garbage) touches no other peer.
     table: peers.Table,
-    /// The next child's connection, made while the server is idle: a
-    /// socket pair costs more than the rest of a fork request's work.
-    spare_conn: [2]sys.fd_t,
     pending: [limits.max_pending]Pending,
     pending_count: usize,
     /// Pending requests of peers other than the owner.
@@ -121,7 +118,6 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, kind: Kind) noreturn {
     entry_cache.reset();
     state.owner_fd = owner_fd;
     peers.reset(&state.table);
-    state.spare_conn = .{ -1, -1 };
     state.pending_count = 0;
     state.peer_pending = 0;
     exits.reset(&state.exits);
@@ -277,11 +273,11 @@ fn childKey(slot: Peer) u64 {
 }
 
 fn serve() noreturn {
-    var events: [64]poller.Event = undefined;
+    var events: [poller.batch]poller.Event = undefined;
     while (true) {
         if (state.exit_when_empty and state.table.count == 0) finish();
-        if (state.phase == .serving and state.spare_conn[0] < 0) {
-            if (sys.socketpairCloexec(sys.message_socket_type, &state.spare_conn) != 0) state.spare_conn = .{ -1, -1 };
+        if (state.phase == .serving and state.table.spare_conn[0] < 0) {
+            if (sys.socketpairCloexec(sys.message_socket_type, &state.table.spare_conn) != 0) state.table.spare_conn = .{ -1, -1 };
         }
 
         const ready = poller.wait(&events, pollTimeout());
@@ -512,8 +508,8 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
     // The child's own connection. The server never writes to it, so a
     // child that stops reading, shuts it down or fills it hurts only its
     // own requests.
-    var conn: [2]sys.fd_t = state.spare_conn;
-    state.spare_conn = .{ -1, -1 };
+    var conn: [2]sys.fd_t = state.table.spare_conn;
+    state.table.spare_conn = .{ -1, -1 };
     if (conn[0] < 0 and sys.socketpairCloexec(sys.message_socket_type, &conn) != 0) {
         const err = sys.errno();
         if (exit_fd >= 0) _ = sys.close(exit_fd);
@@ -632,7 +628,7 @@ pub fn forEachServerFd(context: anytype, comptime visit: fn (@TypeOf(context), s
     if (state.owner_fd >= 0) visit(context, state.owner_fd);
     if (poller.fd() >= 0) visit(context, poller.fd());
     write_end.forEachFd(context, visit);
-    for (state.spare_conn) |fd| if (fd >= 0) visit(context, fd);
+    for (state.table.spare_conn) |fd| if (fd >= 0) visit(context, fd);
     for (state.table.slots[0..state.table.high]) |c| {
         if (c.pid == 0) continue;
         if (c.exit_fd >= 0) visit(context, c.exit_fd);
