@@ -15,8 +15,8 @@ const exec = @import("exec.zig");
 const tree = @import("tree.zig");
 
 pub const Start = struct {
-    /// The children's socket to the server (server.zig), the child's
-    /// connection.
+    /// The child's end of its own connection to the server, made at its
+    /// fork (server.zig).
     conn_fd: sys.fd_t,
     /// The child's end of the socket to the caller, or -1.
     channel_fd: sys.fd_t,

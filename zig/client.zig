@@ -67,8 +67,8 @@ const CleanServer = struct {
     fd: sys.fd_t,
 };
 
-/// A child's connection: the socket all children of the server send
-/// requests on (server.zig). Each child is a separate process, so one
+/// A child's connection: its own socket to the server, made by the server
+/// at its fork (server.zig). Each child is a separate process, so one
 /// static slot per process is enough and no allocation happens after fork.
 var child_conn: ConnState = .{ .fd = -1, .server_pid = 0, .owner_pid = 0, .heap = false };
 
@@ -293,7 +293,14 @@ fn sendRequest(state: *ConnState, request: *const protocol.Request, extra_fds: [
     var fds: [protocol.max_request_fds]sys.fd_t = undefined;
     fds[0] = pipe_fds[1];
     @memcpy(fds[1..][0..extra_fds.len], extra_fds);
-    const sent = fdpass.sendFlags(state.fd, request.bytes(), fds[0 .. 1 + extra_fds.len], if (nonblocking) sys.MSG_DONTWAIT else 0);
+    const flags: c_int = if (nonblocking) sys.MSG_DONTWAIT else 0;
+    const message = request.bytes();
+    const attached = fds[0 .. 1 + extra_fds.len];
+    // A stop names its sender (server.zig checks it is the owner).
+    const sent = if (request.header.op == .stop)
+        fdpass.sendWithCredentials(state.fd, message, attached, flags)
+    else
+        fdpass.sendFlags(state.fd, message, attached, flags);
     const send_errno = sys.errno();
     _ = sys.close(pipe_fds[1]);
     if (sent != 0) {

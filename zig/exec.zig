@@ -53,7 +53,10 @@ pub fn entrypoint(_: client.ServerConn, socket_fd: c_int) callconv(.c) void {
     var control = socket_fd;
     runSpec(&control) catch {
         const record = ErrorRecord{ .step = @intFromEnum(last_failure.step), .error_number = last_failure.error_number };
-        _ = fdpass.send(control, std.mem.asBytes(&record), &.{});
+        // An in-place child runs while the server is suspended (vfork), and
+        // the caller holds the other end of this socket: a full queue must
+        // cost the report, not the server.
+        _ = fdpass.sendFlags(control, std.mem.asBytes(&record), &.{}, if (in_place) sys.MSG_DONTWAIT else 0);
         sys._exit(127);
     };
 }

@@ -22,7 +22,7 @@ fn cmsgSpace(data_len: usize) usize {
 /// struct ucred (Linux SCM_CREDENTIALS): pid, uid, gid.
 const Ucred = extern struct { pid: sys.pid_t, uid: u32, gid: u32 };
 const SCM_CREDENTIALS: c_int = 2;
-const creds_space = if (sys.is_linux) cmsgSpace(@sizeOf(Ucred)) else 0;
+const creds_space: usize = if (sys.is_linux) cmsgSpace(@sizeOf(Ucred)) else 0;
 
 const control_capacity = cmsgSpace(max_fds * @sizeOf(sys.fd_t)) + creds_space;
 
@@ -40,33 +40,59 @@ pub fn send(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t) c_int 
 /// send() with extra flags (MSG_DONTWAIT: EAGAIN instead of waiting for
 /// room; on a message socket nothing is sent then).
 pub fn sendFlags(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, flags: c_int) c_int {
+    return sendControl(socket_fd, data, fds, flags, false);
+}
+
+/// sendFlags() that also attaches the sender's credentials (Linux
+/// SCM_CREDENTIALS; the kernel refuses a pid, uid or gid that is not the
+/// sender's own), so a receiver that turns SO_PASSCRED on only after this
+/// was sent still learns who sent it. Elsewhere, the same as sendFlags.
+pub fn sendWithCredentials(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, flags: c_int) c_int {
+    return sendControl(socket_fd, data, fds, flags, sys.is_linux);
+}
+
+fn sendControl(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, flags: c_int, credentials: bool) c_int {
     if (data.len == 0 or fds.len > max_fds) {
         sys.setErrno(sys.E.INVAL);
         return -1;
     }
     var control: ControlBuffer = .{};
     var sent: usize = 0;
-    var fds_pending = fds.len > 0;
+    var control_pending = fds.len > 0 or credentials;
     while (sent < data.len) {
         var iov = [1]sys.iovec{.{ .base = @constCast(data.ptr + sent), .len = data.len - sent }};
         var message = sys.msghdr{ .iov = &iov, .iovlen = 1, .control = null, .controllen = 0 };
-        if (fds_pending) {
+        if (control_pending) {
             const fds_bytes = fds.len * @sizeOf(sys.fd_t);
-            @memset(control.bytes[0..cmsgSpace(fds_bytes)], 0);
-            const header: *sys.cmsghdr = @ptrCast(&control.bytes);
-            header.len = @intCast(cmsg_data_offset + fds_bytes);
-            header.level = sys.SOL_SOCKET;
-            header.type = sys.SCM_RIGHTS;
-            @memcpy(control.bytes[cmsg_data_offset..][0..fds_bytes], std.mem.sliceAsBytes(fds));
+            var used: usize = 0;
+            const total = (if (fds.len > 0) cmsgSpace(fds_bytes) else 0) + (if (credentials) creds_space else 0);
+            @memset(control.bytes[0..total], 0);
+            if (fds.len > 0) {
+                const header: *sys.cmsghdr = @ptrCast(&control.bytes);
+                header.len = @intCast(cmsg_data_offset + fds_bytes);
+                header.level = sys.SOL_SOCKET;
+                header.type = sys.SCM_RIGHTS;
+                @memcpy(control.bytes[cmsg_data_offset..][0..fds_bytes], std.mem.sliceAsBytes(fds));
+                used = cmsgSpace(fds_bytes);
+            }
+            if (credentials) {
+                const header: *sys.cmsghdr = @ptrCast(@alignCast(&control.bytes[used]));
+                header.len = @intCast(cmsg_data_offset + @sizeOf(Ucred));
+                header.level = sys.SOL_SOCKET;
+                header.type = SCM_CREDENTIALS;
+                const creds = Ucred{ .pid = sys.getpid(), .uid = sys.getuid(), .gid = sys.getgid() };
+                @memcpy(control.bytes[used + cmsg_data_offset ..][0..@sizeOf(Ucred)], std.mem.asBytes(&creds));
+                used += creds_space;
+            }
             message.control = &control.bytes;
-            message.controllen = @intCast(cmsgSpace(fds_bytes));
+            message.controllen = @intCast(used);
         }
         const n = sys.sendmsg(socket_fd, &message, sys.MSG_NOSIGNAL | flags);
         if (n < 0) {
             if (sys.errno() == sys.E.INTR) continue;
             return -1;
         }
-        fds_pending = false;
+        control_pending = false;
         sent += @intCast(n);
     }
     return 0;

@@ -9,6 +9,30 @@ pub const max_children = 4096;
 pub const max_pending = 1024;
 /// Exits remembered for a later libforks_wait.
 pub const max_exit_records = 1024;
+
+// What one peer may hold. The owner (the process that started the server)
+// may use every table to its end; a child of the server is a peer with a
+// quota of its own, and all children together stop short of each table's
+// end by the owner's reserve, so no child, and no set of children, can
+// make the owner's fork or wait fail with LIMIT_ERROR while the owner
+// itself is below reserve. A child's quota counts its whole subtree
+// (everything forked through the server by it and by its descendants), so
+// forking does not multiply it.
+
+/// Running processes in one child's subtree, the child itself excluded.
+pub const max_children_per_peer = 256;
+/// Running children the owner alone may still fork when its children's
+/// subtrees have taken all they may.
+pub const owner_reserved_children = 1024;
+/// Outstanding waits of one child (its own requests, not its subtree's).
+pub const max_pending_per_peer = 64;
+/// Outstanding waits only the owner's requests may take.
+pub const owner_reserved_pending = 256;
+/// Remembered exits of processes a child forked (per forking child).
+pub const max_exit_records_per_peer = 64;
+/// Remembered exits of processes children forked, all children together,
+/// in a table of their own: max_exit_records stay the owner's (exits.zig).
+pub const max_peer_exit_records = 256;
 /// Longest library path accepted by libforks_fork_symbol, NUL included.
 pub const max_path = 4096;
 /// Longest symbol name accepted by libforks_fork_symbol, NUL included.

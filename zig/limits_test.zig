@@ -22,4 +22,10 @@ test "header limits match limits.zig" {
     try std.testing.expectEqual(@as(u64, limits.max_symbol), try published("LIBFORKS_MAX_SYMBOL"));
     try std.testing.expectEqual(@as(u64, limits.max_fds_per_message), try published("LIBFORKS_MAX_FDS"));
     try std.testing.expectEqual(@as(u64, limits.max_share_tokens), try published("LIBFORKS_MAX_SHARE_TOKENS"));
+    try std.testing.expectEqual(@as(u64, limits.max_children_per_peer), try published("LIBFORKS_MAX_CHILDREN_PER_PEER"));
+    try std.testing.expectEqual(@as(u64, limits.owner_reserved_children), try published("LIBFORKS_OWNER_RESERVED_CHILDREN"));
+    try std.testing.expectEqual(@as(u64, limits.max_pending_per_peer), try published("LIBFORKS_MAX_PENDING_PER_PEER"));
+    try std.testing.expectEqual(@as(u64, limits.owner_reserved_pending), try published("LIBFORKS_OWNER_RESERVED_PENDING"));
+    try std.testing.expectEqual(@as(u64, limits.max_exit_records_per_peer), try published("LIBFORKS_MAX_EXIT_RECORDS_PER_PEER"));
+    try std.testing.expectEqual(@as(u64, limits.max_peer_exit_records), try published("LIBFORKS_MAX_PEER_EXIT_RECORDS"));
 }

@@ -276,6 +276,9 @@ test {
     _ = @import("entry_cache.zig");
     _ = handles;
     _ = @import("tree.zig");
+    _ = @import("peers.zig");
+    _ = @import("write_end.zig");
+    _ = @import("exits.zig");
 }
 
 /// A failed assertion is a bug in libforks. In a server or a fresh child

@@ -2,12 +2,16 @@
 //!
 //! It is a copy of a possibly multithreaded caller, so it runs under the
 //! rules for a child of fork(2) in a multithreaded process: only
-//! async-signal-safe calls (read, write, poll, fork, wait4, kill, close...),
+//! async-signal-safe calls (read, write, open, epoll, fork, wait4, kill, close...),
 //! no allocation, no lock. Every table is a fixed array in this file's
 //! state, sized by limits.zig.
 //!
-//! One poll loop serves every connection. No request blocks it: waits are
-//! recorded as pending and answered when a child exits.
+//! One poll loop serves every connection: the owner's, and one per child,
+//! made at its fork. No request blocks it: waits are recorded as pending
+//! and answered when a child exits. Nothing a peer controls blocks it
+//! either: replies and exit events go through write ends of the server's
+//! own (write_end.zig), and a connection that ends or breaks is closed
+//! and forgotten, never polled again. Who may do what is peers.zig's.
 
 const std = @import("std");
 const sys = @import("sys.zig");
@@ -17,16 +21,13 @@ const fdpass = @import("fdpass.zig");
 const child = @import("child.zig");
 const exec = @import("exec.zig");
 const entry_cache = @import("entry_cache.zig");
+const peers = @import("peers.zig");
+const poller = @import("poller.zig");
+const write_end = @import("write_end.zig");
+const exits = @import("exits.zig");
 const tree = @import("tree.zig");
 const Result = @import("result.zig").Result;
-
-const Child = struct {
-    pid: sys.pid_t,
-    /// Write end of the exit pipe, or -1.
-    exit_fd: sys.fd_t,
-    /// Flags.exit_rusage: the exit fd gets the rusage after the event.
-    exit_rusage: bool = false,
-};
+const Peer = peers.Peer;
 
 const PendingKind = enum { wait_pid, wait_any, wait_all, stop };
 
@@ -34,13 +35,11 @@ const Pending = struct {
     kind: PendingKind,
     pid: sys.pid_t,
     reply_fd: sys.fd_t,
+    /// Who asked: a wait is answered within its peer's subtree only.
+    peer: Peer,
 };
 
-const ExitRecord = struct {
-    pid: sys.pid_t,
-    status: c_int,
-    rusage: sys.rusage,
-};
+const ExitRecord = exits.Record;
 
 const Phase = enum {
     serving,
@@ -68,22 +67,15 @@ pub const State = struct {
     /// means the owner is gone, and only it may stop the server. -1 once
     /// it ended.
     owner_fd: sys.fd_t,
-    /// One socket for every child's requests: the server reads
-    /// children_fd, and each new child keeps children_peer_fd as its
-    /// connection. A request brings its own reply pipe (protocol.zig), so
-    /// a connection only ever carries requests and one socket serves all
-    /// children. A socket pair per child would cost two sockets per fork
-    /// and one more wake-up of the server per exit (its end closing).
-    children_fd: sys.fd_t,
-    children_peer_fd: sys.fd_t,
-    children: [limits.max_children]Child,
-    child_count: usize,
+    /// Running children; each also has a connection of its own, a socket
+    /// pair made at its fork, so what one child does to its socket
+    /// (shutdown, a full queue, garbage) touches no other peer.
+    table: peers.Table,
     pending: [limits.max_pending]Pending,
     pending_count: usize,
-    exits: [limits.max_exit_records]ExitRecord,
-    exit_head: usize,
-    exit_span: usize,
-    exit_count: usize,
+    /// Pending requests of peers other than the owner.
+    peer_pending: usize,
+    exits: exits.Store,
 
     phase: Phase,
     kill_deadline_ms: i64,
@@ -98,7 +90,7 @@ pub const State = struct {
     /// More than max_inherited: children close the server's fds one by one.
     inherited_overflow: bool,
     /// max_children, or fewer when the fd limit cannot hold that many
-    /// (one fd per child): past it, fork answers LIMIT_ERROR instead of
+    /// (three fds per child): past it, fork answers LIMIT_ERROR instead of
     /// failing in odd places.
     child_limit: usize,
 
@@ -131,13 +123,10 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
     tree.reset(owner_pidfd);
     entry_cache.reset();
     state.owner_fd = owner_fd;
-    state.children_fd = -1;
-    state.children_peer_fd = -1;
-    state.child_count = 0;
+    peers.reset(&state.table);
     state.pending_count = 0;
-    state.exit_count = 0;
-    state.exit_head = 0;
-    state.exit_span = 0;
+    state.peer_pending = 0;
+    exits.reset(&state.exits);
     state.phase = .serving;
     state.killed = false;
     state.exit_when_empty = false;
@@ -163,21 +152,26 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
         announce(owner_fd, .{ .result = @intFromEnum(Result.PIPE_CREATION_ERROR), .error_number = sys.errno() }, -1);
         sys._exit(1);
     }
-    var children_pair: [2]sys.fd_t = undefined;
-    if (sys.socketpairCloexec(sys.message_socket_type, &children_pair) != 0) {
+    write_end.init(state.wake_pipe[0]);
+    if (!poller.init() or !poller.add(state.wake_pipe[0], key_wake) or !poller.add(owner_fd, key_owner) or
+        (owner_pidfd >= 0 and !poller.add(owner_pidfd, key_owner_pidfd)))
+    {
         announce(owner_fd, .{ .result = @intFromEnum(Result.SOCKET_CREATION_ERROR), .error_number = sys.errno() }, -1);
         sys._exit(1);
     }
-    state.children_fd = children_pair[0];
-    state.children_peer_fd = children_pair[1];
+    announce(owner_fd, .{ .result = @intFromEnum(Result.OK), .pid = state.server_pid }, tree.state.dir_fd);
     // The kernel then stamps every message on the owner's connection with
     // its sender's pid, so a process that obtained a copy of that socket
-    // still cannot stop the server.
+    // still cannot stop the server. Set after the announcement, the
+    // server's one send on that socket: Linux gives a socket with
+    // SO_PASSCRED that sends an autobound abstract address, and this one
+    // must have no address at all. A message sent before this line has no
+    // credentials, which is why the client attaches its own to a stop
+    // request (the kernel checks them: a process can only claim its pid).
     if (sys.is_linux) {
         const on: c_int = 1;
         _ = sys.setsockopt(owner_fd, sys.SOL_SOCKET, sys.SO_PASSCRED, &on, @sizeOf(c_int));
     }
-    announce(owner_fd, .{ .result = @intFromEnum(Result.OK), .pid = state.server_pid }, tree.state.dir_fd);
 
     sys.unblockAllSignals();
     serve();
@@ -185,8 +179,10 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
 
 /// `with_fd` (the tree's cgroup directory, or -1) goes to the owner.
 fn announce(fd: sys.fd_t, hello: protocol.Reply, with_fd: sys.fd_t) void {
+    // A fresh socket with an empty queue, yet the owner holds its other
+    // end: never wait on it.
     const fds = [1]sys.fd_t{with_fd};
-    _ = fdpass.send(fd, std.mem.asBytes(&hello), if (with_fd >= 0) &fds else &.{});
+    _ = fdpass.sendFlags(fd, std.mem.asBytes(&hello), if (with_fd >= 0) &fds else &.{}, sys.MSG_DONTWAIT);
 }
 
 fn onSignal(sig: c_int) callconv(.c) void {
@@ -256,12 +252,13 @@ fn closeOrRecord(scan: *InheritedScan, fd: sys.fd_t) void {
     }
 }
 
-/// The server holds one fd per running child (its exit pipe) plus one per
-/// pending request; the common soft limit of 1024 would cap children far
-/// below max_children. Children get the caller's limit back.
+/// The server holds three fds per running child (its exit pipe and both
+/// ends of its connection) plus one per pending request; the common soft limit of 1024
+/// would cap children far below max_children. Children get the caller's
+/// limit back.
 fn raiseFdLimit() void {
     const reserve: u64 = limits.max_pending + 64;
-    const needed: u64 = limits.max_children + reserve;
+    const needed: u64 = fds_per_child * limits.max_children + reserve;
     state.child_limit = limits.max_children;
     if (sys.getrlimit(sys.RLIMIT_NOFILE, &state.caller_nofile) != 0) return;
     var usable = state.caller_nofile.cur;
@@ -269,66 +266,82 @@ fn raiseFdLimit() void {
         const raised = sys.rlimit{ .cur = @min(needed, state.caller_nofile.max), .max = state.caller_nofile.max };
         if (sys.setrlimit(sys.RLIMIT_NOFILE, &raised) == 0) usable = raised.cur;
     }
-    // Each child costs an exit pipe end and, briefly, the fds of its
-    // request. Under a low limit, keep half for the rest.
+    // Each child costs an exit pipe end, its connection and, briefly, the
+    // fds of its request. Under a low limit, keep half for the rest.
     const kept = @min(reserve, usable / 2);
-    const fit = usable - kept;
+    const fit = (usable - kept) / fds_per_child;
     state.child_limit = @intCast(@max(1, @min(fit, limits.max_children)));
 }
 
+const fds_per_child = 3;
+
 // ---------------------------------------------------------------- loop
 
+// Poller keys: a child's connection is its slot and the slot's generation,
+// so an event read in the same batch as that child's exit is not taken
+// for the next child in the slot.
+const key_owner_pidfd: u64 = 1 << 61;
+const key_wake: u64 = 1 << 62;
+const key_owner: u64 = 1 << 63;
+
+fn childKey(slot: Peer) u64 {
+    return @as(u64, state.table.slots[slot].generation) << 16 | slot;
+}
+
 fn serve() noreturn {
+    var events: [poller.batch]poller.Event = undefined;
     while (true) {
         // Adopted orphans of the tree count too: the server outlives
         // every process it may still have to kill or reap.
-        if (state.exit_when_empty and state.child_count == 0 and !tree.hasChildren()) finish();
+        if (state.exit_when_empty and state.table.count == 0 and !tree.hasChildren()) finish();
+        if (state.phase == .serving and state.table.spare_conn[0] < 0) {
+            if (sys.socketpairCloexec(sys.message_socket_type, &state.table.spare_conn) != 0) state.table.spare_conn = .{ -1, -1 };
+        }
 
-        // poll(2) skips a negative fd: a socket that was closed.
-        var poll_fds = [4]sys.pollfd{
-            .{ .fd = state.wake_pipe[0], .events = sys.POLLIN, .revents = 0 },
-            .{ .fd = state.owner_fd, .events = sys.POLLIN, .revents = 0 },
-            .{ .fd = state.children_fd, .events = sys.POLLIN, .revents = 0 },
-            .{ .fd = tree.state.owner_pidfd, .events = sys.POLLIN, .revents = 0 },
-        };
-        const ready = sys.poll(&poll_fds, poll_fds.len, pollTimeout());
+        const ready = poller.wait(&events, pollTimeout());
         if (ready < 0 and sys.errno() != sys.E.INTR) {
-            // poll(2) fails only on EINVAL/ENOMEM/EFAULT; a server that can
+            // The wait fails only on EINVAL/ENOMEM/EFAULT; a server that can
             // no longer wait must not spin, so it shuts down as if orphaned.
             beginTermination();
         }
+        const batch = events[0..@intCast(@max(ready, 0))];
 
         // SIGCHLD writes to the wake pipe: reap only then (wait4 scans
-        // every child, a cost that grows with their number).
-        if (ready > 0 and poll_fds[0].revents != 0) {
+        // every child, a cost that grows with their number). Reaped first,
+        // so requests in this batch see the exits.
+        for (batch) |event| {
+            if (event.key != key_wake) continue;
             drainWakePipe();
             reapChildren();
             // A process that died left its children to the server: they
             // get what the rest of the tree got.
-            if (state.phase == .terminating) {
-                if (state.killed) tree.signalAdopted(sys.SIGKILL, &isInTable, false) else tree.signalAdopted(sys.SIGTERM, &isInTable, true);
-            }
-        }
-        if (ready > 0 and poll_fds[3].revents != 0) ownerExited();
-
-        if (ready > 0) {
-            const owner_events = poll_fds[1].revents;
-            if (owner_events & sys.POLLIN != 0) {
-                handleReadable(.owner);
-            } else if (owner_events & (sys.POLLHUP | sys.POLLERR | sys.POLLNVAL) != 0) {
-                dropOwner();
-            }
-            const children_events = poll_fds[2].revents;
-            if (children_events & sys.POLLIN != 0) {
-                handleReadable(.children);
-            } else if (children_events & (sys.POLLHUP | sys.POLLERR | sys.POLLNVAL) != 0) {
-                // The server holds both ends, so this socket cannot end; if
-                // it breaks anyway, no child can be served: close it (so
-                // poll does not report it again) and shut down.
-                _ = sys.close(state.children_fd);
-                state.children_fd = -1;
+            if (state.phase == .terminating) signalAdoptedAsTree();
+            // The server holds both ends, so the pipe cannot hang up; if it
+            // fails anyway, signals are lost: close it (nothing polls it
+            // again), reap at every turn instead, and shut down.
+            if (event.events & (poller.HUP | poller.ERR) != 0) {
+                poller.remove(state.wake_pipe[0]);
+                _ = sys.close(state.wake_pipe[0]);
+                state.wake_pipe[0] = -1;
                 beginTermination();
             }
+        }
+        if (state.wake_pipe[0] < 0) reapChildren();
+        for (batch) |event| {
+            if (event.key == key_wake) continue;
+            if (event.key == key_owner_pidfd) {
+                if (tree.state.owner_pidfd >= 0) ownerExited();
+                continue;
+            }
+            const hung_up = event.events & (poller.HUP | poller.ERR) != 0;
+            if (event.key == key_owner) {
+                if (state.owner_fd >= 0) handleReadable(peers.owner, hung_up);
+                continue;
+            }
+            const slot: Peer = @truncate(event.key);
+            if (slot >= state.table.high or !peers.isRunning(&state.table, slot)) continue;
+            if (childKey(slot) != event.key or state.table.slots[slot].conn_fd < 0) continue;
+            handleReadable(slot, hung_up);
         }
 
         checkOwnerAlive();
@@ -368,12 +381,18 @@ fn checkOwnerAlive() void {
     if (tree.ownerProbeSaysGone(state.owner_pid)) beginTermination();
 }
 
-/// The owner's pidfd stays readable: closed at once, so poll never
-/// reports it again.
+/// The owner's pidfd stays readable: closed at once, so nothing polls it
+/// again.
 fn ownerExited() void {
+    closeOwnerPidfd();
+    if (state.phase == .serving) beginTermination();
+}
+
+fn closeOwnerPidfd() void {
+    if (tree.state.owner_pidfd < 0) return;
+    poller.remove(tree.state.owner_pidfd);
     _ = sys.close(tree.state.owner_pidfd);
     tree.state.owner_pidfd = -1;
-    if (state.phase == .serving) beginTermination();
 }
 
 fn beginTermination() void {
@@ -381,7 +400,7 @@ fn beginTermination() void {
     if (state.phase == .terminating) return;
     state.phase = .terminating;
     state.kill_deadline_ms = nowMs() + limits.kill_grace_ms;
-    _ = signalAllChildren(sys.SIGTERM);
+    signalSubtree(peers.owner, sys.SIGTERM);
     tree.signalAdopted(sys.SIGTERM, &isInTable, true);
 }
 
@@ -390,13 +409,19 @@ fn beginTermination() void {
 /// below a living child). Orphans made by these deaths come to the server
 /// and get the same on its next reap.
 fn killTree() void {
-    _ = signalAllChildren(sys.SIGKILL);
+    signalSubtree(peers.owner, sys.SIGKILL);
     _ = tree.killCgroup();
     tree.signalAdopted(sys.SIGKILL, &isInTable, false);
 }
 
+/// After a reap while terminating: orphans that just came to the server
+/// get what the rest of the tree got.
+fn signalAdoptedAsTree() void {
+    if (state.killed) tree.signalAdopted(sys.SIGKILL, &isInTable, false) else tree.signalAdopted(sys.SIGTERM, &isInTable, true);
+}
+
 fn isInTable(pid: sys.pid_t) bool {
-    return findChild(pid) != null;
+    return peers.find(&state.table, pid) != null;
 }
 
 /// Replies to whatever still waits, then exits. Exit fds still open are
@@ -409,32 +434,46 @@ fn finish() noreturn {
 
 // ---------------------------------------------------------------- requests
 
-const Source = enum { owner, children };
-
 fn dropOwner() void {
     std.debug.assert(state.owner_fd >= 0);
+    poller.remove(state.owner_fd);
     _ = sys.close(state.owner_fd);
     state.owner_fd = -1;
     beginTermination();
 }
 
-/// A request that cannot be served: the owner's connection is closed (its
-/// one peer is broken), a message on the children's socket is only
-/// discarded (it is one of many peers' messages, and already consumed).
-fn reject(source: Source) void {
-    if (source == .owner) dropOwner();
+/// A child's connection ended (end-of-file, shutdown, an error): close
+/// the server's end, so nothing polls it again. The child itself runs on
+/// and is still reaped and reported; only its requests are over.
+fn dropConn(slot: Peer) void {
+    const c = peers.get(&state.table, slot);
+    std.debug.assert(c.conn_fd >= 0);
+    poller.remove(c.conn_fd);
+    _ = sys.close(c.conn_fd);
+    c.conn_fd = -1;
+    if (c.child_end >= 0) _ = sys.close(c.child_end);
+    c.child_end = -1;
 }
 
-fn handleReadable(source: Source) void {
-    const fd = switch (source) {
-        .owner => state.owner_fd,
-        .children => state.children_fd,
-    };
+/// The connection cannot be served any more: the owner's ends the server
+/// (its one peer is gone), a child's is closed.
+fn dropPeer(peer: Peer) void {
+    if (peer == peers.owner) dropOwner() else dropConn(peer);
+}
+
+/// One message from `peer`'s connection. Every outcome consumes what made
+/// the fd ready (a message, end-of-file, an error) or closes it, so a
+/// level-triggered poller never reports the same state twice: no fd
+/// state can make the server spin.
+fn handleReadable(peer: Peer, hung_up: bool) void {
+    const fd = if (peer == peers.owner) state.owner_fd else state.table.slots[peer].conn_fd;
     std.debug.assert(fd >= 0);
     var fds: [protocol.max_request_fds]sys.fd_t = undefined;
     const buf = std.mem.asBytes(&state.request);
     const maybe = fdpass.receiveMaybeTruncated(fd, buf, &fds, sys.MSG_DONTWAIT) orelse {
-        if (sys.errno() != sys.E.AGAIN) reject(source);
+        // Nothing to read yet is fine, unless the socket also hung up or
+        // failed: then nothing will ever come.
+        if (sys.errno() != sys.E.AGAIN or hung_up) dropPeer(peer);
         return;
     };
     const received = maybe.whole;
@@ -443,33 +482,42 @@ fn handleReadable(source: Source) void {
         // Out of fds (or a sender that attached too many): answer on the
         // reply pipe if it arrived, and keep serving this peer.
         if (fd_list.len > 0 and received.len == @sizeOf(protocol.RequestHeader) + state.request.header.payload_len) {
-            replyError(fd_list[0], .LIMIT_ERROR, sys.E.MFILE);
             closeAll(fd_list[1..]);
+            replyError(write_end.adopt(fd_list[0]), .LIMIT_ERROR, sys.E.MFILE);
         } else {
             closeAll(fd_list);
         }
         return;
     }
     if (received.len == 0) {
-        // End-of-file from the owner; from a child, an empty message.
+        // End-of-file (or an empty message, which no client sends): this
+        // peer is done.
         closeAll(fd_list);
-        reject(source);
+        dropPeer(peer);
         return;
     }
     const header = protocol.decode(buf[0..received.len], fd_list.len) catch {
+        // From the owner, the one peer of its socket is broken; from a
+        // child, the message is only discarded (it hurts no one else).
         closeAll(fd_list);
-        reject(source);
+        if (peer == peers.owner) dropOwner();
         return;
     };
-    const reply_fd = fd_list[0];
+    // The reply pipe becomes the server's own (write_end.zig); a request
+    // that brings no usable one cannot be answered, so it is not served.
+    const reply_fd = write_end.adopt(fd_list[0]);
+    if (reply_fd < 0) {
+        closeAll(fd_list[1..]);
+        return;
+    }
     switch (header.op) {
-        .fork => handleFork(&header, fd_list),
-        .kill_all => handleKillAll(&header, reply_fd),
-        .wait => handleWait(&header, reply_fd),
-        .wait_all => handleWaitAll(reply_fd),
-        .stop => handleStop(&header, reply_fd, source == .owner and
+        .fork => handleFork(peer, &header, reply_fd, fd_list[1..]),
+        .kill_all => handleKillAll(peer, &header, reply_fd),
+        .wait => handleWait(peer, &header, reply_fd),
+        .wait_all => handleWaitAll(peer, reply_fd),
+        .kill => handleKill(peer, &header, reply_fd),
+        .stop => handleStop(&header, reply_fd, peer == peers.owner and
             (!sys.is_linux or received.sender_pid == state.owner_pid)),
-        .kill => handleKill(&header, reply_fd),
         _ => unreachable, // decode() rejects unknown ops
     }
 }
@@ -478,10 +526,12 @@ fn closeAll(fds: []const sys.fd_t) void {
     for (fds) |fd| _ = sys.close(fd);
 }
 
+/// `fd` is an adopted write end (write_end.zig), or -1. A reply that does
+/// not fit (a requester that filled its own reply pipe) is dropped: the
+/// pipe is closed, so the requester reads what it wrote, then end-of-file.
 fn reply(fd: sys.fd_t, answer: protocol.Reply) void {
-    // A fresh pipe holds far more than one reply, so this never blocks; a
-    // reader that went away yields EPIPE, which is not the server's problem.
-    _ = sys.writeFull(fd, std.mem.asBytes(&answer));
+    if (fd < 0) return;
+    _ = write_end.put(fd, std.mem.asBytes(&answer));
     _ = sys.close(fd);
 }
 
@@ -491,9 +541,9 @@ fn replyError(fd: sys.fd_t, result: Result, error_number: c_int) void {
 
 // ---------------------------------------------------------------- fork
 
-fn handleFork(header: *const protocol.RequestHeader, fds: []const sys.fd_t) void {
-    const reply_fd = fds[0];
-    var next: usize = 1;
+/// `fds` are the request's fds after the reply pipe, as received.
+fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.fd_t, fds: []const sys.fd_t) void {
+    var next: usize = 0;
     var exit_fd: sys.fd_t = -1;
     var channel_fd: sys.fd_t = -1;
     if (header.flags & protocol.Flags.exit_fd != 0) {
@@ -506,13 +556,43 @@ fn handleFork(header: *const protocol.RequestHeader, fds: []const sys.fd_t) void
     }
     std.debug.assert(next == fds.len);
 
-    if (state.phase != .serving or state.child_count == state.child_limit) {
+    if (state.phase != .serving or !peers.mayFork(&state.table, peer, state.child_limit)) {
         const result: Result = if (state.phase != .serving) .SERVER_GONE else .LIMIT_ERROR;
-        closeAll(fds[1..]);
+        closeAll(fds);
         return replyError(reply_fd, result, 0);
     }
-    // The exit pipe must never block the server, even if nobody reads it.
-    _ = sys.setNonblocking(exit_fd, true);
+    // The exit pipe must never block the server, even if nobody reads it,
+    // or its reader clears O_NONBLOCK: a write end of the server's own.
+    if (exit_fd >= 0) {
+        exit_fd = write_end.adopt(exit_fd);
+        if (exit_fd < 0) {
+            if (channel_fd >= 0) _ = sys.close(channel_fd);
+            return replyError(reply_fd, .INVALID_ARGUMENT, sys.E.BADF);
+        }
+    }
+    // The child's own connection. The server never writes to it, so a
+    // child that stops reading, shuts it down or fills it hurts only its
+    // own requests.
+    var conn: [2]sys.fd_t = state.table.spare_conn;
+    state.table.spare_conn = .{ -1, -1 };
+    if (conn[0] < 0 and sys.socketpairCloexec(sys.message_socket_type, &conn) != 0) {
+        const err = sys.errno();
+        if (exit_fd >= 0) _ = sys.close(exit_fd);
+        if (channel_fd >= 0) _ = sys.close(channel_fd);
+        return replyError(reply_fd, .SOCKET_CREATION_ERROR, err);
+    }
+    // In the table before the fork, so the new child closes the server's
+    // ends of it with the server's other fds.
+    const slot = peers.take(&state.table, peer);
+    const entry = &state.table.slots[slot];
+    entry.exit_fd = exit_fd;
+    entry.exit_rusage = header.flags & protocol.Flags.exit_rusage != 0;
+    entry.conn_fd = conn[0];
+    if (!poller.add(conn[0], childKey(slot))) {
+        const err = sys.errno();
+        abandonSlot(slot, conn[1], channel_fd);
+        return replyError(reply_fd, .LIMIT_ERROR, err);
+    }
 
     // Signals stay blocked across fork so the child cannot run the server's
     // handlers (which write to the server's wake pipe) before it resets them.
@@ -523,9 +603,9 @@ fn handleFork(header: *const protocol.RequestHeader, fds: []const sys.fd_t) void
     // malloc and stdio state, atfork child handlers of libraries that
     // registered them), so entrypoints may use ordinary libc.
     var start = child.Start{
-        .conn_fd = state.children_peer_fd,
+        .conn_fd = conn[1],
         .channel_fd = channel_fd,
-        .request_fds = .{ reply_fd, exit_fd },
+        .request_fds = .{ reply_fd, -1 },
         .entry = header.entry,
         .builtin_exec = header.flags & protocol.Flags.builtin_exec != 0,
         .symbol = if (header.flags & protocol.Flags.symbol != 0)
@@ -543,25 +623,41 @@ fn handleFork(header: *const protocol.RequestHeader, fds: []const sys.fd_t) void
     }
     var old_mask: sys.sigset_t = undefined;
     sys.blockAllSignals(&old_mask);
-    const in_place = sys.is_linux and header.flags & protocol.Flags.spec_queued != 0;
+    // In place only for the owner: the server is suspended until the
+    // program is exec'd, and chdir and execve follow paths the requester
+    // chose (one on a file system a process serves, FUSE, could take as
+    // long as that process likes). The owner can only stall its own
+    // server; a child's program is started by an ordinary fork.
+    const in_place = sys.is_linux and header.flags & protocol.Flags.spec_queued != 0 and peer == peers.owner;
     const pid = if (in_place) spawnInPlace(&start) else sys.fork();
     if (pid == 0) child.run(start);
     const fork_errno = sys.errno();
     exec.in_place = false; // written by an in-place child in our memory
     sys.setSignalMask(&old_mask);
 
-    if (channel_fd >= 0) _ = sys.close(channel_fd);
     if (pid < 0) {
-        if (exit_fd >= 0) _ = sys.close(exit_fd);
+        poller.remove(conn[0]);
+        abandonSlot(slot, conn[1], channel_fd);
         return replyError(reply_fd, .FORK_ERROR, fork_errno);
     }
-    state.children[state.child_count] = .{
-        .pid = pid,
-        .exit_fd = exit_fd,
-        .exit_rusage = header.flags & protocol.Flags.exit_rusage != 0,
-    };
-    state.child_count += 1;
+    // The server keeps a copy of the child's end until it reaps the
+    // child: the child's exit then closes no last copy, so it wakes the
+    // server once (SIGCHLD), not twice (end-of-file first). Its connection
+    // still ends when the child shuts it down, and with the reaping.
+    entry.child_end = conn[1];
+    if (channel_fd >= 0) _ = sys.close(channel_fd);
+    peers.commit(&state.table, slot, pid);
     reply(reply_fd, .{ .result = @intFromEnum(Result.OK), .pid = pid });
+}
+
+/// Undoes handleFork's slot when no child was made.
+fn abandonSlot(slot: Peer, child_conn: sys.fd_t, channel_fd: sys.fd_t) void {
+    const entry = &state.table.slots[slot];
+    _ = sys.close(entry.conn_fd);
+    _ = sys.close(child_conn);
+    if (entry.exit_fd >= 0) _ = sys.close(entry.exit_fd);
+    if (channel_fd >= 0) _ = sys.close(channel_fd);
+    peers.release(&state.table, slot);
 }
 
 // An exec child that shares the server's memory (CLONE_VM) and runs while
@@ -590,37 +686,50 @@ fn spawnInPlace(start: *const child.Start) sys.pid_t {
 }
 
 /// Every fd the server holds besides stdio, the caller's inheritable ones
-/// and the children's connection: a new child closes all of them (see
+/// and the new child's connection: a new child closes all of them (see
 /// child.zig).
 pub fn forEachServerFd(context: anytype, comptime visit: fn (@TypeOf(context), sys.fd_t) void) void {
-    visit(context, state.wake_pipe[0]);
+    if (state.wake_pipe[0] >= 0) visit(context, state.wake_pipe[0]);
     visit(context, state.wake_pipe[1]);
     if (state.owner_fd >= 0) visit(context, state.owner_fd);
-    if (state.children_fd >= 0) visit(context, state.children_fd);
+    if (poller.fd() >= 0) visit(context, poller.fd());
+    write_end.forEachFd(context, visit);
     tree.forEachFd(context, visit);
-    for (state.children[0..state.child_count]) |c| if (c.exit_fd >= 0) visit(context, c.exit_fd);
+    for (state.table.spare_conn) |fd| if (fd >= 0) visit(context, fd);
+    for (state.table.slots[0..state.table.high]) |c| {
+        if (c.pid == 0) continue;
+        if (c.exit_fd >= 0) visit(context, c.exit_fd);
+        if (c.conn_fd >= 0) visit(context, c.conn_fd);
+        if (c.child_end >= 0) visit(context, c.child_end);
+    }
     for (state.pending[0..state.pending_count]) |p| visit(context, p.reply_fd);
 }
 
 // ---------------------------------------------------------------- signals
 
-/// Every child, and the orphans of the tree adopted by the server; with
-/// SIGKILL, the tree's cgroup too (descendants below living children).
-fn handleKillAll(header: *const protocol.RequestHeader, reply_fd: sys.fd_t) void {
-    const first_error = signalAllChildren(header.number);
-    if (header.number != 0) tree.signalAdopted(header.number, &isInTable, false);
-    if (header.number == sys.SIGKILL) _ = tree.killCgroup();
+/// Every child in the peer's subtree. From the owner also the orphans of
+/// the tree adopted by the server and, with SIGKILL, the tree's cgroup
+/// (descendants below living children): the whole tree is the owner's.
+fn handleKillAll(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.fd_t) void {
+    const first_error = signalSubtreeErrno(peer, header.number);
+    if (peer == peers.owner) {
+        if (header.number != 0) tree.signalAdopted(header.number, &isInTable, false);
+        if (header.number == sys.SIGKILL) _ = tree.killCgroup();
+    }
     if (first_error != 0) return replyError(reply_fd, .KILL_ERROR, first_error);
     reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
 }
 
 /// A pid still in the table is a running child or, at worst, a zombie the
 /// server has not reaped: its pid cannot have been reused. Anything else
-/// (a child already reaped, a stranger) gets ESRCH and no signal.
-fn handleKill(header: *const protocol.RequestHeader, reply_fd: sys.fd_t) void {
+/// (a child already reaped, a stranger, a process outside the requester's
+/// subtree) gets ESRCH and no signal, as kill(2) for a process that is not
+/// there.
+fn handleKill(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.fd_t) void {
     const pid: sys.pid_t = header.number;
     const sig: c_int = @intCast(header.signal);
-    if (findChild(pid) == null) return replyError(reply_fd, .KILL_ERROR, sys.E.SRCH);
+    const slot = peers.find(&state.table, pid) orelse return replyError(reply_fd, .KILL_ERROR, sys.E.SRCH);
+    if (!peers.controls(&state.table, peer, slot)) return replyError(reply_fd, .KILL_ERROR, sys.E.SRCH);
     const failed: c_int = if (header.flags & protocol.Flags.tree != 0)
         tree.signalTree(pid, sig, state.server_pid)
     else if (sys.kill(pid, sig) != 0) sys.errno() else 0;
@@ -628,12 +737,20 @@ fn handleKill(header: *const protocol.RequestHeader, reply_fd: sys.fd_t) void {
     reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
 }
 
-/// Returns the errno of the first failed kill(2), ignoring ESRCH: a child
-/// that exited but is not yet reaped is not an error.
-fn signalAllChildren(sig: c_int) c_int {
+fn signalSubtree(peer: Peer, sig: c_int) void {
+    _ = signalSubtreeErrno(peer, sig);
+}
+
+/// Signals every running child in peer's subtree. Returns the errno of
+/// the first failed kill(2), ignoring ESRCH: a child that exited but is not
+/// yet reaped is not an error. The pids are of children not yet reaped, so
+/// none can have been recycled.
+fn signalSubtreeErrno(peer: Peer, sig: c_int) c_int {
     var first_error: c_int = 0;
-    for (state.children[0..state.child_count]) |c| {
-        if (sys.kill(c.pid, sig) != 0) {
+    for (0..state.table.high) |i| {
+        const slot: Peer = @intCast(i);
+        if (!peers.isRunning(&state.table, slot) or !peers.controls(&state.table, peer, slot)) continue;
+        if (sys.kill(state.table.slots[slot].pid, sig) != 0) {
             const err = sys.errno();
             if (err != sys.E.SRCH and first_error == 0) first_error = err;
         }
@@ -660,99 +777,87 @@ fn reapChildren() void {
 fn onChildExit(pid: sys.pid_t, status: c_int, usage: *const sys.rusage) void {
     // Not in the table: an adopted orphan of the tree, reaped so it leaves
     // no zombie, and reported to nobody (nobody asked for it).
-    const index = findChild(pid) orelse return tree.forgetReaped(pid);
-    const exit_fd = state.children[index].exit_fd;
-    if (exit_fd >= 0) {
-        // One write of at most 152 bytes (under PIPE_BUF) into an empty
-        // pipe: it is never partial, and never blocks the server.
+    const slot = peers.find(&state.table, pid) orelse return tree.forgetReaped(pid);
+    const c = peers.get(&state.table, slot);
+    if (c.exit_fd >= 0) {
+        // One record of at most PIPE_BUF bytes (the event, and the rusage
+        // when the fork asked for it), so one non-blocking write is all or
+        // nothing. Dropped if it does not fit (a reader that filled its own
+        // exit pipe): the reader then finds end-of-file without an event.
         const message = protocol.ExitMessage{ .event = .{ .pid = pid, .wait_status = status }, .rusage = usage.* };
-        const size: usize = if (state.children[index].exit_rusage) @sizeOf(protocol.ExitMessage) else @sizeOf(protocol.ExitEvent);
-        _ = sys.write(exit_fd, std.mem.asBytes(&message), size);
-        _ = sys.close(exit_fd);
+        const size: usize = if (c.exit_rusage) @sizeOf(protocol.ExitMessage) else @sizeOf(protocol.ExitEvent);
+        _ = write_end.put(c.exit_fd, std.mem.asBytes(&message)[0..size]);
+        _ = sys.close(c.exit_fd);
+        c.exit_fd = -1;
     }
-    state.child_count -= 1;
-    state.children[index] = state.children[state.child_count];
+    // Its connection, and what it still waited for, go with it.
+    if (c.conn_fd >= 0) dropConn(slot);
+    while (takePendingOf(slot)) |own| replyError(own.reply_fd, .SERVER_GONE, 0);
+    exits.moveRecords(&state.exits, &state.table, slot, c.parent);
+    const parent = peers.remove(&state.table, slot);
 
-    const record = ExitRecord{ .pid = pid, .status = status, .rusage = usage.* };
-    if (takePending(.wait_pid, pid) orelse takePending(.wait_any, 0)) |waiter| {
+    const record = ExitRecord{ .pid = pid, .status = status, .rusage = usage.*, .parent = parent, .seq = 0 };
+    if (takePendingFor(.wait_pid, pid, parent) orelse takePendingFor(.wait_any, pid, parent)) |waiter| {
         replyExit(waiter.reply_fd, record);
     } else {
-        rememberExit(record);
+        exits.remember(&state.exits, &state.table, record);
     }
     // A status is reported once: other waits for this pid now wait for a
     // process that is no longer a child, like waitpid(2) would.
-    while (takePending(.wait_pid, pid)) |waiter| replyError(waiter.reply_fd, .WAIT_ERROR, sys.E.CHILD);
-    if (state.child_count == 0) {
-        if (state.exit_count == 0) {
-            while (takePending(.wait_any, 0)) |waiter| replyError(waiter.reply_fd, .WAIT_ERROR, sys.E.CHILD);
-        }
-        while (takePending(.wait_all, 0)) |waiter| reply(waiter.reply_fd, .{ .result = @intFromEnum(Result.OK) });
-    }
+    while (takePendingFor(.wait_pid, pid, parent)) |waiter| replyError(waiter.reply_fd, .WAIT_ERROR, sys.E.CHILD);
+    settleEmptySubtrees();
 }
 
-fn findChild(pid: sys.pid_t) ?usize {
-    for (state.children[0..state.child_count], 0..) |c, i| {
-        if (c.pid == pid) return i;
+/// Waits of peers whose subtree has just emptied: wait_all is done, and a
+/// wait for any child with nothing remembered either can never be
+/// answered (ECHILD, as waitpid(2) without children).
+fn settleEmptySubtrees() void {
+    var i: usize = 0;
+    while (i < state.pending_count) {
+        const p = state.pending[i];
+        const settled = switch (p.kind) {
+            .wait_all, .wait_any => !peers.subtreeRunning(&state.table, p.peer) and
+                (p.kind == .wait_all or !exits.hasFor(&state.exits, &state.table, p.peer)),
+            .wait_pid, .stop => false,
+        };
+        if (!settled) {
+            i += 1;
+            continue;
+        }
+        removePendingAt(i);
+        if (p.kind == .wait_all) {
+            reply(p.reply_fd, .{ .result = @intFromEnum(Result.OK) });
+        } else {
+            replyError(p.reply_fd, .WAIT_ERROR, sys.E.CHILD);
+        }
     }
-    return null;
 }
 
 fn replyExit(fd: sys.fd_t, record: ExitRecord) void {
     reply(fd, .{ .result = @intFromEnum(Result.OK), .pid = record.pid, .wait_status = record.status, .rusage = record.rusage });
 }
 
-// Remembered exits form a ring, oldest at exit_head. Taking one from the
-// middle leaves a hole (pid 0) instead of moving the records behind it:
-// the array is large, and every page the server writes after a fork is a
-// page it must copy. exit_span counts slots from the head, holes included;
-// exit_count counts records.
-
-/// When full, the oldest is forgotten (documented limit).
-fn rememberExit(record: ExitRecord) void {
-    std.debug.assert(record.pid > 0);
-    if (state.exit_span == limits.max_exit_records) {
-        if (state.exits[state.exit_head].pid != 0) state.exit_count -= 1;
-        popExitHead();
-    }
-    state.exits[(state.exit_head + state.exit_span) % limits.max_exit_records] = record;
-    state.exit_span += 1;
-    state.exit_count += 1;
-}
-
-fn popExitHead() void {
-    std.debug.assert(state.exit_span > 0);
-    state.exit_head = (state.exit_head + 1) % limits.max_exit_records;
-    state.exit_span -= 1;
-}
-
-fn takeExit(pid: sys.pid_t) ?ExitRecord {
-    var i: usize = 0;
-    while (i < state.exit_span) : (i += 1) {
-        const slot = &state.exits[(state.exit_head + i) % limits.max_exit_records];
-        if (slot.pid == 0 or (pid != -1 and slot.pid != pid)) continue;
-        const found: ExitRecord = slot.*;
-        slot.pid = 0;
-        state.exit_count -= 1;
-        while (state.exit_span > 0 and state.exits[state.exit_head].pid == 0) popExitHead();
-        return found;
-    }
-    return null;
-}
-
 // ---------------------------------------------------------------- waits
 
-fn handleWait(header: *const protocol.RequestHeader, reply_fd: sys.fd_t) void {
+fn handleWait(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.fd_t) void {
     const pid: sys.pid_t = header.number;
-    if (takeExit(pid)) |record| return replyExit(reply_fd, record);
-    const running = if (pid == -1) state.child_count > 0 else findChild(pid) != null;
+    if (exits.take(&state.exits, &state.table, peer, pid)) |record| return replyExit(reply_fd, record);
+    // Like waitpid(2): a process outside the caller's subtree is not its
+    // child, whoever forked it.
+    const running = if (pid == -1)
+        peers.subtreeRunning(&state.table, peer)
+    else if (peers.find(&state.table, pid)) |slot|
+        peers.controls(&state.table, peer, slot)
+    else
+        false;
     if (!running) return replyError(reply_fd, .WAIT_ERROR, sys.E.CHILD);
     if (header.flags & protocol.Flags.no_hang != 0) return replyError(reply_fd, .WOULD_BLOCK, 0);
-    addPending(if (pid == -1) .wait_any else .wait_pid, pid, reply_fd);
+    addPending(peer, if (pid == -1) .wait_any else .wait_pid, pid, reply_fd);
 }
 
-fn handleWaitAll(reply_fd: sys.fd_t) void {
-    if (state.child_count == 0) return reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
-    addPending(.wait_all, 0, reply_fd);
+fn handleWaitAll(peer: Peer, reply_fd: sys.fd_t) void {
+    if (!peers.subtreeRunning(&state.table, peer)) return reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
+    addPending(peer, .wait_all, 0, reply_fd);
 }
 
 fn handleStop(header: *const protocol.RequestHeader, reply_fd: sys.fd_t, from_owner: bool) void {
@@ -760,7 +865,7 @@ fn handleStop(header: *const protocol.RequestHeader, reply_fd: sys.fd_t, from_ow
     if (header.flags & protocol.Flags.server_only != 0) return detach(reply_fd);
     beginTermination();
     if (header.flags & protocol.Flags.wait != 0) {
-        addPending(.stop, 0, reply_fd);
+        addPending(peers.owner, .stop, 0, reply_fd);
     } else {
         reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
     }
@@ -773,40 +878,82 @@ fn handleStop(header: *const protocol.RequestHeader, reply_fd: sys.fd_t, from_ow
 /// no longer matters. It exits after the last process of the tree.
 fn detach(reply_fd: sys.fd_t) void {
     answerAllPending(.SERVER_GONE);
-    for (state.children[0..state.child_count]) |*c| {
+    for (0..state.table.high) |i| {
+        const slot: Peer = @intCast(i);
+        if (!peers.isRunning(&state.table, slot)) continue;
+        const c = peers.get(&state.table, slot);
         if (c.exit_fd >= 0) _ = sys.close(c.exit_fd);
         c.exit_fd = -1;
+        if (c.conn_fd >= 0) dropConn(slot);
     }
-    for ([_]*sys.fd_t{ &state.children_fd, &state.children_peer_fd, &tree.state.owner_pidfd }) |fd| {
+    for (&state.table.spare_conn) |*fd| {
         if (fd.* >= 0) _ = sys.close(fd.*);
         fd.* = -1;
     }
+    closeOwnerPidfd();
     reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
     // Last: the owner waits for this end-of-file.
+    poller.remove(state.owner_fd);
     _ = sys.close(state.owner_fd);
     state.owner_fd = -1;
     state.phase = .detached;
     state.exit_when_empty = true;
 }
 
-fn addPending(kind: PendingKind, pid: sys.pid_t, reply_fd: sys.fd_t) void {
+/// The owner may fill the table; a child gets its own share, and all
+/// children together leave the owner's reserve (limits.zig).
+fn addPending(peer: Peer, kind: PendingKind, pid: sys.pid_t, reply_fd: sys.fd_t) void {
     if (state.pending_count == limits.max_pending) return replyError(reply_fd, .LIMIT_ERROR, 0);
-    state.pending[state.pending_count] = .{ .kind = kind, .pid = pid, .reply_fd = reply_fd };
+    if (peer != peers.owner) {
+        if (state.table.slots[peer].pending >= limits.max_pending_per_peer or
+            state.peer_pending >= limits.max_pending - limits.owner_reserved_pending)
+        {
+            return replyError(reply_fd, .LIMIT_ERROR, 0);
+        }
+        state.table.slots[peer].pending += 1;
+        state.peer_pending += 1;
+    }
+    state.pending[state.pending_count] = .{ .kind = kind, .pid = pid, .reply_fd = reply_fd, .peer = peer };
     state.pending_count += 1;
 }
 
-/// Removes and returns the oldest pending request of `kind` (for wait_pid,
-/// the oldest waiting for `pid`), keeping arrival order for the rest.
-fn takePending(kind: PendingKind, pid: sys.pid_t) ?Pending {
-    for (state.pending[0..state.pending_count], 0..) |*p, i| {
+/// Removes pending[i], keeping arrival order for the rest.
+fn removePendingAt(i: usize) void {
+    const p = state.pending[i];
+    if (p.peer != peers.owner) {
+        state.table.slots[p.peer].pending -= 1;
+        state.peer_pending -= 1;
+    }
+    std.mem.copyForwards(Pending, state.pending[i .. state.pending_count - 1], state.pending[i + 1 .. state.pending_count]);
+    state.pending_count -= 1;
+}
+
+/// Removes and returns the oldest pending wait the exit of `pid` (whose
+/// parent was `parent`) answers: with .wait_pid, one for that pid; with
+/// .wait_any, one of a peer whose subtree it was in.
+fn takePendingFor(kind: PendingKind, pid: sys.pid_t, parent: Peer) ?Pending {
+    for (state.pending[0..state.pending_count], 0..) |p, i| {
         if (p.kind != kind) continue;
-        if (kind == .wait_pid and p.pid != pid) continue;
-        const found: Pending = p.*; // before the shift below moves it
-        std.mem.copyForwards(Pending, state.pending[i .. state.pending_count - 1], state.pending[i + 1 .. state.pending_count]);
-        state.pending_count -= 1;
-        return found;
+        switch (kind) {
+            .wait_pid => if (p.pid != pid) continue,
+            .wait_any => if (!peers.inSubtree(&state.table, p.peer, parent)) continue,
+            .wait_all, .stop => unreachable,
+        }
+        removePendingAt(i);
+        return p;
     }
     return null;
+}
+
+/// Removes and returns one pending request of `peer`.
+fn takePendingOf(peer: Peer) ?Pending {
+    if (state.table.slots[peer].pending == 0) return null;
+    for (state.pending[0..state.pending_count], 0..) |p, i| {
+        if (p.peer != peer) continue;
+        removePendingAt(i);
+        return p;
+    }
+    unreachable;
 }
 
 /// Answers everything still pending as the server goes away. With
@@ -824,6 +971,7 @@ fn answerAllPending(result: Result) void {
         }
     }
     state.pending_count = 0;
+    state.peer_pending = 0;
 }
 
 // ---------------------------------------------------------------- time

@@ -48,6 +48,7 @@ pub const E = struct {
     pub const MSGSIZE: c_int = if (is_linux) 90 else 40;
     pub const CONNRESET: c_int = if (is_linux) 104 else 54;
     pub const NOENT: c_int = 2;
+    pub const ACCES: c_int = 13;
 };
 
 extern "c" fn __errno_location() *c_int; // glibc and musl
@@ -70,6 +71,7 @@ pub fn setErrno(value: c_int) void {
 pub const O_NONBLOCK: c_int = if (is_linux) 0o4000 else 0x4;
 pub const O_CLOEXEC: c_int = if (is_linux) 0o2000000 else 0x1000000;
 pub const O_RDONLY: c_int = 0;
+pub const O_WRONLY: c_int = 1;
 pub const O_DIRECTORY: c_int = if (is_linux) 0o200000 else 0x100000;
 pub const F_DUPFD_CLOEXEC: c_int = if (is_linux) 1030 else 67;
 pub const F_GETFD: c_int = 1;
@@ -82,6 +84,7 @@ pub extern "c" fn read(fd: fd_t, buf: [*]u8, len: usize) isize;
 pub extern "c" fn write(fd: fd_t, buf: [*]const u8, len: usize) isize;
 pub extern "c" fn close(fd: fd_t) c_int;
 pub extern "c" fn open(path: [*:0]const u8, flags: c_int, ...) c_int;
+pub extern "c" fn openat(dir: fd_t, path: [*:0]const u8, flags: c_int, ...) c_int;
 pub extern "c" fn pipe(fds: *[2]fd_t) c_int;
 extern "c" fn pipe2(fds: *[2]fd_t, flags: c_int) c_int;
 pub extern "c" fn fcntl(fd: fd_t, cmd: c_int, ...) c_int;
@@ -274,6 +277,8 @@ pub extern "c" fn fork() pid_t;
 pub extern "c" fn _exit(code: c_int) noreturn;
 pub extern "c" fn getpid() pid_t;
 pub extern "c" fn getppid() pid_t;
+pub extern "c" fn getuid() u32;
+pub extern "c" fn getgid() u32;
 pub extern "c" fn kill(pid: pid_t, sig: c_int) c_int;
 pub extern "c" fn waitpid(pid: pid_t, status: ?*c_int, options: c_int) pid_t;
 pub extern "c" fn wait4(pid: pid_t, status: ?*c_int, options: c_int, usage: ?*rusage) pid_t;

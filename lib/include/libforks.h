@@ -20,6 +20,33 @@
  * Blocking: the server never blocks on a request. While one client waits
  * for a child (libforks_wait, libforks_wait_all, libforks_stop with wait),
  * every other client, and the same client from other threads, is served.
+ * Nor does it wait on any fd a client controls: it writes replies and exit
+ * events through write ends of its own, non-blocking (on Linux it re-opens
+ * each pipe it is given through /proc/self/fd, so the client clearing
+ * O_NONBLOCK on its copy changes nothing), and a reply or exit event that
+ * does not fit its pipe (a client that filled the pipe itself) is dropped:
+ * the pipe is closed and its reader finds end-of-file after whatever it
+ * wrote there. Reply fds and exit fds must be anonymous pipes (libforks_pipe);
+ * a request whose reply fd is anything else is discarded unanswered. Where
+ * /proc is not mounted, and on macOS, the server can only set O_NONBLOCK on
+ * the shared file description, which a client can undo.
+ *
+ * Who may do what: the server's peers are the owner (the process that
+ * called libforks_start, on the connection it returned) and each running
+ * child, on the connection the server made for it at its fork. Like
+ * waitpid(2) and kill(2) on one's own children, a peer waits for and
+ * signals only its subtree: the children it forked through the server and,
+ * transitively, theirs. Every child of the server descends from the owner,
+ * so the owner's subtree is every child. When a child exits, its children
+ * (running, or exited and not yet waited for) pass to its parent. A child
+ * has a quota of its own (LIBFORKS_MAX_*_PER_PEER), and all children
+ * together leave the owner a reserve, so no child can make the owner's
+ * fork or wait fail with LIMIT_ERROR. Only the owner stops the server. A
+ * child's connection is its own: shutting it down cuts off only that
+ * child's requests, and garbage sent on it is discarded; neither touches a
+ * sibling's connection or the owner's. A process that holds a copy of a connection (passed with
+ * SCM_RIGHTS, or a plain fork()) acts with that connection's authority,
+ * except for stop: the server checks the kernel-stamped sender pid.
  *
  * Tree supervision (Linux): the server supervises every process its
  * children create, not only the children.
@@ -81,15 +108,18 @@ extern "C" {
 /* ------------------------------------------------------------------ */
 
 /* A connection to a fork server. Initialized by libforks_start; children
- * receive one as the first argument of their entrypoint (a handle on the
- * one socket all the server's children send requests on).
+ * receive one as the first argument of their entrypoint (their own socket
+ * to the server, made at their fork; it ends when the child exits, so a
+ * process the child made with a plain fork() loses it then).
  * Passed by value: it holds a single pointer. */
 typedef struct { void *private; } libforks_ServerConn;
 
 /* Written (exactly once, 8 bytes; followed by a struct rusage when the
  * fork asked for exit_rusage) on a child's exit fd when it has exited
  * and been reaped by the server; the write end is then closed, so a second
- * read returns end-of-file. wait_status is decoded with WIFEXITED,
+ * read returns end-of-file. (If the reader filled the pipe itself, the
+ * event is dropped and only end-of-file comes; libforks_wait still reports
+ * the status.) wait_status is decoded with WIFEXITED,
  * WEXITSTATUS, WIFSIGNALED, WTERMSIG. */
 typedef struct {
   pid_t pid;       /* Child process pid */
@@ -121,16 +151,35 @@ typedef enum {
 
 /* Fixed limits. Requests beyond them fail with libforks_LIMIT_ERROR. The
  * server raises its own RLIMIT_NOFILE to hold them; when the hard limit is
- * too low for that, it accepts fewer running children (one fd each) and
+ * too low for that, it accepts fewer running children (three fds each) and
  * fork fails with LIMIT_ERROR past that, or errno EMFILE when a request's
  * fds could not be received. */
 #define LIBFORKS_MAX_CHILDREN 4096     /* running children per server */
 #define LIBFORKS_MAX_PENDING 1024      /* outstanding waits per server */
-#define LIBFORKS_MAX_EXIT_RECORDS 1024 /* remembered, not yet waited exits */
+#define LIBFORKS_MAX_EXIT_RECORDS 1024 /* remembered exits of the owner's children */
 #define LIBFORKS_MAX_PATH 4096         /* library path for libforks_fork_symbol */
 #define LIBFORKS_MAX_SYMBOL 1024       /* symbol name for libforks_fork_symbol */
 #define LIBFORKS_MAX_FDS 253           /* fds in one message (Linux SCM_MAX_FD) */
 #define LIBFORKS_MAX_SHARE_TOKENS 1024 /* unattached libforks_conn_token tokens per process */
+
+/* What one child of the server may hold (see "Who may do what" below):
+ * the owner may use every table to its end; a child's whole subtree (what
+ * it forked through the server, and what those forked) holds at most
+ * LIBFORKS_MAX_CHILDREN_PER_PEER running children, its own requests at
+ * most LIBFORKS_MAX_PENDING_PER_PEER outstanding waits, and the exits of
+ * the children it forked at most LIBFORKS_MAX_EXIT_RECORDS_PER_PEER
+ * remembered exits (its oldest is forgotten first). All children together
+ * leave the owner a reserve: their forks stop LIBFORKS_OWNER_RESERVED_CHILDREN
+ * short of the server's child limit (a quarter of it when the fd limit
+ * makes it smaller), their waits LIBFORKS_OWNER_RESERVED_PENDING short of
+ * LIBFORKS_MAX_PENDING, and their children's remembered exits number at
+ * most LIBFORKS_MAX_PEER_EXIT_RECORDS. Past a quota: LIMIT_ERROR. */
+#define LIBFORKS_MAX_CHILDREN_PER_PEER 256
+#define LIBFORKS_OWNER_RESERVED_CHILDREN 1024
+#define LIBFORKS_MAX_PENDING_PER_PEER 64
+#define LIBFORKS_OWNER_RESERVED_PENDING 256
+#define LIBFORKS_MAX_EXIT_RECORDS_PER_PEER 64
+#define LIBFORKS_MAX_PEER_EXIT_RECORDS 256
 
 /* ------------------------------------------------------------------ */
 /* Server life                                                         */
@@ -195,13 +244,14 @@ libforks_Result libforks_start_ex(libforks_ServerConn *conn_ptr,
 /* Pid of the server process, or -1 for an invalid connection. */
 pid_t libforks_get_server_pid(libforks_ServerConn conn);
 
-/* Send `signal` to every running child of the server and (Linux) to every
- * process of the tree the server adopted; with SIGKILL, also to every
- * process in the tree's cgroup, if there is one. 0 checks that the server
- * is alive. Children that have exited but are not yet reaped are skipped.
- * Every pid signalled is an unreaped child of the server, so none can
- * have been reused. Errors: INVALID_ARGUMENT (signal out of range),
- * KILL_ERROR.
+/* Send `signal` to every running child in the caller's subtree (from the
+ * owner: every child of the server; from a child: those it forked through
+ * the server, and theirs). From the owner also (Linux) to every process of
+ * the tree the server adopted and, with SIGKILL, to every process in the
+ * tree's cgroup, if there is one. 0 checks that the server is alive.
+ * Children that have exited but are not yet reaped are skipped. Every pid
+ * signalled is an unreaped child of the server, so none can have been
+ * reused. Errors: INVALID_ARGUMENT (signal out of range), KILL_ERROR.
  * libforks_kill_all_async returns a reply fd instead of waiting (see
  * "Asynchronous requests"). Requests on one connection are served in the
  * order they were sent, so every fork sent before reaches its child. */
@@ -310,7 +360,8 @@ libforks_Result libforks_thread_release_fd(int fd);
 /* ------------------------------------------------------------------ */
 
 /* The function a child runs. `conn` is the child's connection to the
- * server (the child may fork siblings with it; it must not stop it);
+ * server (the child may fork children of its own with it, which it alone
+ * and its ancestors may wait for and signal; it cannot stop the server);
  * `socket_fd` is the child's end of its socket to the caller, or -1 when
  * the caller did not ask for one. When the entrypoint returns, the child
  * flushes stdio and calls _exit(0): atexit handlers inherited from the
@@ -335,8 +386,9 @@ typedef void (*libforks_Entrypoint)(libforks_ServerConn conn, int socket_fd);
  *
  * Errors: INVALID_ARGUMENT (NULL entrypoint), SOCKET_CREATION_ERROR,
  * PIPE_CREATION_ERROR (caller out of fds), FORK_ERROR (errno from fork(2),
- * e.g. EAGAIN at RLIMIT_NPROC), LIMIT_ERROR (LIBFORKS_MAX_CHILDREN),
- * SERVER_GONE. */
+ * e.g. EAGAIN at RLIMIT_NPROC), LIMIT_ERROR (LIBFORKS_MAX_CHILDREN, or
+ * from a child, its quota LIBFORKS_MAX_CHILDREN_PER_PEER or the owner's
+ * reserve), SERVER_GONE. */
 libforks_Result libforks_fork(
   libforks_ServerConn conn,
   pid_t *pid_ptr,       /* out */
@@ -376,7 +428,8 @@ typedef struct {
   const char *library;  /* with symbol, as libforks_fork_symbol */
   const char *symbol;   /* NULL when entrypoint is given */
   int socket_fd;        /* the child's socket end, or -1 */
-  int exit_fd;          /* write end of the exit pipe, or -1 */
+  int exit_fd;          /* write end of the exit pipe (an anonymous pipe,
+                           else INVALID_ARGUMENT in the reply), or -1 */
   bool nonblocking;     /* WOULD_BLOCK instead of waiting when the
                            connection's queue is full (poll
                            libforks_conn_fd for writing, then retry) */
@@ -385,7 +438,9 @@ typedef struct {
                            strings) is already queued on the caller's end of
                            socket_fd. The server then starts the program as
                            posix_spawn does (CLONE_VM | CLONE_VFORK on
-                           Linux), without copying itself. */
+                           Linux), without copying itself: for the owner's
+                           requests only (the server waits while such a
+                           program starts); a child's is an ordinary fork. */
   bool exit_rusage;     /* with exit_fd: the child's struct rusage is
                            written right after its libforks_ExitEvent, in
                            the same write (152 bytes on 64-bit Linux and
@@ -409,18 +464,21 @@ int libforks_conn_fd(libforks_ServerConn conn);
  *
  * The server reaps every child as soon as it exits (no zombie lingers) and
  * remembers its status and rusage until someone waits for it (at most
- * LIBFORKS_MAX_EXIT_RECORDS exits are remembered; the oldest is forgotten
+ * LIBFORKS_MAX_EXIT_RECORDS exits of the owner's children, and apart from
+ * those the quotas above for children's children; the oldest is forgotten
  * first). Waiting never consumes the exit fd's event: both report.
  *
  *   pid > 0   that child. If it already exited, returns at once.
- *   pid == -1 any child of the server: the earliest remembered exit, or the
- *             next one.
+ *   pid == -1 any child in the caller's subtree (from the owner: any child
+ *             of the server): the earliest remembered exit, or the next.
  *   options   0 or WNOHANG. With WNOHANG, when no matching child has exited
  *             yet, returns libforks_WOULD_BLOCK.
  *
  * A status is reported once: a second wait for the same pid, or a pid that
- * is not a child of this server, fails with WAIT_ERROR and errno ECHILD, as
- * does pid == -1 when the server has no child and no remembered exit.
+ * is not in the caller's subtree (a sibling, from a child; not a child of
+ * this server at all), fails with WAIT_ERROR and errno ECHILD, as does
+ * pid == -1 when the subtree has no child and no remembered exit. Pending
+ * waits of a child that exits are answered SERVER_GONE.
  * Other pid values (0, < -1) or options: INVALID_ARGUMENT.
  * stat_loc and rusage may be NULL. */
 libforks_Result libforks_wait(
@@ -442,7 +500,8 @@ libforks_Result libforks_waitpid(
   struct rusage *rusage /* out */
 );
 
-/* Returns once no child of the server is running (at once if none is).
+/* Returns once no child in the caller's subtree is running (from the
+ * owner: no child of the server; at once if none is).
  * Remembered exits are kept: libforks_wait still reports them. */
 libforks_Result libforks_wait_all(libforks_ServerConn conn);
 

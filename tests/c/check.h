@@ -11,9 +11,11 @@
 #include <libforks.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -114,6 +116,84 @@ static inline double wait_exited(pid_t pid, int timeout_ms) {
     usleep(2000);
   }
   return -1;
+}
+
+/* zig/protocol.zig's request header, for tests that speak the wire
+ * protocol themselves, as a hostile peer would. */
+struct raw_request {
+  uint32_t magic;
+  uint16_t version, op;
+  uint32_t flags;
+  int32_t number;
+  uint64_t entry;
+  uint32_t payload_len, reserved;
+};
+enum { RAW_FORK = 1, RAW_KILL_ALL = 2, RAW_WAIT = 3, RAW_WAIT_ALL = 4, RAW_STOP = 5 };
+
+/* Sends one request with `fds` attached (the first is the reply pipe's
+ * write end) on a connection's socket. Returns 0, or -1 with errno. */
+static inline int send_raw_request(int conn_fd, uint16_t op, int32_t number, uint32_t flags,
+                                   const int *fds, size_t fd_count) {
+  struct raw_request r = {0x4b52464c, 1, op, flags, number, 0, 0, 0};
+  return libforks_write_socket_fds(conn_fd, &r, sizeof r, fds, fd_count) == (int)sizeof r ? 0 : -1;
+}
+
+/* Fills a pipe through its write end until it holds no more, then leaves
+ * that end blocking (O_NONBLOCK is shared with every copy of it, the
+ * server's included). Returns the bytes written. */
+static inline size_t fill_pipe(int write_fd) {
+  static const char chunk[4096];
+  size_t total = 0;
+  CHECK(fcntl(write_fd, F_SETFL, fcntl(write_fd, F_GETFL) | O_NONBLOCK) == 0);
+  for (;;) {
+    ssize_t n = write(write_fd, chunk, sizeof chunk);
+    if (n <= 0) break;
+    total += (size_t)n;
+  }
+  CHECK(errno == EAGAIN);
+  CHECK(fcntl(write_fd, F_SETFL, fcntl(write_fd, F_GETFL) & ~O_NONBLOCK) == 0);
+  return total;
+}
+
+/* Reads a pipe to end-of-file; returns the bytes read. */
+static inline size_t drain_pipe(int read_fd) {
+  char buf[4096];
+  size_t total = 0;
+  ssize_t n;
+  while ((n = read(read_fd, buf, sizeof buf)) > 0) total += (size_t)n;
+  CHECK(n == 0);
+  return total;
+}
+
+/* utime + stime of a process, in clock ticks (/proc/<pid>/stat). */
+static inline long process_cpu_ticks(pid_t pid) {
+  char path[64], line[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  CHECK(f != NULL);
+  CHECK(fgets(line, sizeof line, f) != NULL);
+  fclose(f);
+  const char *rest = strrchr(line, ')');
+  CHECK(rest != NULL);
+  long utime = 0, stime = 0;
+  /* after the name: state (3) ... utime (14), stime (15) */
+  CHECK(sscanf(rest + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) == 2);
+  return utime + stime;
+}
+
+/* CPU the process used over `ms` milliseconds, in milliseconds. */
+static inline double cpu_ms_over(pid_t pid, int ms) {
+  long before = process_cpu_ticks(pid);
+  usleep((useconds_t)ms * 1000);
+  return (double)(process_cpu_ticks(pid) - before) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Whether fd becomes readable within timeout_ms. */
+static inline int readable_within(int fd, int timeout_ms) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  int n;
+  while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {}
+  return n == 1;
 }
 
 /* Children used by many tests. */

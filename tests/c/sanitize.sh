@@ -27,7 +27,8 @@ else
   # valgrind runs the plain build (run.sh without sanitizers).
   bash tests/c/run.sh >/dev/null 2>&1 || true
   # test_clean is left out: valgrind cannot follow fexecve of a memfd.
-  for name in test_seed_api test_wait test_errors test_exec test_hygiene test_fork_symbol test_doorbell test_async_fork test_share_token; do
+  for name in test_seed_api test_wait test_errors test_exec test_hygiene test_fork_symbol test_doorbell test_async_fork \
+      test_share_token test_peer_writes test_no_abstract_name; do
     if LIBFORKS_TEST_DIR=tests/c/build timeout 300 valgrind -q --error-exitcode=99 \
         tests/c/build/$name >/tmp/libforks-vg.$$ 2>&1; then
       echo "PASS $name (valgrind)"; passed=$((passed + 1))

@@ -1,10 +1,9 @@
-/* All children of a server send their requests on one shared socket (each
- * request brings its own reply pipe). 16 children at once each fork 50
- * siblings through their conn and read every exit: every request is
- * answered, to the child that made it, with the right pid. Then the
- * server holds as many fds as before (once it has closed the reply pipe
- * wait_all was answered on): children add none but their exit pipes, which
- * go with them. */
+/* Every child of a server has a connection of its own, made by the server
+ * at its fork. 16 children at once each fork 50 children of their own
+ * through their conn and read every exit: every request is answered, to
+ * the child that made it, with the right pid. Then the server holds as
+ * many fds as before (once it has closed the reply pipe wait_all was
+ * answered on): a child's exit pipe and connection go with it. */
 #include "check.h"
 
 #define CHILDREN 16

@@ -1,10 +1,10 @@
 /* 100,000 random frames from hostile peers on live connections while
  * another client keeps forking: every fork succeeds, the server survives.
  *
- * Each hostile child (a child of the server, sending on the socket all
- * children share) mixes well-formed requests with random fields (4 in 5)
+ * Each hostile child (a child of the server, sending on its own
+ * connection) mixes well-formed requests with random fields (4 in 5)
  * and random bytes, with 0-4 random fds attached, FRAMES_PER_PEER times.
- * The server discards what it cannot decode without closing that socket,
+ * The server discards what it cannot decode without closing the connection,
  * so afterwards the same child's own request must still be answered; then
  * the next child takes over. */
 #include "check.h"
@@ -52,7 +52,7 @@ static void entry_hostile(libforks_ServerConn own, int socket_fd) {
     if (len == sizeof(struct header) && count == 0) count = 1;
     int ok = libforks_write_socket_fds(fd, frame, len, fds, count) == (int)len;
     for (int i = 0; i < 4; i++) close(fds[i]);
-    if (!ok) _exit(3); /* the server closed the children's socket */
+    if (!ok) _exit(3); /* the server closed this child's connection */
     sent++;
     /* drain replies to the well-formed ones: not needed, pipes closed */
   }
