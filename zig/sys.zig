@@ -400,5 +400,26 @@ pub const MAP_FAILED: usize = std.math.maxInt(usize);
 pub extern "c" fn mmap(addr: ?*anyopaque, len: usize, prot: c_int, flags: c_int, fd: fd_t, offset: i64) usize;
 pub extern "c" fn munmap(addr: *anyopaque, len: usize) c_int;
 
+// ---------------------------------------------------------------- threads
+
+extern "c" fn sysconf(name: c_int) c_long;
+const sc_pagesize: c_int = if (is_linux) 30 else 29;
+const sc_thread_stack_min: c_int = if (is_linux) 75 else 93;
+
+/// A thread stack of at least `wanted` bytes that pthread_attr_setstacksize
+/// accepts on this system: never below the C library's minimum, which is
+/// known only at run time (aarch64 glibc's PTHREAD_STACK_MIN is 128 KiB,
+/// x86-64 glibc's 16 KiB, musl's 2 KiB) and rounded up to whole pages
+/// (macOS refuses other sizes). std.Thread.spawn asserts that the size was
+/// accepted, so a size below the minimum would abort the host.
+pub fn threadStackSize(wanted: usize) usize {
+    const minimum = sysconf(sc_thread_stack_min);
+    const page = sysconf(sc_pagesize);
+    var size = wanted;
+    if (minimum > 0) size = @max(size, @as(usize, @intCast(minimum)));
+    if (page > 0) size = std.mem.alignForward(usize, size, @as(usize, @intCast(page)));
+    return size;
+}
+
 pub extern "c" fn malloc(size: usize) ?*anyopaque;
 pub extern "c" fn free(ptr: ?*anyopaque) void;
