@@ -244,7 +244,26 @@ pub const cmsghdr = extern struct {
 };
 
 pub extern "c" fn socketpair(domain: c_int, kind: c_int, protocol: c_int, fds: *[2]fd_t) c_int;
-pub extern "c" fn sendmsg(fd: fd_t, msg: *const msghdr, flags: c_int) isize;
+const libc = struct {
+    extern "c" fn sendmsg(fd: fd_t, msg: *const msghdr, flags: c_int) isize;
+};
+
+/// sendmsg(2). On musl it is the system call itself: musl up to 1.2.3
+/// copies control data into a 1,024-byte buffer (to clear the padding of
+/// its 64-bit struct layout) and fails with ENOMEM beyond it, and 253 fds
+/// need 1,032 bytes. msghdr and cmsghdr here already have the kernel's
+/// layout, so nothing needs copying.
+pub fn sendmsg(fd: fd_t, msg: *const msghdr, flags: c_int) isize {
+    if (!(is_linux and builtin.abi.isMusl())) return libc.sendmsg(fd, msg, flags);
+    const linux = std.os.linux;
+    const rc = linux.sendmsg(fd, @ptrCast(msg), @bitCast(flags));
+    const signed: isize = @bitCast(rc);
+    if (signed < 0 and signed > -4096) {
+        setErrno(@intCast(-signed));
+        return -1;
+    }
+    return signed;
+}
 pub extern "c" fn recvmsg(fd: fd_t, msg: *msghdr, flags: c_int) isize;
 pub extern "c" fn shutdown(fd: fd_t, how: c_int) c_int;
 pub extern "c" fn setsockopt(fd: fd_t, level: c_int, name: c_int, value: ?*const anyopaque, len: u32) c_int;
