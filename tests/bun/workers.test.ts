@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { ForkServer } from "../../src/index.ts";
-import { fixtures, native, pointerOf, within } from "./helpers.ts";
+import { fixtures, native, patience, pointerOf, within } from "./helpers.ts";
 
 interface Report {
   error?: string;
@@ -41,7 +41,7 @@ describe("Workers", () => {
               }),
           ),
         ),
-        60000,
+        patience(60000),
         "worker reports",
       );
       for (const report of reports) {
@@ -58,7 +58,7 @@ describe("Workers", () => {
     } finally {
       for (const worker of workers) worker.terminate();
     }
-  }, 90000);
+  }, patience(90000));
 
   test("a share() token only works in the process that made it", () => {
     expect(() => ForkServer.attach({ kind: "libforks-server", handle: "12345", owner: process.pid + 1, server: 1, clean: false })).toThrow(
@@ -114,7 +114,7 @@ describe("Workers", () => {
             worker.onerror = (event) => reject(new Error((event as ErrorEvent).message));
             worker.postMessage("go");
           }),
-          5000,
+          patience(5000),
           `worker ${i}`,
         );
         expect(`worker ${i}: ${answer}`).toBe(`worker ${i}: ok`);
@@ -122,5 +122,5 @@ describe("Workers", () => {
         worker.terminate();
       }
     }
-  }, 30000);
+  }, patience(30000));
 });
