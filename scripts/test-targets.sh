@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# scripts/test-targets.sh TARGET SUITE: runs one suite ("c" or "bun") of the
+# scripts/test-targets.sh TARGET SUITE [BUN TEST FILE...]: runs one suite
+# ("c" or "bun"; the Bun suite may be narrowed to some files) of the
 # prebuilt library of TARGET (linux-x64-musl, linux-arm64, linux-arm64-musl)
 # on this x86-64 Linux machine, as a user of that platform would run it:
 #
@@ -290,6 +291,8 @@ inner() {
     chroot "$root" /bin/sh -c "cd '$ROOT' && $LIBFORKS_TARGET_COMMAND"
     return
   fi
+  local bun_tests
+  read -r -a bun_tests <<<"$BUN_TESTS"
   if [[ "$suite" == c ]]; then
     [[ -n "$qemu" ]] && export LIBFORKS_TEST_EMULATED=1
     CC="$ZIG_DIR/zig cc -target $zig_target" LIBFORKS_LIB_DIR="$ROOT/lib/$target" BUILD_SUFFIX="-$target" \
@@ -307,7 +310,7 @@ inner() {
       LIBFORKS_TEST_EMULATED="$([[ -n "$qemu" ]] && echo 1)" \
       ZIG_GLOBAL_CACHE_DIR="$CACHE/zig-cache" ZIG_LOCAL_CACHE_DIR="$CACHE/zig-cache" \
       LIBFORKS_TEST_TIMEOUT="${LIBFORKS_TARGET_BUN_TEST_TIMEOUT:-120000}" \
-      chroot "$root" /bin/sh -c 'cd "$1" && exec /opt/bun/bun test tests/bun' sh "$ROOT" 2>&1 | tee "$out"
+      chroot "$root" /bin/sh -c 'cd "$1" && shift && exec /opt/bun/bun test "$@"' sh "$ROOT" "${bun_tests[@]}" 2>&1 | tee "$out"
     local status=${PIPESTATUS[0]}
     count() { grep -E "^ *[0-9]+ $1\$" "$out" | tail -n 1 | tr -dc '0-9'; }
     local pass fail errors
@@ -319,6 +322,10 @@ inner() {
     return "$status"
   fi
 }
+# Bun test files to run (all by default): arguments after SUITE.
+bun_tests=("${@:3}")
+((${#bun_tests[@]} > 0)) || bun_tests=(tests/bun)
+export BUN_TESTS="${bun_tests[*]}"
 export -f inner
 export ROOT root qemu suite target zig_target ZIG_DIR CACHE LIBFORKS_TARGET_COMMAND
 start=$SECONDS
