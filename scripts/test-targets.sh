@@ -309,7 +309,7 @@ inner() {
     env -i PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME=/tmp TMPDIR=/tmp NO_COLOR=1 CI="${CI:-}" \
       LIBFORKS_TEST_EMULATED="$([[ -n "$qemu" ]] && echo 1)" \
       ZIG_GLOBAL_CACHE_DIR="$CACHE/zig-cache" ZIG_LOCAL_CACHE_DIR="$CACHE/zig-cache" \
-      LIBFORKS_TEST_TIMEOUT="${LIBFORKS_TARGET_BUN_TEST_TIMEOUT:-120000}" \
+      LIBFORKS_TEST_TIMEOUT="${LIBFORKS_TARGET_BUN_TEST_TIMEOUT:-$([[ -n "$qemu" ]] && echo 150000)}" \
       chroot "$root" /bin/sh -c 'cd "$1" && shift && exec /opt/bun/bun test "$@"' sh "$ROOT" "${bun_tests[@]}" 2>&1 | tee "$out"
     local status=${PIPESTATUS[0]}
     count() { grep -E "^ *[0-9]+ $1\$" "$out" | tail -n 1 | tr -dc '0-9'; }

@@ -160,11 +160,13 @@ export function argvOf(pid: number): string[] {
   return first.slice(first.lastIndexOf("/") + 1).startsWith("qemu-") ? argv.slice(2) : argv;
 }
 
-/** Rejects if `promise` has not settled within `ms`. */
+/** Rejects if `promise` has not settled within `ms` (patience(ms): these
+ * limits say "does not hang"). */
 export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: Timer | undefined;
+  const limit = patience(ms);
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new Error(`${what}: not settled within ${limit} ms`)), limit);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -41,7 +41,7 @@ describe("Workers", () => {
               }),
           ),
         ),
-        patience(60000),
+        60000,
         "worker reports",
       );
       for (const report of reports) {
@@ -85,7 +85,7 @@ describe("Workers", () => {
     } finally {
       for (const { worker } of runs) worker.terminate();
     }
-  }, 30000);
+  }, patience(30000));
 
   test("a Worker and the main thread fork at the same time", async () => {
     await using server = ForkServer.start();
@@ -100,7 +100,7 @@ describe("Workers", () => {
     } finally {
       run.worker.terminate();
     }
-  }, 30000);
+  }, patience(30000));
 
   // Keep last: once it fails, no new Worker in this process can use
   // libforks any more.
@@ -114,7 +114,7 @@ describe("Workers", () => {
             worker.onerror = (event) => reject(new Error((event as ErrorEvent).message));
             worker.postMessage("go");
           }),
-          patience(5000),
+          5000,
           `worker ${i}`,
         );
         expect(`worker ${i}: ${answer}`).toBe(`worker ${i}: ok`);
