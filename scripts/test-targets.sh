@@ -302,6 +302,10 @@ inner() {
     # bun test ends with lines such as " 12 pass", " 2 fail", " 1 error";
     # they become the `N passed, N failed` line.
     local out=$root/tmp/bun-test.log
+    # Under emulation also on the command line: a test file's first test
+    # was seen to run under Bun's own 5 s default despite the preload.
+    local timeout_option=()
+    [[ -n "$qemu" ]] && timeout_option=(--timeout "${LIBFORKS_TARGET_BUN_TEST_TIMEOUT:-150000}")
     # Zig builds the target's C library once (a minute on a cold cache),
     # before any test's time limit runs.
     chroot "$root" /bin/sh -c 'cd "$1" && gcc -O1 -o /tmp/warm tests/bun/fixtures/listfds.c && gcc -shared -fPIC -O1 -o /tmp/warm.so tests/bun/fixtures/libentry.c' sh "$ROOT" ||
@@ -310,7 +314,7 @@ inner() {
       LIBFORKS_TEST_EMULATED="$([[ -n "$qemu" ]] && echo 1)" \
       ZIG_GLOBAL_CACHE_DIR="$CACHE/zig-cache" ZIG_LOCAL_CACHE_DIR="$CACHE/zig-cache" \
       LIBFORKS_TEST_TIMEOUT="${LIBFORKS_TARGET_BUN_TEST_TIMEOUT:-$([[ -n "$qemu" ]] && echo 150000)}" \
-      chroot "$root" /bin/sh -c 'cd "$1" && shift && exec /opt/bun/bun test "$@"' sh "$ROOT" "${bun_tests[@]}" 2>&1 | tee "$out"
+      chroot "$root" /bin/sh -c 'cd "$1" && shift && exec /opt/bun/bun test "$@"' sh "$ROOT" "${timeout_option[@]}" "${bun_tests[@]}" 2>&1 | tee "$out"
     local status=${PIPESTATUS[0]}
     count() { grep -E "^ *[0-9]+ $1\$" "$out" | tail -n 1 | tr -dc '0-9'; }
     local pass fail errors

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { ForkServer } from "../../src/index.ts";
-import { fixtures, native, patience, pointerOf, within } from "./helpers.ts";
+import { emulated, fixtures, native, patience, pointerOf, within } from "./helpers.ts";
 
 interface Report {
   error?: string;
@@ -51,8 +51,14 @@ describe("Workers", () => {
         expect(report.eventPids).toEqual(report.pids);
         expect(report.stopError).toBe("NOT_OWNER"); // an attached server cannot stop it
       }
-      // Every event delivered once: 4,000 distinct children.
-      expect(new Set(reports.flatMap((r) => r.pids)).size).toBe(4000);
+      // Every event delivered once: 4,000 distinct children. Under qemu-user
+      // each emulated process takes several pids (the emulator's threads):
+      // about 30,000 pids in this test, so pids wrap (pid_max 32,768) and
+      // the count cannot hold there; each Worker's events matching its own
+      // forks (above) still does.
+      const distinct = new Set(reports.flatMap((r) => r.pids)).size;
+      if (emulated) console.log(`under emulation: ${distinct} distinct pids among 4,000 children (pids wrap); not compared`);
+      else expect(distinct).toBe(4000);
       // The Workers released their handles; the server still serves us.
       expect((await server.fork(native.exit7).exited).exitCode).toBe(7);
     } finally {
