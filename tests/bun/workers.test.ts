@@ -57,7 +57,7 @@ describe("Workers", () => {
       // the count cannot hold there; each Worker's events matching its own
       // forks (above) still does.
       const distinct = new Set(reports.flatMap((r) => r.pids)).size;
-      if (emulated) console.log(`under emulation: ${distinct} distinct pids among 4,000 children (pids wrap); not compared`);
+      if (emulated) console.log(`under emulation: ${distinct} distinct pids among 4,000 children (pids may wrap); not compared`);
       else expect(distinct).toBe(4000);
       // The Workers released their handles; the server still serves us.
       expect((await server.fork(native.exit7).exited).exitCode).toBe(7);
