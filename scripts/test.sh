@@ -9,7 +9,8 @@
 #
 # Time limits per step, in seconds (environment): LIBFORKS_BUILD_TIMEOUT
 # (900), LIBFORKS_UNIT_TIMEOUT (600), LIBFORKS_C_TIMEOUT (900),
-# LIBFORKS_BUN_TIMEOUT (900), LIBFORKS_CHECK_TIMEOUT (300).
+# LIBFORKS_BUN_TIMEOUT (900), LIBFORKS_TARGET_TIMEOUT (1800 per target
+# suite), LIBFORKS_CHECK_TIMEOUT (300).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -119,17 +120,19 @@ else
 fi
 
 # --- Suites that print `N passed, N failed` ------------------------------------------
-# suite NAME TIMEOUT SCRIPT: runs `bash SCRIPT` if it exists and records the
-# counts of its last `N passed, N failed` line (a `word:` may precede it).
+# suite NAME TIMEOUT SCRIPT [ARG...]: runs `bash SCRIPT ARG...` if SCRIPT
+# exists and records the counts of its last `N passed, N failed` line (a
+# `word:` may precede it).
 suite() {
   local name=$1 limit=$2 script=$3
+  shift 3
   if [[ ! -f "$script" ]]; then
     echo
     echo "==> $name: skipped, $script does not exist"
     RESULTS+=("$(printf '  %-15s %-6s' "$name" absent)")
     return
   fi
-  run "$name" "$limit" bash "$script"
+  run "$name" "$limit" bash "$script" "$@"
   local status=$?
   local line
   line=$(plain "$name" | grep -E '^([A-Za-z_-]+: *)?[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)? *$' | tail -n 1)
@@ -175,6 +178,24 @@ else
   echo "==> bun: skipped, no test files in tests/bun"
   RESULTS+=("$(printf '  %-15s %-6s' bun absent)")
 fi
+
+# --- The other Linux targets ----------------------------------------------------------
+# scripts/test-targets.sh runs the C suite and the Bun suite of each target's
+# prebuilt library in a root holding that target's C library: musl natively,
+# arm64 under qemu-user (a few minutes each). LIBFORKS_TARGETS lists them
+# (default: all three); an empty LIBFORKS_TARGETS leaves them out, and the
+# summary says so.
+targets=${LIBFORKS_TARGETS-linux-x64-musl linux-arm64 linux-arm64-musl}
+if [[ -z "$targets" ]]; then
+  echo
+  echo "==> targets: left out, LIBFORKS_TARGETS is empty"
+  RESULTS+=("$(printf '  %-15s %-6s' targets "left out (LIBFORKS_TARGETS is empty)")")
+fi
+for target in $targets; do
+  for target_suite in c bun; do
+    suite "$target_suite-${target#linux-}" "${LIBFORKS_TARGET_TIMEOUT:-1800}" scripts/test-targets.sh "$target" "$target_suite"
+  done
+done
 
 # --- Type check: one test ------------------------------------------------------------
 if run typecheck "${LIBFORKS_CHECK_TIMEOUT:-300}" "$BIN/tsc" --noEmit -p . --pretty false; then

@@ -153,7 +153,7 @@ export class ServerConn {
         throw new LibforksError(
           "LOAD_ERROR",
           `cannot run ${path}: it is ${isEmbedded(path) ? "embedded in this executable" : "not executable"} and needs a memfd, ` +
-            "but memfd_create failed; set LIBFORKS_SERVER_PATH to an executable libforks-server on disk",
+            "but memfd_create failed; set LIBFORKS_PATH to a libforks library on disk with an executable libforks-server beside it",
           { errno: lib.libforks_last_errno(), syscall: "memfd_create" },
         );
       }

@@ -3,8 +3,9 @@
 
 import { dlopen, FFIType, ptr as pointerTo, read, suffix } from "bun:ffi";
 import { accessSync, closeSync, constants as fsConstants, existsSync, readFileSync, writeSync } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { LibforksError, errnoName } from "./errors.ts";
+import { isMusl } from "./libc.ts";
 import { MINIMUM_BUN } from "./version.ts";
 
 // `with { type: "file" }` makes `bun build --compile` embed each library;
@@ -41,22 +42,6 @@ const prebuilt: Record<string, string> = {
   "darwin-x64": darwinX64,
   "darwin-arm64": darwinArm64,
 };
-
-/** True when this process runs on musl libc (Alpine), whose programs
- * cannot load a glibc-linked library. */
-function isMusl(): boolean {
-  if (process.platform !== "linux") return false;
-  const report = (process as unknown as { report?: { getReport?: () => unknown } }).report?.getReport?.() as
-    | { header?: { glibcVersionRuntime?: string } }
-    | undefined;
-  if (report?.header?.glibcVersionRuntime) return false;
-  try {
-    // The dynamic loader a program runs under names its libc.
-    return readFileSync("/proc/self/maps", "utf8").includes("ld-musl-");
-  } catch {
-    return existsSync("/etc/alpine-release");
-  }
-}
 
 /** The platform key of this process: "linux-x64", "linux-arm64-musl", ... */
 export function platformKey(): string {
@@ -117,13 +102,20 @@ export function libraryPath(): string {
   return assetPath(path);
 }
 
-/** Path of libforks-server, the program a clean server runs:
- * LIBFORKS_SERVER_PATH if set, else the prebuilt one beside the library.
- * Inside a `bun build --compile` executable this is an embedded /$bunfs/
- * path, which the kernel cannot execute (see conn.ts). */
+/** Path of libforks-server, the program a clean server runs: with
+ * LIBFORKS_PATH set, the libforks-server beside that library (one override
+ * for both, so they always come from the same build); else the prebuilt
+ * one for this platform. Inside a `bun build --compile` executable this is
+ * an embedded /$bunfs/ path, which the kernel cannot execute (see conn.ts). */
 export function serverExecutablePath(): string {
-  const override = process.env.LIBFORKS_SERVER_PATH;
-  if (override) return override;
+  const override = process.env.LIBFORKS_PATH;
+  if (override) {
+    const beside = join(dirname(override), "libforks-server");
+    if (!existsSync(beside)) {
+      throw new LibforksError("LOAD_ERROR", `LIBFORKS_PATH is ${override}, but ${beside} (the clean server) does not exist`);
+    }
+    return beside;
+  }
   const key = platformKey();
   const path = servers[key];
   if (!path) throw new LibforksError("UNSUPPORTED_PLATFORM", `libforks has no prebuilt libforks-server for ${key}`);

@@ -13,6 +13,7 @@ const server = @import("server.zig");
 const exec = @import("exec.zig");
 const tree = @import("tree.zig");
 const result_mod = @import("result.zig");
+const stdio_locks = @import("stdio_locks.zig");
 const Result = result_mod.Result;
 const fail = result_mod.fail;
 const failWith = result_mod.failWith;
@@ -126,13 +127,16 @@ fn startWith(conn_ptr: ?*ServerConn, clean: ?CleanServer) Result {
     // the dynamic loader) before forking and reset them in the child, so
     // the server and every child inherit them unlocked. A raw clone/fork
     // system call would copy them in whatever state other threads left
-    // them, and a child calling malloc could deadlock forever.
+    // them, and a child calling malloc could deadlock forever. Stream
+    // locks are the exception musl and macOS leave: stdio_locks.zig.
     // Signals are blocked across the fork so that no host handler runs in
     // the new process before the server replaces them.
     var old_mask: sys.sigset_t = undefined;
     sys.blockAllSignals(&old_mask);
+    stdio_locks.lockBeforeFork();
     const middle = sys.fork();
     if (middle == 0) {
+        stdio_locks.unlockAfterFork();
         // A short-lived middle process: the server is its child, and it
         // exits at once, so the server is re-parented to init and the
         // caller never has a zombie to reap (Bun does not reap unknown
@@ -153,6 +157,7 @@ fn startWith(conn_ptr: ?*ServerConn, clean: ?CleanServer) Result {
         sys._exit(0);
     }
     const fork_errno = sys.errno();
+    stdio_locks.unlockAfterFork();
     sys.setSignalMask(&old_mask);
     _ = sys.close(pair[1]);
     if (middle < 0) {

@@ -190,7 +190,7 @@ fn startThread() Result {
     var old: sys.sigset_t = undefined;
     sys.blockAllSignals(&old);
     defer sys.setSignalMask(&old);
-    const thread = std.Thread.spawn(.{ .stack_size = 64 * 1024 }, run, .{}) catch {
+    const thread = std.Thread.spawn(.{ .stack_size = sys.threadStackSize(64 * 1024) }, run, .{}) catch {
         _ = sys.close(master_fd);
         master_fd = -1;
         return result_mod.failWith(.THREAD_ERROR, sys.E.AGAIN);

@@ -247,7 +247,26 @@ pub const cmsghdr = extern struct {
 };
 
 pub extern "c" fn socketpair(domain: c_int, kind: c_int, protocol: c_int, fds: *[2]fd_t) c_int;
-pub extern "c" fn sendmsg(fd: fd_t, msg: *const msghdr, flags: c_int) isize;
+const libc = struct {
+    extern "c" fn sendmsg(fd: fd_t, msg: *const msghdr, flags: c_int) isize;
+};
+
+/// sendmsg(2). On musl it is the system call itself: musl up to 1.2.3
+/// copies control data into a 1,024-byte buffer (to clear the padding of
+/// its 64-bit struct layout) and fails with ENOMEM beyond it, and 253 fds
+/// need 1,032 bytes. msghdr and cmsghdr here already have the kernel's
+/// layout, so nothing needs copying.
+pub fn sendmsg(fd: fd_t, msg: *const msghdr, flags: c_int) isize {
+    if (!(is_linux and builtin.abi.isMusl())) return libc.sendmsg(fd, msg, flags);
+    const linux = std.os.linux;
+    const rc = linux.sendmsg(fd, @ptrCast(msg), @bitCast(flags));
+    const signed: isize = @bitCast(rc);
+    if (signed < 0 and signed > -4096) {
+        setErrno(@intCast(-signed));
+        return -1;
+    }
+    return signed;
+}
 pub extern "c" fn recvmsg(fd: fd_t, msg: *msghdr, flags: c_int) isize;
 pub extern "c" fn shutdown(fd: fd_t, how: c_int) c_int;
 pub extern "c" fn setsockopt(fd: fd_t, level: c_int, name: c_int, value: ?*const anyopaque, len: u32) c_int;
@@ -404,6 +423,27 @@ pub const MAP_ANONYMOUS: c_int = if (is_linux) 0x20 else 0x1000;
 pub const MAP_FAILED: usize = std.math.maxInt(usize);
 pub extern "c" fn mmap(addr: ?*anyopaque, len: usize, prot: c_int, flags: c_int, fd: fd_t, offset: i64) usize;
 pub extern "c" fn munmap(addr: *anyopaque, len: usize) c_int;
+
+// ---------------------------------------------------------------- threads
+
+extern "c" fn sysconf(name: c_int) c_long;
+const sc_pagesize: c_int = if (is_linux) 30 else 29;
+const sc_thread_stack_min: c_int = if (is_linux) 75 else 93;
+
+/// A thread stack of at least `wanted` bytes that pthread_attr_setstacksize
+/// accepts on this system: never below the C library's minimum, which is
+/// known only at run time (aarch64 glibc's PTHREAD_STACK_MIN is 128 KiB,
+/// x86-64 glibc's 16 KiB, musl's 2 KiB) and rounded up to whole pages
+/// (macOS refuses other sizes). std.Thread.spawn asserts that the size was
+/// accepted, so a size below the minimum would abort the host.
+pub fn threadStackSize(wanted: usize) usize {
+    const minimum = sysconf(sc_thread_stack_min);
+    const page = sysconf(sc_pagesize);
+    var size = wanted;
+    if (minimum > 0) size = @max(size, @as(usize, @intCast(minimum)));
+    if (page > 0) size = std.mem.alignForward(usize, size, @as(usize, @intCast(page)));
+    return size;
+}
 
 pub extern "c" fn malloc(size: usize) ?*anyopaque;
 pub extern "c" fn free(ptr: ?*anyopaque) void;

@@ -2,7 +2,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { within } from "./helpers.ts";
+import { patience, within } from "./helpers.ts";
 
 const root = join(import.meta.dir, "..", "..");
 
@@ -32,7 +32,7 @@ describe("examples", () => {
     expect(out).toContain(`read from the pipe: worker ${worker} got "hello from the parent" and wrote this through the pipe`);
     expect(out).toContain(`exit: pid ${worker} exited with 0`);
     expect(out).toMatch(/^fork server \d+ stopped$/m);
-  }, 30000);
+  }, patience(30000));
 
   test("prefork-server.ts", async () => {
     const { code, out, err } = await run([process.execPath, "examples/prefork-server.ts"]);
@@ -45,7 +45,7 @@ describe("examples", () => {
     for (const m of answers) expect(workers).toContain(m[2]);
     for (const pid of workers) expect(out).toContain(`exit: pid ${pid} exited with 0`);
     expect(out).toMatch(/stopped\n$/);
-  }, 30000);
+  }, patience(30000));
 
   test("compiled/build.sh: the package works inside a bun build --compile executable", async () => {
     const { code, out, err } = await run(["sh", "examples/compiled/build.sh"]);
@@ -54,5 +54,5 @@ describe("examples", () => {
     expect(out).toContain("snapshot: sh exited with 3");
     expect(out).toContain("clean: sh exited with 4");
     expect(out).toContain("compiled executable works");
-  }, 30000);
+  }, patience(30000));
 });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync } from "node:fs";
 import { join } from "node:path";
 import { ExitEvent, ForkServer, pipe, type LibforksError } from "../../src/index.ts";
-import { buildSharedLibrary, expectThrowsLibforks, fixtures, native, pointerOf, readAllSync, within } from "./helpers.ts";
+import { buildSharedLibrary, expectThrowsLibforks, fixtures, native, patience, pointerOf, readAllSync, within } from "./helpers.ts";
 
 let server: ForkServer;
 beforeAll(() => {
@@ -153,7 +153,7 @@ describe("fork", () => {
       closeSync(readEnd);
       closeSync(writeEnd);
     }
-  }, 30000);
+  }, patience(30000));
 
   test("a child speaks the Channel wire format: it exits with the code it was sent", async () => {
     const child = server.fork(native.exit_with_received_code, { socket: true });

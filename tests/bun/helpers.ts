@@ -148,11 +148,31 @@ export async function eventually(condition: () => boolean, ms = 2000): Promise<b
   return condition();
 }
 
-/** Rejects if `promise` has not settled within `ms`. */
+/** True under qemu-user (scripts/test-targets.sh sets LIBFORKS_TEST_EMULATED=1
+ * for the arm64 targets), where every system call and fork is slower. */
+export const emulated = process.env.LIBFORKS_TEST_EMULATED === "1";
+
+/** A time limit for a "does not hang" claim: five times longer under
+ * emulation. */
+export function patience(ms: number): number {
+  return emulated ? ms * 5 : ms;
+}
+
+/** The argv of process `pid`. Under qemu-user (binfmt_misc flag P) the
+ * kernel runs "<emulator> <program path> <argv...>": those two go. */
+export function argvOf(pid: number): string[] {
+  const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
+  const first = argv[0] ?? "";
+  return first.slice(first.lastIndexOf("/") + 1).startsWith("qemu-") ? argv.slice(2) : argv;
+}
+
+/** Rejects if `promise` has not settled within `ms` (patience(ms): these
+ * limits say "does not hang"). */
 export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: Timer | undefined;
+  const limit = patience(ms);
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new Error(`${what}: not settled within ${limit} ms`)), limit);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { ForkServer, libraryPath } from "../../src/index.ts";
 import { MINIMUM_BUN } from "../../src/version.ts";
 import { buildNoMemfd, fixtures, within } from "./helpers.ts";
@@ -94,18 +94,21 @@ describe("loading", () => {
 
   test("a clean server runs a libforks-server that lacks the exec bit (as bun build --outdir writes it)", async () => {
     const dir = scratch();
-    const saved = process.env.LIBFORKS_SERVER_PATH;
+    const saved = process.env.LIBFORKS_PATH;
     try {
+      // LIBFORKS_PATH's clean server is the libforks-server beside it.
+      const library = join(dir, basename(libraryPath()));
       const copy = join(dir, "libforks-server");
+      copyFileSync(libraryPath(), library);
       copyFileSync(join(dirname(libraryPath()), "libforks-server"), copy);
       chmodSync(copy, 0o644);
-      process.env.LIBFORKS_SERVER_PATH = copy;
+      process.env.LIBFORKS_PATH = library;
       await using server = ForkServer.start({ mode: "clean" });
       const event = await server.spawn(["/bin/sh", "-c", "exit 4"], { channel: false }).exited;
       expect(event.exitCode).toBe(4);
     } finally {
-      if (saved === undefined) delete process.env.LIBFORKS_SERVER_PATH;
-      else process.env.LIBFORKS_SERVER_PATH = saved;
+      if (saved === undefined) delete process.env.LIBFORKS_PATH;
+      else process.env.LIBFORKS_PATH = saved;
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30000);
@@ -148,7 +151,7 @@ describe("loading", () => {
       // server cannot run the embedded libforks-server and says what to set.
       const extracted = await launch([noMemfd, app, "clean"], dir);
       expect(extracted).toMatchObject({ ok: true, clean: { ok: false, code: "LOAD_ERROR" } });
-      expect(extracted.clean!.message).toContain("set LIBFORKS_SERVER_PATH");
+      expect(extracted.clean!.message).toContain("set LIBFORKS_PATH");
 
       // No memfd_create and no usable TMPDIR: the error says what to set.
       const failed = await launch([noMemfd, app], missing);

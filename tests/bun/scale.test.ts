@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, readdirSync, readFileSync } from "node:fs";
 import { ForkServer, pipe, type Child, type Entrypoint } from "../../src/index.ts";
-import { buildSharedLibrary, fdCount, fdsOpenedSince, native, openFds, threadCount, within } from "./helpers.ts";
+import { buildSharedLibrary, fdCount, fdsOpenedSince, native, openFds, patience, threadCount, within } from "./helpers.ts";
 
 let server: ForkServer;
 beforeAll(() => {
@@ -140,7 +140,7 @@ describe("scale", () => {
       } catch {}
       for (const child of children) child.channel?.close();
     }
-  }, 60000);
+  }, patience(60000));
 
   test("5,000 fork/exit cycles leave the fd count at its baseline", async () => {
     // 1,000 on the snapshot server, 4,000 on a clean one: a fork of a copy of
@@ -181,5 +181,5 @@ describe("scale", () => {
     expect(fdsOpenedSince(before)).toEqual([]);
     expect(fdCount()).toBeLessThanOrEqual(baseline);
     console.log(`5,000 fork/exit cycles in ${(performance.now() - started).toFixed(0)} ms; fds ${baseline} -> ${fdCount()}`);
-  }, 60000);
+  }, patience(60000));
 });

@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { ForkServer } from "../../src/index.ts";
 import { lib } from "../../src/native.ts";
-import { eventually, fdCount, fixtures, native, pointerOf, processExited, within } from "./helpers.ts";
+import { emulated, eventually, fdCount, fixtures, native, patience, pointerOf, processExited, within } from "./helpers.ts";
 
 interface Report {
   error?: string;
@@ -52,14 +52,20 @@ describe("Workers", () => {
         expect(report.eventPids).toEqual(report.pids);
         expect(report.stopError).toBe("NOT_OWNER"); // an attached server cannot stop it
       }
-      // Every event delivered once: 4,000 distinct children.
-      expect(new Set(reports.flatMap((r) => r.pids)).size).toBe(4000);
+      // Every event delivered once: 4,000 distinct children. Under qemu-user
+      // each emulated process takes several pids (the emulator's threads):
+      // about 30,000 pids in this test, so pids wrap (pid_max 32,768) and
+      // the count cannot hold there; each Worker's events matching its own
+      // forks (above) still does.
+      const distinct = new Set(reports.flatMap((r) => r.pids)).size;
+      if (emulated) console.log(`under emulation: ${distinct} distinct pids among 4,000 children (pids may wrap); not compared`);
+      else expect(distinct).toBe(4000);
       // The Workers released their handles; the server still serves us.
       expect((await server.fork(native.exit7).exited).exitCode).toBe(7);
     } finally {
       for (const worker of workers) worker.terminate();
     }
-  }, 90000);
+  }, patience(90000));
 
   test("a share() token only works in the process that made it", () => {
     expect(() => ForkServer.attach({ kind: "libforks-server", handle: "12345", owner: process.pid + 1, server: 1, clean: false })).toThrow(
@@ -98,7 +104,7 @@ describe("Workers", () => {
     } finally {
       for (const { worker } of runs) worker.terminate();
     }
-  }, 30000);
+  }, patience(30000));
 
   test("a Worker and the main thread fork at the same time", async () => {
     await using server = ForkServer.start();
@@ -113,7 +119,7 @@ describe("Workers", () => {
     } finally {
       run.worker.terminate();
     }
-  }, 30000);
+  }, patience(30000));
 
   // Before the tests that need fresh doorbells: on failure it leaves none.
   test("100 Workers terminated mid-wait leave no fd, doorbell or process; then the main thread forks and stops", async () => {
@@ -189,5 +195,5 @@ describe("Workers", () => {
         worker.terminate();
       }
     }
-  }, 30000);
+  }, patience(30000));
 });

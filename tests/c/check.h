@@ -43,8 +43,57 @@
 
 #define CHECK_OK(expr) CHECK_RESULT(expr, libforks_OK)
 
-/* Every test must finish; a hang is a failure. */
-static inline void test_deadline(unsigned seconds) { alarm(seconds); }
+/* True when the test runs under qemu-user (scripts/test-targets.sh sets
+ * LIBFORKS_TEST_EMULATED=1 for the arm64 targets): every system call and
+ * fork is many times slower there. */
+static inline int test_emulated(void) {
+  const char *value = getenv("LIBFORKS_TEST_EMULATED");
+  return value != NULL && strcmp(value, "1") == 0;
+}
+
+/* Every test must finish; a hang is a failure. Under emulation the
+ * deadline is five times longer: it says "does not hang", not how fast. */
+static inline void test_deadline(unsigned seconds) { alarm(test_emulated() ? seconds * 5 : seconds); }
+
+/* The program process `pid` runs, as /proc/<pid>/exe names it. Under
+ * qemu-user that link names the emulator; binfmt_misc then passes the
+ * program's path as the emulator's first argument (cmdline[1]). */
+static inline void program_of(pid_t pid, char *out, size_t size) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+  ssize_t n = readlink(path, out, size - 1);
+  CHECK(n > 0);
+  out[n] = 0;
+  const char *name = strrchr(out, '/');
+  name = name ? name + 1 : out;
+  if (strncmp(name, "qemu-", 5) != 0) return;
+  snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  CHECK(fd >= 0);
+  char cmdline[4096];
+  ssize_t got = read(fd, cmdline, sizeof cmdline - 1);
+  close(fd);
+  CHECK(got > 0);
+  cmdline[got] = 0;
+  size_t first = strlen(cmdline) + 1;
+  CHECK((ssize_t)first < got);
+  snprintf(out, size, "%s", cmdline + first);
+  /* A program exec'd from an fd (fexecve of a memfd) is "/dev/fd/N" there;
+   * the emulator maps the program from that file, so its maps name it. */
+  if (strncmp(out, "/dev/fd/", 8) != 0 && strncmp(out, "/proc/", 6) != 0) return;
+  snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+  FILE *maps = fopen(path, "r");
+  CHECK(maps != NULL);
+  char line[4096];
+  while (fgets(line, sizeof line, maps)) {
+    char *memfd = strstr(line, "/memfd:");
+    if (memfd == NULL) continue;
+    memfd[strcspn(memfd, "\n")] = 0;
+    snprintf(out, size, "%s", memfd);
+    break;
+  }
+  fclose(maps);
+}
 
 static inline double now_ms(void) {
   struct timespec t;

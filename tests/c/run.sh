@@ -2,8 +2,10 @@
 # Builds and runs the C tests against lib/<platform>/libforks.so and the
 # public header. Each tests/c/test_*.c is one program; it passes when it
 # exits 0 within its time limit. Ends with `N passed, N failed` (programs).
-# CC, CFLAGS_EXTRA (e.g. "-fsanitize=address,undefined") and
-# LIBFORKS_LIB_DIR may be set. Run from anywhere.
+# CC, CFLAGS_EXTRA (e.g. "-fsanitize=address,undefined"),
+# LIBFORKS_LIB_DIR and LIBFORKS_TEST_RUNNER (a command prefix that runs
+# each test, e.g. "chroot DIR": scripts/test-targets.sh) may be set. Run
+# from anywhere.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -13,25 +15,26 @@ case "$(uname -m)" in
   *) echo "run.sh: unsupported machine $(uname -m)"; echo "0 passed, 1 failed"; exit 1 ;;
 esac
 lib_dir=${LIBFORKS_LIB_DIR:-$root/lib/$platform}
-cc=${CC:-cc}
+cc=${CC:-cc} # may be a command with arguments ("zig cc -target ..."): used unquoted
 out=$root/tests/c/build${BUILD_SUFFIX:-}
 mkdir -p "$out"
 
 # A shared library for the fork_symbol tests.
-"$cc" -shared -fPIC -O1 -o "$out/libentry.so" tests/c/fixtures/entry_lib.c || exit 1
+$cc -shared -fPIC -O1 -o "$out/libentry.so" tests/c/fixtures/entry_lib.c || exit 1
 
 passed=0
 failed=0
 failures=()
 for source in tests/c/test_*.c; do
   name=$(basename "$source" .c)
-  if ! "$cc" -O1 -g -Wall -Wextra -Werror -rdynamic ${CFLAGS_EXTRA:-} -I lib/include -o "$out/$name" "$source" \
+  if ! $cc -O1 -g -Wall -Wextra -Werror -rdynamic ${CFLAGS_EXTRA:-} -I lib/include -o "$out/$name" "$source" \
       -L "$lib_dir" -lforks -Wl,-rpath,"$lib_dir" -lpthread -ldl; then
     echo "FAIL $name (does not compile)"
     failed=$((failed + 1)); failures+=("$name"); continue
   fi
   start=$(date +%s%N)
-  if LIBFORKS_TEST_DIR="$out" timeout --kill-after=5 "${LIBFORKS_TEST_TIMEOUT:-120}" "$out/$name" </dev/null; then
+  # shellcheck disable=SC2086 # LIBFORKS_TEST_RUNNER is a command prefix
+  if LIBFORKS_TEST_DIR="$out" timeout --kill-after=5 "${LIBFORKS_TEST_TIMEOUT:-120}" ${LIBFORKS_TEST_RUNNER:-} "$out/$name" </dev/null; then
     elapsed_ms=$((($(date +%s%N) - start) / 1000000))
     printf 'PASS %s (%d.%01ds)\n' "$name" $((elapsed_ms / 1000)) $((elapsed_ms % 1000 / 100))
     passed=$((passed + 1))

@@ -54,9 +54,8 @@ int main(void) {
   libforks_StartOptions options = {sizeof options, libforks_MODE_CLEAN, server_path, -1};
   CHECK_OK(libforks_start_ex(&conn, &options));
   pid_t server = libforks_get_server_pid(conn);
-  char exe[512] = {0}, link[64];
-  snprintf(link, sizeof link, "/proc/%d/exe", server);
-  CHECK(readlink(link, exe, sizeof exe - 1) > 0);
+  char exe[512] = {0};
+  program_of(server, exe, sizeof exe);
   CHECK(strstr(exe, "libforks-server") != NULL);
 
   /* function pointers of this program are refused; symbols and exec work */

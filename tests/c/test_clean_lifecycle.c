@@ -24,13 +24,6 @@ static libforks_StartOptions clean_options(const char *path, int fd) {
   return options;
 }
 
-static void exe_of(pid_t pid, char *target, size_t size) {
-  char link[64];
-  snprintf(link, sizeof link, "/proc/%d/exe", pid);
-  ssize_t n = readlink(link, target, size - 1);
-  CHECK(n > 0);
-  target[n] = 0;
-}
 
 /* The target of fd number `fd` in process `pid` (0: this one), or "". */
 static const char *fd_target(pid_t pid, int fd) {
@@ -123,7 +116,7 @@ int main(void) {
   test_deadline(20);
   find_server();
   char self[4096], exe[4096];
-  exe_of(getpid(), self, sizeof self);
+  program_of(getpid(), self, sizeof self);
 
   /* what the server gets from the caller */
   CHECK(setenv("LIBFORKS_CLEAN_MARK", "given", 1) == 0);
@@ -136,7 +129,7 @@ int main(void) {
   libforks_StartOptions options = clean_options(server_path, -1);
   CHECK_OK(libforks_start_ex(&conn, &options));
   pid_t server = libforks_get_server_pid(conn);
-  exe_of(server, exe, sizeof exe);
+  program_of(server, exe, sizeof exe);
   CHECK(strcmp(basename(exe), "libforks-server") == 0 && strcmp(exe, self) != 0);
   CHECK(environ_has(server, "LIBFORKS_CLEAN_MARK=given"));
   CHECK(holds_as_ours(server, inheritable_high));
@@ -159,7 +152,7 @@ int main(void) {
   options = clean_options(NULL, memfd);
   CHECK_OK(libforks_start_ex(&conn, &options));
   server = libforks_get_server_pid(conn);
-  exe_of(server, exe, sizeof exe);
+  program_of(server, exe, sizeof exe);
   CHECK(strstr(exe, "memfd:") != NULL);
   CHECK(!holds_anywhere(server, memfd)); /* close-on-exec: exec'd, not kept */
   CHECK_OK(libforks_stop(conn, true));
@@ -177,7 +170,7 @@ int main(void) {
   CHECK(count_fds(0) == before);
   libforks_StartOptions snapshot = {.size = sizeof snapshot, .mode = libforks_MODE_SNAPSHOT, .server_fd = -1};
   CHECK_OK(libforks_start_ex(&conn, &snapshot));
-  exe_of(libforks_get_server_pid(conn), exe, sizeof exe);
+  program_of(libforks_get_server_pid(conn), exe, sizeof exe);
   CHECK(strcmp(exe, self) == 0); /* a copy of this program */
   pid_t pid;
   int exit_fd;
