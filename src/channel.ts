@@ -27,6 +27,9 @@ const EAGAIN = constants.errno.EAGAIN;
 const EPIPE = constants.errno.EPIPE;
 const ECONNRESET = constants.errno.ECONNRESET;
 
+/** One message received on a channel or with `recvFds`.
+ * @typeParam T The bytes (`Uint8Array`), or the value on a channel with
+ *   serialization. */
 export interface Message<T = Uint8Array> {
   /** The bytes sent (empty at end-of-file from `recvFds`), or, on a
    * channel with serialization, the value. */
@@ -240,6 +243,7 @@ export class Channel {
     if (this.#token !== 0) getDoorbell().setRef(this.#token, false);
   }
 
+  /** Undoes `unref()`: a pending receive or send keeps the process alive again. */
   ref(): void {
     this.#ref = true;
     if (this.#token !== 0) getDoorbell().setRef(this.#token, true);

@@ -7,7 +7,11 @@
 import { constants } from "node:os";
 import { LibforksError, describe, type LibforksErrorCode } from "./errors.ts";
 
+/** A bad argument, shaped as Node's and Bun's: a `TypeError` with code
+ * `ERR_INVALID_ARG_TYPE` for a wrong type, a `RangeError` with code
+ * `ERR_INVALID_ARG_VALUE` for a wrong value; its message names it. */
 export interface ArgumentError extends Error {
+  /** `ERR_INVALID_ARG_TYPE` (a TypeError) or `ERR_INVALID_ARG_VALUE` (a RangeError). */
   code: "ERR_INVALID_ARG_TYPE" | "ERR_INVALID_ARG_VALUE";
   /** The argument, e.g. "options.cwd". */
   argument: string;

@@ -46,6 +46,8 @@ export function decodeMessage(mode: "json" | "advanced", bytes: Uint8Array): unk
  * `receive()` gives `{ data: value, fds }`. Both ends must use the same
  * serialization. */
 export class SerializedChannel extends Channel {
+  /** How values travel: `"json"` (JSON text) or `"advanced"` (bun:jsc's
+   * structured clone: Map, Date, BigInt, typed arrays, ...). */
   readonly serialization: "json" | "advanced";
 
   constructor(fd: number, serialization: "json" | "advanced") {

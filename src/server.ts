@@ -45,6 +45,7 @@ export interface ForkOptions {
   fds?: number[];
 }
 
+/** Options of `ForkServer.start`. */
 export interface StartOptions {
   /** "snapshot": the server is a copy of this process, forked
    * now, and children are copies of it: native entrypoints of any kind.

@@ -24,6 +24,8 @@ export type StdioOption = "inherit" | "pipe" | "ignore" | null | number | BunFil
 /** stdin may also be data, written to a pipe as the program reads it. */
 export type StdinOption = StdioOption | ArrayBufferView | Blob | Response | Request | ReadableStream<Uint8Array>;
 
+/** Options of `server.spawn`: Bun.spawn's (with its defaults), plus
+ * `fds`, `channel` and `serialization`. An unknown name is an error. */
 export interface SpawnOptions {
   /** Working directory (default: this process's). */
   cwd?: string;
