@@ -137,7 +137,7 @@ clean: sh exited with 4
 writer-1: writer-1 (argv WRITER-1) wrote this through its pipe (exit 0)
 writer-2: writer-2 (argv WRITER-2) wrote this through its pipe (exit 0)
 writer-3: writer-3 (argv WRITER-3) wrote this through its pipe (exit 0)
-bad mode: INVALID_ARGUMENT
+bad mode: ERR_INVALID_ARG_VALUE
 ok
 EOF
 )

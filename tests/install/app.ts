@@ -58,7 +58,9 @@ async function main(): Promise<void> {
   try {
     ForkServer.start({ mode: "fast" as "clean" });
   } catch (error) {
-    if (error instanceof LibforksError) console.log(`bad mode: ${error.code}`);
+    // A bad argument is Node-shaped: a RangeError with code ERR_INVALID_ARG_VALUE.
+    if (error instanceof RangeError) console.log(`bad mode: ${(error as RangeError & { code?: string }).code}`);
+    else if (error instanceof LibforksError) console.log(`bad mode, as a LibforksError: ${error.code}`);
     else throw error;
   }
   console.log("ok");
