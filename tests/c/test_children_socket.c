@@ -27,6 +27,13 @@ int main(void) {
   libforks_ServerConn conn;
   CHECK_OK(libforks_start(&conn));
   pid_t server = libforks_get_server_pid(conn);
+  // One child first: the server makes the next child's connection while
+  // idle, so it holds that spare pair from its first fork on; count with it.
+  pid_t warm_pid;
+  int warm_exit_fd;
+  CHECK_OK(libforks_fork(conn, &warm_pid, NULL, &warm_exit_fd, entry_exit3));
+  CHECK(read_exit_event(warm_exit_fd, 10000).pid == warm_pid);
+  close(warm_exit_fd);
   int server_fds = count_fds(server);
   pid_t pids[CHILDREN];
   int exit_fds[CHILDREN];
