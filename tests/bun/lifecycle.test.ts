@@ -56,8 +56,8 @@ describe("lifecycle", () => {
 
   test("stop() sends SIGKILL 500 ms later to a child that ignores SIGTERM", async () => {
     const server = ForkServer.start();
-    const stubborn = server.fork(native.ignore_sigterm);
-    await Bun.sleep(50); // let it install SIG_IGN
+    const stubborn = server.fork(native.ignore_sigterm, { socket: true });
+    await within(stubborn.channel!.receive(), 5000, "SIG_IGN installed");
     const started = performance.now();
     await within(server.stop(), 3000, "stop");
     const elapsed = performance.now() - started;
@@ -70,9 +70,9 @@ describe("lifecycle", () => {
   test("stop({ wait: false }) resolves at once; exits are still reported", async () => {
     const server = ForkServer.start();
     const serverPid = server.pid;
-    const stubborn = server.fork(native.ignore_sigterm);
+    const stubborn = server.fork(native.ignore_sigterm, { socket: true });
     const plain = server.fork(native.sleep_long);
-    await Bun.sleep(50);
+    await within(stubborn.channel!.receive(), 5000, "SIG_IGN installed");
     const started = performance.now();
     await within(server.stop({ wait: false }), 1000, "stop");
     expect(performance.now() - started).toBeLessThan(300);
