@@ -30,7 +30,7 @@ export const resultNames: Record<number, string> = {
  * What failed, as `LibforksError.code` names it. The names of the C
  * library's `libforks_Result` values (`"FORK_ERROR"`, `"SERVER_GONE"`,
  * ...), and the package's own: `"CHANNEL_CLOSED"` (no channel, or it was
- * closed), `"SERVER_STOPPED"`, `"UNSUPPORTED_RUNTIME"` (not Bun, or a Bun
+ * closed), `"UNSUPPORTED_RUNTIME"` (not Bun, or a Bun
  * older than the package needs), `"UNSUPPORTED_PLATFORM"` (no prebuilt
  * library for this platform), `"WORKER_NOT_DISPATCHED"` (see
  * `workerName()`), `"UNKNOWN"`.
@@ -55,7 +55,6 @@ export type LibforksErrorCode =
   | "THREAD_ERROR"
   | "LIMIT_ERROR"
   | "CHANNEL_CLOSED"
-  | "SERVER_STOPPED"
   | "UNSUPPORTED_RUNTIME"
   | "UNSUPPORTED_PLATFORM"
   | "WORKER_NOT_DISPATCHED"
