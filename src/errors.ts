@@ -154,13 +154,6 @@ export function codeOf(result: number): LibforksErrorCode {
   return (resultNames[result] as LibforksErrorCode | undefined) ?? "UNKNOWN";
 }
 
-/** A bad argument as a LibforksError INVALID_ARGUMENT. The package's own
- * checks throw Node-shaped TypeError / RangeError instead (node-errors.ts);
- * this stays for code that wants the libforks result. */
-export function invalidArgument(name: string, problem: string): LibforksError {
-  return new LibforksError("INVALID_ARGUMENT", `${name} ${problem}`);
-}
-
 /** Checks a file descriptor argument: a non-negative integer. */
 export function checkFd(name: string, fd: unknown): number {
   if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
