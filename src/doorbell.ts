@@ -233,8 +233,3 @@ export function getDoorbell(): Doorbell {
   doorbell ??= new Doorbell();
   return doorbell;
 }
-
-/** Resolves when fd is ready for `events`. */
-export function whenReady(fd: number, events: number): Promise<number> {
-  return getDoorbell().wait(fd, events).promise;
-}

@@ -30,7 +30,7 @@ export const resultNames: Record<number, string> = {
  * What failed, as `LibforksError.code` names it. The names of the C
  * library's `libforks_Result` values (`"FORK_ERROR"`, `"SERVER_GONE"`,
  * ...), and the package's own: `"CHANNEL_CLOSED"` (no channel, or it was
- * closed), `"SERVER_STOPPED"`, `"UNSUPPORTED_RUNTIME"` (not Bun, or a Bun
+ * closed), `"UNSUPPORTED_RUNTIME"` (not Bun, or a Bun
  * older than the package needs), `"UNSUPPORTED_PLATFORM"` (no prebuilt
  * library for this platform), `"WORKER_NOT_DISPATCHED"` (see
  * `workerName()`), `"UNKNOWN"`.
@@ -55,7 +55,6 @@ export type LibforksErrorCode =
   | "THREAD_ERROR"
   | "LIMIT_ERROR"
   | "CHANNEL_CLOSED"
-  | "SERVER_STOPPED"
   | "UNSUPPORTED_RUNTIME"
   | "UNSUPPORTED_PLATFORM"
   | "WORKER_NOT_DISPATCHED"
@@ -153,13 +152,6 @@ export class LibforksError extends Error {
 
 export function codeOf(result: number): LibforksErrorCode {
   return (resultNames[result] as LibforksErrorCode | undefined) ?? "UNKNOWN";
-}
-
-/** A bad argument as a LibforksError INVALID_ARGUMENT. The package's own
- * checks throw Node-shaped TypeError / RangeError instead (node-errors.ts);
- * this stays for code that wants the libforks result. */
-export function invalidArgument(name: string, problem: string): LibforksError {
-  return new LibforksError("INVALID_ARGUMENT", `${name} ${problem}`);
 }
 
 /** Checks a file descriptor argument: a non-negative integer. */

@@ -10,8 +10,6 @@ for (const [name, number] of Object.entries(byName)) {
   if (!byNumber.has(number)) byNumber.set(number, name);
 }
 
-export type SignalName = keyof typeof constants.signals;
-
 /** Number of a signal given as "SIGTERM", "TERM" or a number. 0 is allowed
  * (checks liveness). Anything else throws: a TypeError (code
  * ERR_INVALID_ARG_TYPE) for an unknown name or a non-signal, as Bun's kill

@@ -1,7 +1,11 @@
-//! Every fixed limit of libforks, in one place. The same numbers are
-//! published as LIBFORKS_MAX_* in lib/include/libforks.h; a test checks
-//! they agree. The server allocates nothing after fork: its tables are
-//! sized by these numbers.
+//! The fixed limits a caller can reach through the API. Those published
+//! as LIBFORKS_MAX_* and LIBFORKS_OWNER_RESERVED_* in lib/include/libforks.h
+//! are checked against these by limits_test.zig. The server allocates
+//! nothing after fork: its tables are sized by these numbers. Sizes private
+//! to one module stay beside the code they bound: entry_cache.zig
+//! (max_entries, max_key), exec.zig (in_place_max_body,
+//! in_place_max_strings), server.zig (max_inherited), tree.zig (max_tree,
+//! max_terminated) and protocol.zig (max_request_fds).
 
 /// Running children per server.
 pub const max_children = 4096;

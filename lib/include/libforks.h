@@ -373,7 +373,7 @@ typedef void (*libforks_Entrypoint)(libforks_ServerConn conn, int socket_fd);
  * Out parameters may be NULL.
  *   *pid_ptr       pid of the child.
  *   *socket_fd_ptr caller's end of a SOCK_SEQPACKET socket pair (message
- *                  boundaries kept; SOCK_STREAM on macOS) whose other end
+ *                  boundaries kept; SOCK_DGRAM on macOS) whose other end
  *                  the child receives as `socket_fd`. Close-on-exec.
  *   *exit_fd_ptr   read end of a pipe on which one libforks_ExitEvent is
  *                  written when the child exits; pollable. Close-on-exec.
