@@ -269,6 +269,9 @@ inner() {
         [[ -e "$misc/libforks-aarch64" ]] || { echo "cannot register qemu-aarch64 with binfmt_misc"; exit 1; }
     fi
   fi
+  # The fresh /tmp first: the repository (a clone in /tmp, say) and the
+  # caches may live below it, and must not be hidden by it.
+  mount -t tmpfs -o mode=1777 tmpfs "$root/tmp" || exit 1
   local path
   for path in "$ROOT" "$ZIG_DIR" "$CACHE/zig-cache"; do
     mkdir -p "$root$path" && mount --bind "$path" "$root$path" || exit 1
@@ -279,7 +282,6 @@ inner() {
   fi
   mount --rbind /dev "$root/dev" || exit 1
   mount -t proc proc "$root/proc" || exit 1
-  mount -t tmpfs -o mode=1777 tmpfs "$root/tmp" || exit 1
   # node_modules/.bin/bun is this target's Bun here (examples/compiled runs it).
   if [[ "$suite" == bun && -e "$ROOT/node_modules/.bin/bun" ]]; then
     path=$(readlink -f "$ROOT/node_modules/.bin/bun")
