@@ -441,11 +441,18 @@ typedef struct {
                            Linux), without copying itself: for the owner's
                            requests only (the server waits while such a
                            program starts); a child's is an ordinary fork. */
-  bool exit_rusage;     /* with exit_fd: the child's struct rusage is
-                           written right after its libforks_ExitEvent, in
-                           the same write (152 bytes on 64-bit Linux and
-                           macOS): read both at once. */
+  bool exit_rusage;     /* with exit_fd: the child's rusage is written
+                           right after its libforks_ExitEvent, in the same
+                           write of libforks_EXIT_MESSAGE_SIZE bytes: read
+                           both at once. The rusage is the kernel's layout,
+                           which is glibc's and macOS's struct rusage
+                           whole; musl's struct rusage declares 128 more
+                           reserved bytes after it, which are not sent. */
 } libforks_ForkRequest;
+
+/* An exit event and the rusage after it (exit_rusage), on 64-bit Linux and
+ * macOS: 8 + 144 bytes. */
+#define libforks_EXIT_MESSAGE_SIZE 152
 
 libforks_Result libforks_fork_async(libforks_ServerConn conn,
                                     const libforks_ForkRequest *request,
