@@ -162,14 +162,29 @@ fn fstat(fd: sys.fd_t, st: *std.os.linux.Stat) bool {
     return linux.E.init(linux.fstat(fd, st)) == .SUCCESS;
 }
 
+/// What the server holds for these tests: a pipe of its own (as its wake
+/// pipe), given to init(); close() undoes both.
+const TestServerPipe = struct {
+    fds: [2]sys.fd_t,
+
+    fn open() !TestServerPipe {
+        var fds: [2]sys.fd_t = undefined;
+        try std.testing.expectEqual(@as(c_int, 0), sys.pipeCloexec(&fds));
+        init(fds[0]);
+        return .{ .fds = fds };
+    }
+
+    fn close(self: TestServerPipe) void {
+        closeHeld();
+        _ = sys.close(self.fds[0]);
+        _ = sys.close(self.fds[1]);
+    }
+};
+
 test "a re-opened write end keeps its own O_NONBLOCK when the peer clears it" {
     if (!sys.is_linux) return error.SkipZigTest;
-    var own: [2]sys.fd_t = undefined;
-    try std.testing.expectEqual(@as(c_int, 0), sys.pipeCloexec(&own));
-    defer _ = sys.close(own[0]);
-    defer _ = sys.close(own[1]);
-    init(own[0]);
-    defer closeHeld();
+    const server_pipe = try TestServerPipe.open();
+    defer server_pipe.close();
 
     var peer: [2]sys.fd_t = undefined;
     try std.testing.expectEqual(@as(c_int, 0), sys.pipeCloexec(&peer));
@@ -193,12 +208,8 @@ test "a re-opened write end keeps its own O_NONBLOCK when the peer clears it" {
 
 test "only anonymous pipes are adopted" {
     if (!sys.is_linux) return error.SkipZigTest;
-    var own: [2]sys.fd_t = undefined;
-    try std.testing.expectEqual(@as(c_int, 0), sys.pipeCloexec(&own));
-    defer _ = sys.close(own[0]);
-    defer _ = sys.close(own[1]);
-    init(own[0]);
-    defer closeHeld();
+    const server_pipe = try TestServerPipe.open();
+    defer server_pipe.close();
     var pair: [2]sys.fd_t = undefined;
     try std.testing.expectEqual(@as(c_int, 0), sys.socketpairCloexec(sys.message_socket_type, &pair));
     defer _ = sys.close(pair[1]);
@@ -218,12 +229,8 @@ test "only anonymous pipes are adopted" {
 
 test "out of fds, a re-open still works through the spare, which is then taken back" {
     if (!sys.is_linux) return error.SkipZigTest;
-    var own: [2]sys.fd_t = undefined;
-    try std.testing.expectEqual(@as(c_int, 0), sys.pipeCloexec(&own));
-    defer _ = sys.close(own[0]);
-    defer _ = sys.close(own[1]);
-    init(own[0]);
-    defer closeHeld();
+    const server_pipe = try TestServerPipe.open();
+    defer server_pipe.close();
     var peer: [2]sys.fd_t = undefined;
     try std.testing.expectEqual(@as(c_int, 0), sys.pipeCloexec(&peer));
     defer _ = sys.close(peer[0]);
@@ -236,7 +243,7 @@ test "out of fds, a re-open still works through the spare, which is then taken b
     try std.testing.expectEqual(@as(c_int, 0), sys.getrlimit(sys.RLIMIT_NOFILE, &saved));
     defer _ = sys.setrlimit(sys.RLIMIT_NOFILE, &saved);
     var highest: sys.fd_t = received;
-    for ([_]sys.fd_t{ own[0], own[1], peer[0], peer[1], spare_fd, fd_dir }) |fd| highest = @max(highest, fd);
+    for ([_]sys.fd_t{ server_pipe.fds[0], server_pipe.fds[1], peer[0], peer[1], spare_fd, fd_dir }) |fd| highest = @max(highest, fd);
     const low = sys.rlimit{ .cur = @intCast(highest + 64), .max = saved.max };
     try std.testing.expectEqual(@as(c_int, 0), sys.setrlimit(sys.RLIMIT_NOFILE, &low));
     var fillers: [128]sys.fd_t = undefined;
@@ -245,12 +252,12 @@ test "out of fds, a re-open still works through the spare, which is then taken b
         _ = sys.close(fd);
     };
     while (filled < fillers.len) {
-        const fd = sys.fcntl(own[0], sys.F_DUPFD_CLOEXEC, @as(c_int, 3));
+        const fd = sys.fcntl(server_pipe.fds[0], sys.F_DUPFD_CLOEXEC, @as(c_int, 3));
         if (fd < 0) break;
         fillers[filled] = fd;
         filled += 1;
     }
-    try std.testing.expect(sys.fcntl(own[0], sys.F_DUPFD_CLOEXEC, @as(c_int, 3)) < 0);
+    try std.testing.expect(sys.fcntl(server_pipe.fds[0], sys.F_DUPFD_CLOEXEC, @as(c_int, 3)) < 0);
 
     const adopted = adopt(received);
     try std.testing.expect(adopted >= 0);
@@ -260,6 +267,6 @@ test "out of fds, a re-open still works through the spare, which is then taken b
     try std.testing.expect(spare_fd >= 0);
     var spare_st: std.os.linux.Stat = undefined;
     var own_st: std.os.linux.Stat = undefined;
-    try std.testing.expect(fstat(spare_fd, &spare_st) and fstat(own[0], &own_st));
+    try std.testing.expect(fstat(spare_fd, &spare_st) and fstat(server_pipe.fds[0], &own_st));
     try std.testing.expectEqual(own_st.ino, spare_st.ino);
 }
