@@ -2,23 +2,11 @@
 
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { patience, within } from "./helpers.ts";
+import { patience, runProgram } from "./helpers.ts";
 
 const root = join(import.meta.dir, "..", "..");
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const proc = Bun.spawn(argv, { cwd: root, stdout: "pipe", stderr: "pipe" });
-  try {
-    const [code, out, err] = await within(
-      Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]),
-      25000,
-      argv.join(" "),
-    );
-    return { code, out, err };
-  } finally {
-    proc.kill("SIGKILL");
-  }
-}
+const run = (argv: string[]) => runProgram(argv, { cwd: root });
 
 describe("examples", () => {
   test("demo.ts", async () => {

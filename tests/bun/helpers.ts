@@ -267,3 +267,22 @@ export async function streamText(stream: ReadableStream<Uint8Array> | undefined)
   expect(stream).toBeDefined();
   return await new Response(stream).text();
 }
+
+/** Runs a program to its end (killed after 25 s) and gives its exit code
+ * and output. */
+export async function runProgram(
+  argv: string[],
+  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
+): Promise<{ code: number; out: string; err: string }> {
+  const proc = Bun.spawn(argv, { cwd: options.cwd, env: options.env ?? process.env, stdout: "pipe", stderr: "pipe" });
+  try {
+    const [code, out, err] = await within(
+      Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]),
+      25000,
+      argv.join(" "),
+    );
+    return { code, out, err };
+  } finally {
+    proc.kill("SIGKILL");
+  }
+}

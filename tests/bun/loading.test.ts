@@ -10,21 +10,9 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { ForkServer, libraryPath } from "../../src/index.ts";
 import { MINIMUM_BUN } from "../../src/version.ts";
-import { buildNoMemfd, fixtures, within } from "./helpers.ts";
+import { buildNoMemfd, fixtures, runProgram } from "./helpers.ts";
 
-async function run(argv: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}) {
-  const proc = Bun.spawn(argv, { cwd: options.cwd, env: options.env ?? process.env, stdout: "pipe", stderr: "pipe" });
-  try {
-    const [code, out, err] = await within(
-      Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]),
-      25000,
-      argv.join(" "),
-    );
-    return { code, out, err };
-  } finally {
-    proc.kill("SIGKILL");
-  }
-}
+const run = runProgram;
 
 /** How importing the package ends in a Bun process with `env` changes. */
 async function importResult(env: Record<string, string | undefined>, preload?: string) {

@@ -6,21 +6,9 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { ForkServer, LibforksError, MAX_WORKER_DEPTH, WORKER_ENV, workerName } from "../../src/index.ts";
-import { fixtures, within } from "./helpers.ts";
+import { fixtures, runProgram } from "./helpers.ts";
 
-async function run(argv: string[]) {
-  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
-  try {
-    const [code, out, err] = await within(
-      Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]),
-      25000,
-      argv.join(" "),
-    );
-    return { code, out, err };
-  } finally {
-    proc.kill("SIGKILL");
-  }
-}
+const run = runProgram;
 
 /** Runs `body` with process.env changed as `env` says, then restores it. */
 async function withEnv(env: Record<string, string | undefined>, body: () => unknown): Promise<void> {
