@@ -259,4 +259,26 @@ static inline void entry_pause(libforks_ServerConn conn, int socket_fd) {
   for (;;) pause();
 }
 
+/* The server's fd count to compare later counts with. The server makes
+ * the next child's connection pair while idle, from its first loop on, so
+ * a count right after libforks_start may miss that pair; and it closes a
+ * child's exit pipe and connection just after writing its exit event. So:
+ * one child first, then the count once two reads 50 ms apart agree. */
+static inline int server_fd_baseline(libforks_ServerConn conn) {
+  pid_t server = libforks_get_server_pid(conn);
+  pid_t pid;
+  int exit_fd;
+  CHECK_OK(libforks_fork(conn, &pid, NULL, &exit_fd, entry_exit3));
+  CHECK(read_exit_event(exit_fd, 10000).pid == pid);
+  close(exit_fd);
+  int count = count_fds(server);
+  for (int i = 0; i < 40; i++) {
+    usleep(50 * 1000);
+    int again = count_fds(server);
+    if (again == count) break;
+    count = again;
+  }
+  return count;
+}
+
 #endif

@@ -27,22 +27,7 @@ int main(void) {
   libforks_ServerConn conn;
   CHECK_OK(libforks_start(&conn));
   pid_t server = libforks_get_server_pid(conn);
-  // One child first: the server makes the next child's connection while
-  // idle, so it holds that spare pair from its first fork on; count with it.
-  pid_t warm_pid;
-  int warm_exit_fd;
-  CHECK_OK(libforks_fork(conn, &warm_pid, NULL, &warm_exit_fd, entry_exit3));
-  CHECK(read_exit_event(warm_exit_fd, 10000).pid == warm_pid);
-  close(warm_exit_fd);
-  // The server closes that child's fds just after writing its exit event:
-  // count once two reads 50 ms apart agree.
-  int server_fds = count_fds(server);
-  for (int i = 0; i < 40; i++) {
-    usleep(50 * 1000);
-    int again = count_fds(server);
-    if (again == server_fds) break;
-    server_fds = again;
-  }
+  int server_fds = server_fd_baseline(conn);
   pid_t pids[CHILDREN];
   int exit_fds[CHILDREN];
   for (int i = 0; i < CHILDREN; i++) CHECK_OK(libforks_fork(conn, &pids[i], NULL, &exit_fds[i], entry_fork_siblings));

@@ -45,9 +45,7 @@ int main(void) {
   libforks_ServerConn conn;
   CHECK_OK(libforks_start(&conn));
   pid_t server = libforks_get_server_pid(conn);
-  /* The server's baseline before any child: afterwards it may still hold
-   * the exit pipe of a child that just exited, for a moment. */
-  int server_before = count_fds(server);
+  int server_before = server_fd_baseline(conn);
   cycles(conn, 10); /* warm up */
   int caller_before = count_fds(0);
 

@@ -54,7 +54,7 @@ static void nofile_limit(void) {
   libforks_ServerConn conn;
   CHECK_OK(libforks_start(&conn));
   pid_t server = libforks_get_server_pid(conn);
-  int server_fds = count_fds(server);
+  int server_fds = server_fd_baseline(conn);
   /* Fill our fd table but for a few, then fork until creation fails. */
   struct rlimit limit = {64, 64};
   CHECK(setrlimit(RLIMIT_NOFILE, &limit) == 0);
