@@ -41,6 +41,9 @@ for (const exported of exports) {
   for (const member of members) {
     const memberName = member.getName();
     if (memberName.startsWith("#") || memberName === "prototype" || memberName === "__constructor") continue;
+    // A generic's type parameters are in its members too; their words are
+    // the @typeParam tag of the declaration, checked with it above.
+    if (member.flags & ts.SymbolFlags.TypeParameter) continue;
     const declarations = member.getDeclarations() ?? [];
     const hidden = declarations.every(
       (d) => ts.getCombinedModifierFlags(d) & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected) || ts.isPrivateIdentifier((d as { name?: ts.Node }).name ?? d),
