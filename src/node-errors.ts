@@ -19,18 +19,12 @@ export interface ArgumentError extends Error {
 
 /** `name` has the wrong type: `expected` says what it must be. */
 export function invalidArgType(name: string, expected: string, value: unknown): ArgumentError {
-  const error = new TypeError(`${name} must be ${expected}, got ${describe(value)}`) as ArgumentError;
-  error.code = "ERR_INVALID_ARG_TYPE";
-  error.argument = name;
-  return error;
+  return argTypeError(name, `must be ${expected}, got ${describe(value)}`);
 }
 
 /** `name` has the right type and a bad value: `problem` says why. */
 export function invalidArgValue(name: string, value: unknown, problem: string): ArgumentError {
-  const error = new RangeError(`${name} ${problem}, got ${describe(value)}`) as ArgumentError;
-  error.code = "ERR_INVALID_ARG_VALUE";
-  error.argument = name;
-  return error;
+  return argValueError(name, `${problem}, got ${describe(value)}`);
 }
 
 /** A failed system call named by its errno ("ENOENT"). */

@@ -3,7 +3,7 @@
 import { JSCallback, dlopen, ptr } from "bun:ffi";
 import { closeSync } from "node:fs";
 import { lib } from "./native.ts";
-import { LibforksError, describe } from "./errors.ts";
+import { LibforksError, describe, errnoName } from "./errors.ts";
 import { ServerConn, failure, type ForkTarget, type SharedConn, type WaitResult } from "./conn.ts";
 import { Child } from "./child.ts";
 import { Channel, CHANNEL_FD_ENV, MAX_FDS, checkFds } from "./channel.ts";
@@ -15,10 +15,8 @@ import { checkSpawn, type CheckedSpawn, type SpawnOptions } from "./spawn-option
 import { closeAll, outputReaders, prepareStdio, pumpStdin } from "./spawn-stdio.ts";
 import { supervision } from "./spawn-supervise.ts";
 import { channelFor, type SerializedChannel } from "./serialization.ts";
-import { systemError } from "./node-errors.ts";
+import { argError, argTypeError, argValueError, systemError } from "./node-errors.ts";
 import { debug, debugEnabled } from "./debug.ts";
-import { errnoName } from "./errors.ts";
-import { argError, argTypeError, argValueError } from "./node-errors.ts";
 
 export type { SpawnOptions, StdioOption, StdinOption } from "./spawn-options.ts";
 
