@@ -10,7 +10,7 @@ import { decodeRusage, RUSAGE_SIZE } from "./resource-usage.ts";
 import type { ResourceUsage } from "bun";
 import { childExited, type Channel } from "./channel.ts";
 import { closeAdopted } from "./owned.ts";
-import type { PendingPid } from "./conn.ts";
+import type { ExitSource, PendingPid } from "./conn.ts";
 import type { PipeWriter } from "./stdio.ts";
 
 /** @internal Signals a child through its server (ServerConn.kill). */
@@ -76,12 +76,12 @@ export class Child {
   readonly #refs: { setRef(ref: boolean): void }[];
 
   /** @internal Made by ForkServer; takes ownership of exitFd. */
-  static create(pid: number | PendingPid, exitFd: number, streams: ChildStreams = {}, killer: Killer | null = null): Child {
-    return new Child(pid, exitFd, streams, killer);
+  static create(pid: number | PendingPid, exit: ExitSource, streams: ChildStreams = {}, killer: Killer | null = null): Child {
+    return new Child(pid, exit, streams, killer);
   }
 
   // Private: a Child is made by ForkServer.fork() and spawn() only.
-  private constructor(pid: number | PendingPid, exitFd: number, streams: ChildStreams, killer: Killer | null) {
+  private constructor(pid: number | PendingPid, exit: ExitSource, streams: ChildStreams, killer: Killer | null) {
     this.#pid = pid;
     this.#killer = killer;
     this.channel = streams.channel;
@@ -91,7 +91,8 @@ export class Child {
     this.stdio = streams.stdio ?? [null, null, null];
     this.argv = streams.argv ?? [];
     this.#refs = streams.refs ?? [];
-    this.exited = this.#watchExit(exitFd);
+    this.#exitSource = exit;
+    this.exited = typeof exit === "number" ? this.#watchExit(exit) : this.#awaitExit(exit);
     // Nobody has to await `exited`: an unobserved rejection must not take
     // the host process down.
     this.exited.catch(() => {});
@@ -111,6 +112,27 @@ export class Child {
    * fork's LibforksError (FORK_ERROR with errnoCode EAGAIN, ...). */
   get started(): Promise<number> {
     return typeof this.#pid === "number" ? Promise.resolve(this.#pid) : this.#pid.promise;
+  }
+
+  readonly #exitSource: ExitSource;
+
+  /** The exit record on the event stream. A fork that failed has none:
+   * then its error is the answer. */
+  async #awaitExit(source: Exclude<ExitSource, number>): Promise<ExitEvent> {
+    let record;
+    try {
+      record = await source.record;
+    } catch (error) {
+      if (typeof this.#pid !== "number" && this.#pid.peek() === null) await this.#pid.promise; // throws the fork's error
+      const pid = typeof this.#pid === "number" ? this.#pid : this.#pid.peek();
+      if ((error as LibforksError).code !== "SERVER_GONE") throw error;
+      throw new LibforksError("SERVER_GONE", `the fork server went away before child ${pid} exited; its exit status is unknown`);
+    }
+    this.#rusage = record.rusage;
+    this.#exit = new ExitEvent(record.pid, record.waitStatus);
+    if (typeof this.#pid !== "number") this.#pid = this.#exit.pid;
+    this.#release();
+    return this.#exit;
   }
 
   /** Watches the exit fd at once, not after the pid arrives: one readiness
@@ -244,7 +266,11 @@ export class Child {
   }
 
   #setRef(ref: boolean): void {
-    if (this.#exit === null) getDoorbell().setRef(this.#exitToken, ref);
+    if (this.#exit === null) {
+      const source = this.#exitSource;
+      if (typeof source === "number") getDoorbell().setRef(this.#exitToken, ref);
+      else source.stream.setExitRef(source.tag, ref);
+    }
     if (ref) this.channel?.ref();
     else this.channel?.unref();
     for (const pipe of this.#refs) pipe.setRef(ref);

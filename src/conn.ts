@@ -14,6 +14,7 @@ import { sendFds } from "./channel.ts";
 import { ExitEvent } from "./exit-event.ts";
 import { adoptConn, adoptFd, closeAdopted, releaseConn, releaseFd } from "./owned.ts";
 import { codeRanges, inCode, type CodeRanges } from "./code-map.ts";
+import { EVENT_OP, EventStream, type EventRecord } from "./events.ts";
 
 /** What the server answered to a wait. */
 export interface WaitResult {
@@ -52,12 +53,16 @@ export interface SharedConn {
 /** @internal What to run in a forked child. */
 export type ForkTarget = { entrypoint: number } | { library: string | null; symbol: string };
 
+/** @internal Where a child's exit is reported: an exit pipe's read end,
+ * or a record on this loop's event stream. */
+export type ExitSource = number | { stream: EventStream; tag: number; record: Promise<EventRecord> };
+
 /** @internal A fork whose pid is still on its way (see ServerConn.forkAsync). */
 export interface StartedFork {
   /** The caller's end of the child's socket, or null. */
   socketFd: number | null;
-  /** Read end of the child's exit pipe. */
-  exitFd: number;
+  /** Its exit, on the event stream. */
+  exit: ExitSource;
   /** The fork's outcome. */
   pid: PendingPid;
 }
@@ -239,6 +244,22 @@ export class ServerConn {
     return this.#conn;
   }
 
+  #events: EventStream | null = null;
+
+  /** This connection's event stream, opened at first use. */
+  #stream(): EventStream {
+    this.#events ??= new EventStream(this.#handle() as unknown as number);
+    return this.#events;
+  }
+
+  /** Sends a wait, kill or kill_all answered on the event stream. */
+  async #ask(op: number, fields: { pid?: number; signal?: number; flags?: number }, what: string, syscall: string): Promise<Reply> {
+    const stream = this.#stream();
+    const { tag, result } = stream.send(this.#handle() as unknown as number, op, fields);
+    if (result !== 0) throw failure(result, what, syscall);
+    return replyOf(await stream.reply(tag));
+  }
+
   /** libforks_fork with a native function pointer, waiting for the pid.
    * @throws {LibforksError} `FORK_ERROR` (errno `EAGAIN`, ...),
    *   `SERVER_GONE`, `LIMIT_ERROR`. */
@@ -261,15 +282,15 @@ export class ServerConn {
   forkExec(childControl: number, specQueued: boolean): { pid: number; exitFd: number } {
     const handle = this.#handle();
     const [exitRead, exitWrite] = pipe();
-    const request = new ArrayBuffer(48);
+    const request = new ArrayBuffer(FORK_REQUEST.size);
     const view = new DataView(request);
-    view.setBigUint64(0, 48n, true);
-    view.setBigUint64(8, BigInt((lib.libforks_exec_entrypoint as unknown as { ptr: number }).ptr), true);
-    view.setInt32(32, childControl, true);
-    view.setInt32(36, exitWrite, true);
-    view.setUint8(40, 0); // blocking send
-    view.setUint8(41, specQueued ? 1 : 0);
-    view.setUint8(42, 1); // exit_rusage: resourceUsage() after the exit
+    view.setBigUint64(0, BigInt(FORK_REQUEST.size), true);
+    view.setBigUint64(FORK_REQUEST.entrypoint, BigInt((lib.libforks_exec_entrypoint as unknown as { ptr: number }).ptr), true);
+    view.setInt32(FORK_REQUEST.socketFd, childControl, true);
+    view.setInt32(FORK_REQUEST.exitFd, exitWrite, true);
+    view.setUint8(FORK_REQUEST.nonblocking, 0); // blocking send
+    view.setUint8(FORK_REQUEST.specQueued, specQueued ? 1 : 0);
+    view.setUint8(FORK_REQUEST.exitRusage, 1); // resourceUsage() after the exit
     const out = new Int32Array(1);
     const result = lib.libforks_fork_async(handle, ptr(request), ptr(out));
     closeSync(exitWrite);
@@ -317,9 +338,9 @@ export class ServerConn {
     const keep: Buffer[] = [];
     // libforks_ForkRequest: size_t size; entrypoint; library; symbol;
     // int socket_fd; int exit_fd; bool nonblocking.
-    const request = new ArrayBuffer(48);
+    const request = new ArrayBuffer(FORK_REQUEST.size);
     const view = new DataView(request);
-    view.setBigUint64(0, 48n, true);
+    view.setBigUint64(0, BigInt(FORK_REQUEST.size), true);
     if ("entrypoint" in target) {
       this.checkEntrypoint(target.entrypoint, "entrypoint");
       view.setBigUint64(8, BigInt(target.entrypoint), true);
@@ -329,7 +350,7 @@ export class ServerConn {
       if (target.library !== null) view.setBigUint64(16, BigInt(ptr(keep[0]!)), true);
       view.setBigUint64(24, BigInt(ptr(keep[keep.length - 1]!)), true);
     }
-    const [exitRead, exitWrite] = pipe();
+    const stream = this.#stream();
     let parentSocket: number | null = null;
     let childSocket = -1;
     if (socket) {
@@ -340,33 +361,36 @@ export class ServerConn {
         // child already exited.
         if (firstMessage) sendFds(parentSocket, firstMessage.data, firstMessage.fds);
       } catch (error) {
-        closeSync(exitRead);
-        closeSync(exitWrite);
         if (parentSocket !== null) closeSync(parentSocket);
         if (childSocket >= 0) closeSync(childSocket);
         throw error;
       }
     }
-    view.setInt32(32, childSocket, true);
-    view.setInt32(36, exitWrite, true);
-    view.setUint8(40, 1); // nonblocking
-    view.setUint8(42, 1); // exit_rusage: resourceUsage() after the exit
-    const childFds = childSocket >= 0 ? [childSocket, exitWrite] : [exitWrite];
-    const pid = new PendingPid(this);
+    const tag = stream.tag();
+    view.setInt32(FORK_REQUEST.socketFd, childSocket, true);
+    view.setInt32(FORK_REQUEST.exitFd, -1, true);
+    view.setUint8(FORK_REQUEST.nonblocking, 1);
+    view.setUint8(FORK_REQUEST.exitEvent, 1); // the exit (and its rusage) on the stream
+    view.setUint32(FORK_REQUEST.events, stream.handle, true);
+    view.setBigUint64(FORK_REQUEST.tag, BigInt(tag), true);
+    const childFds = childSocket >= 0 ? [childSocket] : [];
     const what =
       "entrypoint" in target
         ? "cannot fork"
         : `symbol ${target.symbol}${target.library === null ? "" : ` of ${target.library}`}`;
+    // Both awaited before the request goes: the answers may come at once.
+    const exit: ExitSource = { stream, tag, record: stream.exit(tag) };
+    exit.record.catch(() => {});
+    const pid = new PendingPid(this, stream, tag, what);
     const queued: QueuedFork = { request, keep, childFds, pid, what };
     if (this.#queue.length === 0) {
       const sent = this.#sendFork(handle, queued, false);
       if (sent !== "queue") {
         if (sent instanceof Error) {
-          closeSync(exitRead);
           if (parentSocket !== null) closeSync(parentSocket);
           throw sent;
         }
-        return { socketFd: parentSocket, exitFd: adoptFd(exitRead), pid };
+        return { socketFd: parentSocket, exit, pid };
       }
     }
     // Queued in a Worker, the child's fds must not outlive its thread.
@@ -374,7 +398,7 @@ export class ServerConn {
     this.#queue.push(queued);
     pid.queued = true;
     void this.#drainQueue();
-    return { socketFd: parentSocket, exitFd: adoptFd(exitRead), pid };
+    return { socketFd: parentSocket, exit, pid };
   }
 
   readonly #queue: QueuedFork[] = [];
@@ -383,7 +407,7 @@ export class ServerConn {
   /** Sends one fork request. "queue": the connection is full (only when
    * not blocking). On success or failure the child's fd copies are closed. */
   #sendFork(handle: Pointer, fork: QueuedFork, blocking: boolean): "sent" | "queue" | LibforksError {
-    new DataView(fork.request).setUint8(40, blocking ? 0 : 1);
+    new DataView(fork.request).setUint8(FORK_REQUEST.nonblocking, blocking ? 0 : 1);
     const out = new Int32Array(1);
     const result = lib.libforks_fork_async(handle, ptr(fork.request), ptr(out));
     void fork.keep;
@@ -395,7 +419,7 @@ export class ServerConn {
       fork.pid.fail(error);
       return error;
     }
-    fork.pid.sent(out[0]!);
+    fork.pid.sent();
     return "sent";
   }
 
@@ -462,10 +486,7 @@ export class ServerConn {
    *   `SERVER_GONE`. */
   async killAll(signal: number): Promise<void> {
     await this.#sentQueuedForks();
-    const out = new Int32Array(1);
-    const result = lib.libforks_kill_all_async(this.#handle(), signal, ptr(out));
-    if (result !== 0) throw failure(result, `cannot send signal ${signal} to the children`, "libforks_kill_all");
-    const reply = await readReplyWhenReady(out[0]!);
+    const reply = await this.#ask(EVENT_OP.killAll, { signal }, `cannot send signal ${signal} to the children`, "libforks_kill_all");
     if (reply.result !== 0) throw replyFailure(reply, `cannot send signal ${signal} to the children`, "libforks_kill_all");
   }
 
@@ -475,10 +496,7 @@ export class ServerConn {
    * signalled. With `tree`, the child's descendants too. Resolves false
    * when the child was already reaped (ESRCH: nothing was sent). */
   async kill(pid: number, signal: number, tree: boolean): Promise<boolean> {
-    const out = new Int32Array(1);
-    const result = lib.libforks_kill_async(this.#handle(), pid, signal, tree ? 1 : 0, ptr(out));
-    if (result !== 0) throw failure(result, `cannot send signal ${signal} to ${pid}`, "libforks_kill");
-    const reply = await readReplyWhenReady(out[0]!);
+    const reply = await this.#ask(EVENT_OP.kill, { pid, signal, flags: tree ? 1 : 0 }, `cannot send signal ${signal} to ${pid}`, "libforks_kill");
     if (reply.result === -3 /* KILL_ERROR */ && reply.errno === osConstants.errno.ESRCH) return false;
     if (reply.result !== 0) throw replyFailure(reply, `cannot send signal ${signal} to ${pid}`, "libforks_kill");
     return true;
@@ -489,10 +507,7 @@ export class ServerConn {
    *   `ECHILD`) for a pid that is not a child or was already waited for. */
   async wait(pid: number, noHang: boolean): Promise<WaitResult | null> {
     await this.#sentQueuedForks();
-    const out = new Int32Array(1);
-    const result = lib.libforks_wait_async(this.#handle(), pid, noHang ? 1 : 0, ptr(out));
-    if (result !== 0) throw failure(result, `cannot wait for ${pid}`, "libforks_wait");
-    const reply = await readReplyWhenReady(out[0]!);
+    const reply = await this.#ask(EVENT_OP.wait, { pid, flags: noHang ? 1 : 0 }, `cannot wait for ${pid}`, "libforks_wait");
     if (reply.result === -14) return null;
     if (reply.result !== 0) throw replyFailure(reply, `cannot wait for ${pid}`, "libforks_wait");
     return reply.wait!;
@@ -502,10 +517,7 @@ export class ServerConn {
    * @throws {LibforksError} the promise rejects with `SERVER_GONE`. */
   async waitAll(): Promise<void> {
     await this.#sentQueuedForks();
-    const out = new Int32Array(1);
-    const result = lib.libforks_wait_all_async(this.#handle(), ptr(out));
-    if (result !== 0) throw failure(result, "cannot wait for the children", "libforks_wait_all");
-    const reply = await readReplyWhenReady(out[0]!);
+    const reply = await this.#ask(EVENT_OP.waitAll, {}, "cannot wait for the children", "libforks_wait_all");
     if (reply.result !== 0) throw replyFailure(reply, "cannot wait for the children", "libforks_wait_all");
   }
 
@@ -522,7 +534,7 @@ export class ServerConn {
     // server running and this connection usable: the caller may retry.
     if (result !== 0 && result !== -11 /* SERVER_GONE */) throw failure(result, "cannot stop the fork server", "libforks_stop");
     if (result === 0) {
-      const reply = await readReplyWhenReady(out[0]!);
+      const reply = await readStopReply(out[0]!);
       if (reply.result !== 0 && reply.result !== -11) throw replyFailure(reply, "cannot stop the fork server", "libforks_stop");
     }
     if (this.#conn !== handle) return; // stopped meanwhile by a concurrent call
@@ -530,6 +542,7 @@ export class ServerConn {
     releaseConn(handle);
     this.#dropTokens();
     this.#failQueue();
+    this.#events?.close();
     // The server exits right after its reply: this returns at once.
     lib.libforks_stop_finish(handle);
   }
@@ -539,42 +552,54 @@ export class ServerConn {
     if (this.#conn === null) return;
     releaseConn(this.#conn);
     this.#dropTokens();
+    this.#events?.close();
     lib.libforks_free_conn(this.#conn);
     this.#conn = null;
     this.#failQueue();
   }
 }
 
-/** @internal The pid of a fork sent with libforks_fork_async: read from its reply
- * fd when the doorbell says it is ready, or at once (blocking briefly) by
+/** @internal The pid of a fork sent with libforks_fork_async: the
+ * answer on the event stream, or read there at once (blocking briefly) by
  * whoever needs it synchronously. */
 export class PendingPid {
   readonly promise: Promise<number>;
   queued = false;
   #conn: ServerConn;
+  #stream: EventStream;
   #value: number | null = null;
   #error: Error | null = null;
-  #replyFd = -1;
-  #token = 0;
   #resolve!: (pid: number) => void;
   #reject!: (error: Error) => void;
 
-  constructor(conn: ServerConn) {
+  constructor(conn: ServerConn, stream: EventStream, tag: number, what: string) {
     this.#conn = conn;
+    this.#stream = stream;
     const { promise, resolve, reject } = Promise.withResolvers<number>();
     this.promise = promise;
     this.#resolve = resolve;
     this.#reject = reject;
     promise.catch(() => {});
+    stream.onReply(
+      tag,
+      (record) => {
+        if (record.result === 0) {
+          this.#value = record.pid;
+          this.#resolve(record.pid);
+          return;
+        }
+        const message = what === "cannot fork" ? what : `cannot ${record.result === -15 ? "load" : "fork"} ${what}`;
+        this.fail(new LibforksError(codeOf(record.result), message, { errno: record.errno, syscall: "fork" }));
+      },
+      (error: Error) => this.fail(error),
+    );
+    // A failed fork has no exit to wait for: its error is the answer.
+    promise.catch((error: Error) => stream.failExit(tag, error));
   }
 
-  /** @internal The request went out; its reply comes on replyFd. */
-  sent(replyFd: number): void {
+  /** @internal The request went out; its answer comes on the stream. */
+  sent(): void {
     this.queued = false;
-    this.#replyFd = adoptFd(replyFd);
-    const { promise, token } = getDoorbell().wait(replyFd, READABLE);
-    this.#token = token;
-    promise.then(() => this.#read(), (error: Error) => this.fail(error));
   }
 
   /** @internal */
@@ -584,15 +609,12 @@ export class PendingPid {
     this.#reject(error);
   }
 
-  /** The pid now: waits for the server's reply if it has not been read. */
+  /** The pid now: waits for the server's answer if it has not been read. */
   get(): number {
     if (this.#value !== null) return this.#value;
     if (this.#error) throw this.#error;
     if (this.queued) this.#conn.flushUntil(this);
-    if (this.#replyFd >= 0) {
-      getDoorbell().cancel(this.#token);
-      this.#read();
-    }
+    if (!this.queued) this.#stream.readUntil(() => this.#value !== null || this.#error !== null);
     if (this.#value !== null) return this.#value;
     throw this.#error ?? new LibforksError("SERVER_GONE", "the fork was never sent");
   }
@@ -600,21 +622,6 @@ export class PendingPid {
   /** The pid if known, else null (never waits). */
   peek(): number | null {
     return this.#value;
-  }
-
-  #read(): void {
-    if (this.#replyFd < 0) return;
-    const fd = this.#replyFd;
-    this.#replyFd = -1;
-    const buffer = new ArrayBuffer(REPLY_SIZE);
-    releaseFd(fd);
-    const result = lib.libforks_reply_read(fd, ptr(buffer)); // closes fd
-    if (result !== 0) {
-      this.fail(failure(result, "cannot fork", "fork"));
-      return;
-    }
-    this.#value = new DataView(buffer).getInt32(8, true);
-    this.#resolve(this.#value);
   }
 }
 
@@ -628,7 +635,8 @@ function replyFailure(reply: Reply, what: string, syscall: string): LibforksErro
   return new LibforksError(codeOf(reply.result), what, { errno: reply.errno, syscall });
 }
 
-async function readReplyWhenReady(replyFd: number): Promise<Reply> {
+/** The stop's answer, on its own reply pipe: the server's end follows it. */
+async function readStopReply(replyFd: number): Promise<Reply> {
   adoptFd(replyFd);
   try {
     await getDoorbell().wait(replyFd, READABLE).promise;
@@ -638,20 +646,38 @@ async function readReplyWhenReady(replyFd: number): Promise<Reply> {
   }
   const buffer = new ArrayBuffer(REPLY_SIZE);
   releaseFd(replyFd);
-  // Closes replyFd.
-  const result = lib.libforks_reply_read(replyFd, ptr(buffer));
-  const view = new DataView(buffer);
-  const reply: Reply = { result, errno: view.getInt32(4, true) };
-  if (result === 0) {
-    const pid = view.getInt32(8, true);
-    const status = view.getInt32(12, true);
+  const result = lib.libforks_reply_read(replyFd, ptr(buffer)); // closes replyFd
+  return { result, errno: new DataView(buffer).getInt32(4, true) };
+}
+
+/** A wait's answer: the record's fields, decoded. */
+function replyOf(record: EventRecord): Reply {
+  const reply: Reply = { result: record.result, errno: record.errno };
+  if (record.result === 0) {
+    const view = new DataView(record.rusage.buffer, record.rusage.byteOffset, record.rusage.byteLength);
     const micros = (offset: number) => Number(view.getBigInt64(offset, true)) * 1e6 + Number(view.getBigInt64(offset + 8, true));
     reply.wait = {
-      pid,
-      status,
-      event: new ExitEvent(pid, status),
-      rusage: { userMicros: micros(16), systemMicros: micros(32), maxRssKiB: Number(view.getBigInt64(48, true)) },
+      pid: record.pid,
+      status: record.waitStatus,
+      event: new ExitEvent(record.pid, record.waitStatus),
+      rusage: { userMicros: micros(0), systemMicros: micros(16), maxRssKiB: Number(view.getBigInt64(32, true)) },
     };
   }
   return reply;
 }
+
+/** zig/client.zig ForkRequest (libforks_ForkRequest). */
+const FORK_REQUEST = {
+  size: 56,
+  entrypoint: 8,
+  library: 16,
+  symbol: 24,
+  socketFd: 32,
+  exitFd: 36,
+  nonblocking: 40,
+  specQueued: 41,
+  exitRusage: 42,
+  exitEvent: 43,
+  events: 44,
+  tag: 48,
+} as const;

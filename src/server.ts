@@ -248,7 +248,7 @@ export class ForkServer {
     const forked = conn.forkAsync(target, socket, firstMessage);
     const channel = forked.socketFd === null ? undefined : new Channel(forked.socketFd);
     const argv = "entrypoint" in target ? [`<native 0x${target.entrypoint.toString(16)}>`] : [`<${target.library ?? "this image"}:${target.symbol}>`];
-    const child = Child.create(forked.pid, forked.exitFd, { channel, argv }, this.#killer);
+    const child = Child.create(forked.pid, forked.exit, { channel, argv }, this.#killer);
     this.#track(child);
     if (debugEnabled) {
       child.started.then(

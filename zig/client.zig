@@ -292,24 +292,28 @@ fn send(state: *ConnState, request: *const protocol.Request, extra_fds: []const 
     return sendRequest(state, request, extra_fds, reply_fd, false);
 }
 
+/// A request answered on an event stream (Flags.to_events) takes no reply
+/// pipe: *reply_fd is then -1.
 fn sendRequest(state: *ConnState, request: *const protocol.Request, extra_fds: []const sys.fd_t, reply_fd: *sys.fd_t, nonblocking: bool) Result {
-    var pipe_fds: [2]sys.fd_t = undefined;
-    if (sys.pipeCloexec(&pipe_fds) != 0) return fail(.PIPE_CREATION_ERROR);
+    var pipe_fds: [2]sys.fd_t = .{ -1, -1 };
+    const on_stream = request.header.flags & protocol.Flags.to_events != 0;
+    if (!on_stream and sys.pipeCloexec(&pipe_fds) != 0) return fail(.PIPE_CREATION_ERROR);
     var fds: [protocol.max_request_fds]sys.fd_t = undefined;
+    const first: usize = if (on_stream) 0 else 1;
     fds[0] = pipe_fds[1];
-    @memcpy(fds[1..][0..extra_fds.len], extra_fds);
+    @memcpy(fds[first..][0..extra_fds.len], extra_fds);
     const flags: c_int = if (nonblocking) sys.MSG_DONTWAIT else 0;
     const message = request.bytes();
-    const attached = fds[0 .. 1 + extra_fds.len];
+    const attached = fds[0 .. first + extra_fds.len];
     // A stop names its sender (server.zig checks it is the owner).
     const sent = if (request.header.op == .stop)
         fdpass.sendWithCredentials(state.fd, message, attached, flags)
     else
         fdpass.sendFlags(state.fd, message, attached, flags);
     const send_errno = sys.errno();
-    _ = sys.close(pipe_fds[1]);
+    if (pipe_fds[1] >= 0) _ = sys.close(pipe_fds[1]);
     if (sent != 0) {
-        _ = sys.close(pipe_fds[0]);
+        if (pipe_fds[0] >= 0) _ = sys.close(pipe_fds[0]);
         if (send_errno == sys.E.AGAIN) return failWith(.WOULD_BLOCK, send_errno);
         if (send_errno == sys.E.PIPE or send_errno == sys.E.CONNRESET) return failWith(.SERVER_GONE, send_errno);
         return failWith(.WRITE_ERROR, send_errno);
@@ -385,7 +389,16 @@ pub const ForkRequest = extern struct {
     /// The exit fd carries the child's struct rusage right after its
     /// libforks_ExitEvent (one write of both).
     exit_rusage: bool = false,
+    /// With events: the child's exit is an event on that stream too.
+    exit_event: bool = false,
+    /// An event stream's handle (libforks_events_open), or 0: the answer
+    /// comes there, tagged with `tag`, and no reply fd is made.
+    events: u32 = 0,
+    tag: u64 = 0,
 };
+
+/// What callers built before the event-stream fields existed pass.
+const fork_request_v1_size = 48;
 
 /// Sends a fork request without waiting for the server: the child's
 /// socket end and the exit pipe's write end are the caller's (it made them
@@ -393,9 +406,14 @@ pub const ForkRequest = extern struct {
 pub fn forkAsync(conn: ServerConn, given: ?*const ForkRequest, reply_fd: ?*c_int) Result {
     result_mod.clear();
     const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    const fork_request = given orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    const caller_request = given orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
     const out = reply_fd orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    if (fork_request.size < @sizeOf(ForkRequest)) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    if (caller_request.size < fork_request_v1_size) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    // Fields past the caller's size are their defaults.
+    var copy = ForkRequest{ .size = 0, .entrypoint = null, .library = null, .symbol = null, .socket_fd = -1, .exit_fd = -1, .nonblocking = false };
+    const known = @min(caller_request.size, @sizeOf(ForkRequest));
+    @memcpy(std.mem.asBytes(&copy)[0..known], @as([*]const u8, @ptrCast(caller_request))[0..known]);
+    const fork_request = &copy;
     if (fork_request.entrypoint == null and fork_request.symbol == null) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
     var request: protocol.Request = undefined;
     const built = buildForkRequest(state, fork_request.entrypoint, fork_request.library, fork_request.symbol, &request);
@@ -421,6 +439,15 @@ pub fn forkAsync(conn: ServerConn, given: ?*const ForkRequest, reply_fd: ?*c_int
     if (fork_request.exit_rusage) {
         if (fork_request.exit_fd < 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
         request.header.flags |= protocol.Flags.exit_rusage;
+    }
+    if (fork_request.events != 0) {
+        request.header.flags |= protocol.Flags.to_events;
+        request.header.events = fork_request.events;
+        request.header.tag = fork_request.tag;
+    }
+    if (fork_request.exit_event) {
+        if (fork_request.events == 0 or fork_request.exit_fd >= 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+        request.header.flags |= protocol.Flags.exit_event;
     }
     return sendRequest(state, &request, extra[0..extra_count], out, fork_request.nonblocking);
 }
@@ -674,4 +701,126 @@ pub fn stop(conn: ServerConn, wait: bool, server_only: bool) Result {
     _ = stopFinish(conn);
     if (result != .OK) return failWith(result, saved);
     return .OK;
+}
+
+// ---------------------------------------------------------------- event streams
+
+/// libforks_EventRequest: a wait, kill or kill_all answered on a stream.
+pub const EventRequest = extern struct {
+    size: usize,
+    op: c_int,
+    pid: sys.pid_t,
+    signal: c_int,
+    flags: c_int,
+    events: u32,
+    tag: u64,
+};
+
+pub const event_op_kill_all: c_int = 2;
+pub const event_op_wait: c_int = 3;
+pub const event_op_wait_all: c_int = 4;
+pub const event_op_kill: c_int = 6;
+
+pub fn sendEventRequest(conn: ServerConn, given: ?*const EventRequest) Result {
+    result_mod.clear();
+    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    const r = given orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    if (r.size < @sizeOf(EventRequest) or r.events == 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    if (r.signal < 0 or r.signal >= sys.NSIG) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    var request: protocol.Request = .{ .header = .{ .op = .wait, .flags = protocol.Flags.to_events, .events = r.events, .tag = r.tag } };
+    switch (r.op) {
+        event_op_wait => {
+            if ((r.pid != -1 and r.pid <= 0) or r.flags & ~sys.WNOHANG != 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+            request.header.number = r.pid;
+            if (r.flags & sys.WNOHANG != 0) request.header.flags |= protocol.Flags.no_hang;
+        },
+        event_op_wait_all => request.header.op = .wait_all,
+        event_op_kill_all => {
+            request.header.op = .kill_all;
+            request.header.number = r.signal;
+        },
+        event_op_kill => {
+            if (r.pid <= 0 or r.flags & ~kill_tree != 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+            request.header.op = .kill;
+            request.header.number = r.pid;
+            request.header.signal = @intCast(r.signal);
+            if (r.flags & kill_tree != 0) request.header.flags |= protocol.Flags.tree;
+        },
+        else => return failWith(.INVALID_ARGUMENT, sys.E.INVAL),
+    }
+    var none: sys.fd_t = -1;
+    return sendRequest(state, &request, &.{}, &none, false);
+}
+
+/// Opens an event stream of this connection: a pipe whose read end is the
+/// caller's (close-on-exec, non-blocking) and whose write end the server
+/// holds. Its first record is read here: the stream's handle.
+pub fn openEvents(conn: ServerConn, read_fd: ?*c_int, handle: ?*u32) Result {
+    result_mod.clear();
+    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    const out_fd = read_fd orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    const out_handle = handle orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    var pipe_fds: [2]sys.fd_t = undefined;
+    if (sys.pipeCloexec(&pipe_fds) != 0) return fail(.PIPE_CREATION_ERROR);
+    const request = protocol.Request{ .header = .{ .op = .open_events } };
+    const sent = fdpass.send(state.fd, request.bytes(), &.{pipe_fds[1]});
+    const send_errno = sys.errno();
+    _ = sys.close(pipe_fds[1]);
+    if (sent != 0) {
+        _ = sys.close(pipe_fds[0]);
+        if (send_errno == sys.E.PIPE or send_errno == sys.E.CONNRESET) return failWith(.SERVER_GONE, send_errno);
+        return failWith(.WRITE_ERROR, send_errno);
+    }
+    var record: protocol.EventRecord = undefined;
+    const n = sys.readFull(pipe_fds[0], std.mem.asBytes(&record));
+    const read_errno = sys.errno();
+    const result: Result = if (n < 0)
+        failWith(.READ_ERROR, read_errno)
+    else if (n == 0)
+        failWith(.SERVER_GONE, sys.E.PIPE)
+    else if (n != @sizeOf(protocol.EventRecord) or record.magic != protocol.event_magic)
+        failWith(.PROTOCOL_ERROR, 0)
+    else if (record.result != 0)
+        failWith(@enumFromInt(record.result), record.error_number)
+    else if (sys.setNonblocking(pipe_fds[0], true) != 0)
+        fail(.PIPE_CREATION_ERROR)
+    else
+        .OK;
+    if (result != .OK) {
+        sys.closeKeepErrno(pipe_fds[0]);
+        return result;
+    }
+    out_fd.* = pipe_fds[0];
+    out_handle.* = record.handle;
+    return .OK;
+}
+
+/// Waits up to timeout_ms (-1: no limit) for records on a stream, then
+/// reads what is there into buf (len: a multiple of the record size).
+/// Returns the bytes read, 0 at end-of-file (the server is gone), -1 with
+/// errno (EAGAIN: nothing came in time).
+pub fn readEvents(fd: c_int, buf: ?[*]u8, len: usize, timeout_ms: c_int) isize {
+    result_mod.clear();
+    const out = buf orelse {
+        sys.setErrno(sys.E.INVAL);
+        return -1;
+    };
+    if (fd < 0 or len == 0 or len % @sizeOf(protocol.EventRecord) != 0) {
+        sys.setErrno(sys.E.INVAL);
+        return -1;
+    }
+    while (true) {
+        const n = sys.read(fd, out, len);
+        if (n >= 0) return n;
+        const err = sys.errno();
+        if (err == sys.E.INTR) continue;
+        if (err != sys.E.AGAIN or timeout_ms == 0) return -1;
+        var ready = [1]sys.pollfd{.{ .fd = fd, .events = sys.POLLIN, .revents = 0 }};
+        const polled = sys.poll(&ready, 1, timeout_ms);
+        if (polled < 0 and sys.errno() == sys.E.INTR) continue;
+        if (polled <= 0) {
+            if (polled == 0) sys.setErrno(sys.E.AGAIN);
+            return -1;
+        }
+    }
 }

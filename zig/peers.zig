@@ -55,6 +55,13 @@ pub const Child = extern struct {
     pending: u32,
     /// Flags.exit_rusage: the exit fd gets the rusage after the event.
     exit_rusage: bool,
+    /// Flags.exit_event: the requester's event stream is told of the exit
+    /// (its handle, events.zig; 0: none), with the fork's tag.
+    exit_stream: u32,
+    exit_tag: u64,
+    /// Its connection is not read while one of its event streams is over
+    /// budget (events.zig).
+    paused: bool,
 };
 
 /// extern, so the layout is as written: the counters every fork and exit
@@ -143,6 +150,9 @@ pub fn take(table: *Table, parent: Peer) Peer {
         .records = 0,
         .pending = 0,
         .exit_rusage = false,
+        .exit_stream = 0,
+        .exit_tag = 0,
+        .paused = false,
     };
     return @intCast(slot);
 }

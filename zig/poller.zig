@@ -20,14 +20,16 @@ pub const batch = 16;
 
 /// Event bits, the same values for epoll and poll on Linux.
 pub const IN: u32 = 0x1;
+pub const OUT: u32 = 0x4;
 pub const ERR: u32 = 0x8;
 pub const HUP: u32 = 0x10;
 
-const capacity = limits.max_children + 4;
+/// Every connection, the event streams (events.zig) and the server's own.
+const capacity = limits.max_children + 4 + 256;
 
 var epoll_fd: sys.fd_t = -1;
 
-const Entry = struct { fd: sys.fd_t, key: u64 };
+const Entry = struct { fd: sys.fd_t, key: u64, events: u32 };
 var entries: if (sys.is_linux) void else [capacity]Entry = undefined;
 var entry_count: usize = 0;
 var poll_fds: if (sys.is_linux) void else [capacity]sys.pollfd = undefined;
@@ -54,18 +56,39 @@ pub fn fd() sys.fd_t {
 /// Returns false with errno set (ENOMEM, ENOSPC: the user's epoll watch
 /// limit) when `watched` cannot be added.
 pub fn add(watched: sys.fd_t, key: u64) bool {
+    return addFor(watched, key, IN);
+}
+
+/// As add, for `events` (IN, OUT, or 0: errors and hang-ups only, which
+/// are always reported).
+pub fn addFor(watched: sys.fd_t, key: u64, events: u32) bool {
     if (!sys.is_linux) {
         if (entry_count == capacity) {
             sys.setErrno(sys.E.NOMEM);
             return false;
         }
-        entries[entry_count] = .{ .fd = watched, .key = key };
+        entries[entry_count] = .{ .fd = watched, .key = key, .events = events };
         entry_count += 1;
         return true;
     }
+    return control(std.os.linux.EPOLL.CTL_ADD, watched, key, events);
+}
+
+/// Changes what a registered fd is watched for (see addFor).
+pub fn modify(watched: sys.fd_t, key: u64, events: u32) void {
+    if (!sys.is_linux) {
+        for (entries[0..entry_count]) |*entry| {
+            if (entry.fd == watched) entry.events = events;
+        }
+        return;
+    }
+    _ = control(std.os.linux.EPOLL.CTL_MOD, watched, key, events);
+}
+
+fn control(op: u32, watched: sys.fd_t, key: u64, events: u32) bool {
     const linux = std.os.linux;
-    var event = linux.epoll_event{ .events = linux.EPOLL.IN, .data = .{ .u64 = key } };
-    const rc = linux.epoll_ctl(epoll_fd, linux.EPOLL.CTL_ADD, watched, &event);
+    var event = linux.epoll_event{ .events = events, .data = .{ .u64 = key } };
+    const rc = linux.epoll_ctl(epoll_fd, op, watched, &event);
     if (linux.E.init(rc) != .SUCCESS) {
         sys.setErrno(@intFromEnum(linux.E.init(rc)));
         return false;
@@ -95,7 +118,7 @@ pub fn remove(watched: sys.fd_t) void {
 pub fn wait(out: []Event, timeout_ms: c_int) isize {
     if (!sys.is_linux) {
         for (entries[0..entry_count], 0..) |entry, i| {
-            poll_fds[i] = .{ .fd = entry.fd, .events = sys.POLLIN, .revents = 0 };
+            poll_fds[i] = .{ .fd = entry.fd, .events = @intCast(entry.events), .revents = 0 };
         }
         const ready = sys.poll(&poll_fds, @intCast(entry_count), timeout_ms);
         if (ready <= 0) return ready;

@@ -1,11 +1,17 @@
 //! The messages between clients and the server.
 //!
 //! A request is one message on the connection socket (a message socket, so
-//! requests from many threads never interleave) with its fds attached. The
-//! first fd is always the write end of a pipe created by the client for
-//! this request alone: the server writes the Reply there and closes it.
-//! Because every reply has its own pipe, no reply can reach the wrong
-//! thread, and an event loop can wait for one by polling its read end.
+//! requests from many threads never interleave) with its fds attached.
+//! It is answered in one of two ways:
+//! - on a reply pipe: the first fd is the write end of a pipe created by
+//!   the client for this request alone; the server writes the Reply there
+//!   and closes it. No reply can reach the wrong thread, and an event loop
+//!   can wait for one by polling its read end.
+//! - on an event stream (Flags.to_events): a pipe an event loop opened once
+//!   (Op.open_events) and reads for its whole life; the server writes an
+//!   EventRecord there tagged with the request's tag, and, with
+//!   Flags.exit_event, the child's exit later on the same stream. No fd
+//!   travels with such a request (events.zig).
 
 const std = @import("std");
 const sys = @import("sys.zig");
@@ -23,6 +29,10 @@ pub const Op = enum(u16) {
     /// One child (number: its pid; signal), only while it is in the
     /// server's table: exact, never a reused pid.
     kill = 6,
+    /// The attached fd is the write end of a pipe that becomes an event
+    /// stream of this connection; the answer (its handle) is the stream's
+    /// first record.
+    open_events = 7,
     _,
 };
 
@@ -50,7 +60,15 @@ pub const Flags = struct {
     /// fork: the exit fd gets the child's rusage after its ExitEvent.
     pub const exit_rusage: u32 = 1 << 9;
 
-    pub const all: u32 = channel | exit_fd | symbol | wait | server_only | no_hang | builtin_exec | spec_queued | tree | exit_rusage;
+    /// Answer on the event stream named by RequestHeader.events, tagged
+    /// with RequestHeader.tag, instead of on a reply pipe.
+    pub const to_events: u32 = 1 << 10;
+    /// fork with to_events: the child's exit goes on the same stream, with
+    /// the same tag (and its rusage).
+    pub const exit_event: u32 = 1 << 11;
+
+    pub const all: u32 = channel | exit_fd | symbol | wait | server_only | no_hang | builtin_exec | spec_queued | tree | exit_rusage |
+        to_events | exit_event;
 };
 
 pub const payload_max = limits.max_path + limits.max_symbol;
@@ -68,6 +86,12 @@ pub const RequestHeader = extern struct {
     payload_len: u32 = 0,
     /// kill: the signal.
     signal: u32 = 0,
+    /// with Flags.to_events: the requester's own, echoed in the answer.
+    tag: u64 = 0,
+    /// with Flags.to_events: the stream's handle (EventRecord.handle of
+    /// its first record).
+    events: u32 = 0,
+    reserved: u32 = 0,
 };
 
 pub const Request = extern struct {
@@ -81,7 +105,9 @@ pub const Request = extern struct {
 
     /// Number of fds that must travel with this request.
     pub fn fdCount(header: *const RequestHeader) usize {
-        var count: usize = 1; // the reply pipe
+        // The reply pipe, or (open_events) the stream's pipe; nothing with
+        // an answer on a stream.
+        var count: usize = if (header.flags & Flags.to_events != 0 and header.op != .open_events) 0 else 1;
         if (header.op == .fork) {
             if (header.flags & Flags.exit_fd != 0) count += 1;
             if (header.flags & Flags.channel != 0) count += 1;
@@ -107,7 +133,7 @@ pub fn decode(message: []const u8, fd_count: usize) DecodeError!RequestHeader {
     if (header.magic != magic) return error.BadMagic;
     if (header.version != version) return error.BadVersion;
     switch (header.op) {
-        .fork, .kill_all, .wait, .wait_all, .stop, .kill => {},
+        .fork, .kill_all, .wait, .wait_all, .stop, .kill, .open_events => {},
         _ => return error.BadOp,
     }
     if (header.flags & ~Flags.all != 0) return error.BadFlags;
@@ -130,9 +156,15 @@ pub fn decode(message: []const u8, fd_count: usize) DecodeError!RequestHeader {
         .wait => if (header.number != -1 and header.number <= 0) return error.BadNumber,
         .kill => if (header.number <= 0 or header.signal >= sys.NSIG) return error.BadNumber,
         .wait_all, .stop => {},
+        .open_events => if (header.flags != 0) return error.BadFlags,
         _ => unreachable,
     }
     if (header.flags & Flags.tree != 0 and header.op != .kill) return error.BadFlags;
+    // A stop is answered on a pipe: its sender then waits for the
+    // server's end, which an event stream would not say.
+    if (header.flags & Flags.to_events != 0 and (header.op == .stop or header.events == 0)) return error.BadFlags;
+    if (header.flags & Flags.exit_event != 0 and
+        (header.op != .fork or header.flags & Flags.to_events == 0 or header.flags & (Flags.exit_fd | Flags.exit_rusage) != 0)) return error.BadFlags;
     if (header.op != .fork and header.payload_len != 0) return error.BadPayload;
     return copy;
 }
@@ -179,7 +211,40 @@ pub const ExitMessage = extern struct {
     rusage: sys.rusage,
 };
 
+pub const event_magic: u32 = 0x5645_464c; // "LFEV"
+
+pub const EventKind = enum(u32) {
+    /// The answer to a request: Reply's fields.
+    reply = 1,
+    /// A child forked with Flags.exit_event was reaped: pid, wait_status,
+    /// rusage.
+    exit = 2,
+    _,
+};
+
+/// One record of an event stream. 256 bytes, a power of two: a pipe holds
+/// a whole number of them per page, and a reader whose buffer is a
+/// multiple of 256 bytes (Bun's are) never gets part of one; 16 of them
+/// are PIPE_BUF, so a batch of up to 16 is written atomically.
+pub const EventRecord = extern struct {
+    magic: u32 = event_magic,
+    kind: EventKind,
+    /// The request's tag (RequestHeader.tag); an exit has its fork's.
+    tag: u64,
+    result: i32 = 0,
+    error_number: i32 = 0,
+    pid: i32 = 0,
+    wait_status: i32 = 0,
+    rusage: sys.rusage = std.mem.zeroes(sys.rusage),
+    /// open_events: the stream's handle, for RequestHeader.events.
+    handle: u32 = 0,
+    reserved: [76]u8 = [_]u8{0} ** 76,
+};
+
 comptime {
+    std.debug.assert(@sizeOf(EventRecord) == 256);
+    std.debug.assert(@offsetOf(EventRecord, "rusage") == 32 and @offsetOf(EventRecord, "handle") == 176);
+    std.debug.assert(@sizeOf(RequestHeader) == 48);
     std.debug.assert(@sizeOf(ExitEvent) == 8);
     std.debug.assert(@offsetOf(ExitMessage, "rusage") == 8 and @sizeOf(ExitMessage) == 152);
     std.debug.assert(@offsetOf(Reply, "rusage") == 16);
@@ -220,6 +285,20 @@ test "the built-in exec entrypoint goes by flag, never with an address" {
     _ = try decode(good.bytes(), 2);
     const bad = Request{ .header = .{ .op = .fork, .flags = Flags.builtin_exec, .entry = 0x1000 } };
     try std.testing.expectError(error.BadFlags, decode(bad.bytes(), 1));
+}
+
+test "event stream requests carry no fd, and only some ops may use them" {
+    const fork = Request{ .header = .{ .op = .fork, .entry = 0x1000, .flags = Flags.to_events | Flags.exit_event, .events = 0x101 } };
+    _ = try decode(fork.bytes(), 0);
+    try std.testing.expectError(error.BadFdCount, decode(fork.bytes(), 1));
+    const no_stream = Request{ .header = .{ .op = .wait, .number = 5, .flags = Flags.to_events } };
+    try std.testing.expectError(error.BadFlags, decode(no_stream.bytes(), 0));
+    const stop = Request{ .header = .{ .op = .stop, .flags = Flags.to_events, .events = 0x101 } };
+    try std.testing.expectError(error.BadFlags, decode(stop.bytes(), 0));
+    const exit_alone = Request{ .header = .{ .op = .fork, .entry = 0x1000, .flags = Flags.exit_event } };
+    try std.testing.expectError(error.BadFlags, decode(exit_alone.bytes(), 1));
+    const open = Request{ .header = .{ .op = .open_events } };
+    _ = try decode(open.bytes(), 1);
 }
 
 test "symbol payload must be two NUL-terminated strings" {

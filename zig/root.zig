@@ -100,6 +100,18 @@ export fn libforks_fork_async(conn: ServerConn, request: ?*const client.ForkRequ
     return client.forkAsync(conn, request, reply_fd_ptr);
 }
 
+export fn libforks_events_open(conn: ServerConn, read_fd_ptr: ?*c_int, handle_ptr: ?*u32) Result {
+    return client.openEvents(conn, read_fd_ptr, handle_ptr);
+}
+
+export fn libforks_events_read(fd: c_int, buf: ?[*]u8, len: usize, timeout_ms: c_int) isize {
+    return client.readEvents(fd, buf, len, timeout_ms);
+}
+
+export fn libforks_send_event_request(conn: ServerConn, request: ?*const client.EventRequest) Result {
+    return client.sendEventRequest(conn, request);
+}
+
 export fn libforks_conn_fd(conn: ServerConn) c_int {
     return client.connFd(conn);
 }
@@ -279,6 +291,7 @@ test {
     _ = @import("peers.zig");
     _ = @import("write_end.zig");
     _ = @import("exits.zig");
+    _ = @import("events.zig");
 }
 
 /// A failed assertion is a bug in libforks. In a server or a fresh child

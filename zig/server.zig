@@ -26,18 +26,14 @@ const poller = @import("poller.zig");
 const write_end = @import("write_end.zig");
 const exits = @import("exits.zig");
 const tree = @import("tree.zig");
+const events = @import("events.zig");
+const replies = @import("replies.zig");
+const pending = @import("pending.zig");
 const Result = @import("result.zig").Result;
 const Peer = peers.Peer;
-
-const PendingKind = enum { wait_pid, wait_any, wait_all, stop };
-
-const Pending = struct {
-    kind: PendingKind,
-    pid: sys.pid_t,
-    reply_fd: sys.fd_t,
-    /// Who asked: a wait is answered within its peer's subtree only.
-    peer: Peer,
-};
+const ReplyTo = replies.ReplyTo;
+const reply = replies.reply;
+const replyError = replies.replyError;
 
 const ExitRecord = exits.Record;
 
@@ -71,11 +67,12 @@ pub const State = struct {
     /// pair made at its fork, so what one child does to its socket
     /// (shutdown, a full queue, garbage) touches no other peer.
     table: peers.Table,
-    pending: [limits.max_pending]Pending,
-    pending_count: usize,
-    /// Pending requests of peers other than the owner.
-    peer_pending: usize,
     exits: exits.Store,
+    /// The owner's connection is not read while one of its event streams
+    /// is over budget (events.zig); children have peers.Child.paused.
+    owner_paused: bool,
+    /// Peers paused, so a drained stream looks for them only then.
+    paused_count: usize,
 
     phase: Phase,
     kill_deadline_ms: i64,
@@ -124,8 +121,10 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
     entry_cache.reset();
     state.owner_fd = owner_fd;
     peers.reset(&state.table);
-    state.pending_count = 0;
-    state.peer_pending = 0;
+    pending.reset();
+    events.reset();
+    state.owner_paused = false;
+    state.paused_count = 0;
     exits.reset(&state.exits);
     state.phase = .serving;
     state.killed = false;
@@ -289,7 +288,7 @@ fn childKey(slot: Peer) u64 {
 }
 
 fn serve() noreturn {
-    var events: [poller.batch]poller.Event = undefined;
+    var polled: [poller.batch]poller.Event = undefined;
     while (true) {
         // Adopted orphans of the tree count too: the server outlives
         // every process it may still have to kill or reap.
@@ -298,13 +297,13 @@ fn serve() noreturn {
             if (sys.socketpairCloexec(sys.message_socket_type, &state.table.spare_conn) != 0) state.table.spare_conn = .{ -1, -1 };
         }
 
-        const ready = poller.wait(&events, pollTimeout());
+        const ready = poller.wait(&polled, pollTimeout());
         if (ready < 0 and sys.errno() != sys.E.INTR) {
             // The wait fails only on EINVAL/ENOMEM/EFAULT; a server that can
             // no longer wait must not spin, so it shuts down as if orphaned.
             beginTermination();
         }
-        const batch = events[0..@intCast(@max(ready, 0))];
+        const batch = polled[0..@intCast(@max(ready, 0))];
 
         // SIGCHLD writes to the wake pipe: reap only then (wait4 scans
         // every child, a cost that grows with their number). Reaped first,
@@ -335,13 +334,19 @@ fn serve() noreturn {
             }
             const hung_up = event.events & (poller.HUP | poller.ERR) != 0;
             if (event.key == key_owner) {
-                if (state.owner_fd >= 0) handleReadable(peers.owner, hung_up);
+                if (state.owner_fd >= 0) servePeer(peers.owner, hung_up);
+                continue;
+            }
+            if (event.key & replies.key_stream != 0) {
+                const stream: usize = @intCast(event.key & 0xff);
+                if (events.fdOf(stream) >= 0) _ = replies.flushStream(stream, hung_up);
+                if (state.paused_count > 0) resumePeers();
                 continue;
             }
             const slot: Peer = @truncate(event.key);
             if (slot >= state.table.high or !peers.isRunning(&state.table, slot)) continue;
             if (childKey(slot) != event.key or state.table.slots[slot].conn_fd < 0) continue;
-            handleReadable(slot, hung_up);
+            servePeer(slot, hung_up);
         }
 
         checkOwnerAlive();
@@ -427,7 +432,11 @@ fn isInTable(pid: sys.pid_t) bool {
 /// Replies to whatever still waits, then exits. Exit fds still open are
 /// closed by the exit itself (their readers see end-of-file).
 fn finish() noreturn {
-    answerAllPending(.OK);
+    pending.answerAll(.OK);
+    // Best effort: the process ends here, and its streams with it.
+    for (0..events.max_streams) |stream| {
+        if (events.fdOf(stream) >= 0) _ = events.flush(stream);
+    }
     tree.removeCgroup();
     sys._exit(0);
 }
@@ -458,7 +467,53 @@ fn dropConn(slot: Peer) void {
 /// The connection cannot be served any more: the owner's ends the server
 /// (its one peer is gone), a child's is closed.
 fn dropPeer(peer: Peer) void {
+    setPaused(peer, false);
     if (peer == peers.owner) dropOwner() else dropConn(peer);
+}
+
+fn connOf(peer: Peer) sys.fd_t {
+    return if (peer == peers.owner) state.owner_fd else state.table.slots[peer].conn_fd;
+}
+
+/// One request, then the peer's connection is paused if the answer left
+/// one of its event streams over budget: it is read again once the
+/// stream drains (events.zig).
+fn servePeer(peer: Peer, hung_up: bool) void {
+    if (isPaused(peer)) {
+        // Only errors and hang-ups are reported for a paused connection,
+        // and they stay reported: reading no further means closing it.
+        dropPeer(peer);
+        return;
+    }
+    handleReadable(peer, hung_up);
+    if (connOf(peer) >= 0 and events.peerOverBudget(peer)) {
+        poller.modify(connOf(peer), if (peer == peers.owner) key_owner else childKey(peer), 0);
+        setPaused(peer, true);
+    }
+}
+
+fn isPaused(peer: Peer) bool {
+    return if (peer == peers.owner) state.owner_paused else state.table.slots[peer].paused;
+}
+
+fn setPaused(peer: Peer, paused: bool) void {
+    const flag = if (peer == peers.owner) &state.owner_paused else &state.table.slots[peer].paused;
+    if (flag.* == paused) return;
+    flag.* = paused;
+    if (paused) state.paused_count += 1 else state.paused_count -= 1;
+}
+
+fn resumePeers() void {
+    if (state.owner_paused and !events.peerOverBudget(peers.owner)) resume_(peers.owner);
+    for (0..state.table.high) |i| {
+        const slot: Peer = @intCast(i);
+        if (peers.isRunning(&state.table, slot) and state.table.slots[slot].paused and !events.peerOverBudget(slot)) resume_(slot);
+    }
+}
+
+fn resume_(peer: Peer) void {
+    setPaused(peer, false);
+    if (connOf(peer) >= 0) poller.modify(connOf(peer), if (peer == peers.owner) key_owner else childKey(peer), poller.IN);
 }
 
 /// One message from `peer`'s connection. Every outcome consumes what made
@@ -480,10 +535,17 @@ fn handleReadable(peer: Peer, hung_up: bool) void {
     const fd_list = fds[0..received.fd_count];
     if (maybe.truncated) {
         // Out of fds (or a sender that attached too many): answer on the
-        // reply pipe if it arrived, and keep serving this peer.
-        if (fd_list.len > 0 and received.len == @sizeOf(protocol.RequestHeader) + state.request.header.payload_len) {
+        // reply pipe (or stream) if it arrived, and keep serving this peer.
+        const whole = received.len == @sizeOf(protocol.RequestHeader) + state.request.header.payload_len;
+        const on_stream = state.request.header.flags & protocol.Flags.to_events != 0 and state.request.header.op != .open_events;
+        if (whole and on_stream) {
+            closeAll(fd_list);
+            if (events.find(state.request.header.events, peer)) |stream| {
+                replyError(.{ .stream = @intCast(stream), .tag = state.request.header.tag }, .LIMIT_ERROR, sys.E.MFILE);
+            }
+        } else if (fd_list.len > 0 and whole) {
             closeAll(fd_list[1..]);
-            replyError(write_end.adopt(fd_list[0]), .LIMIT_ERROR, sys.E.MFILE);
+            replyError(ReplyTo.pipe(write_end.adopt(fd_list[0])), .LIMIT_ERROR, sys.E.MFILE);
         } else {
             closeAll(fd_list);
         }
@@ -503,46 +565,72 @@ fn handleReadable(peer: Peer, hung_up: bool) void {
         if (peer == peers.owner) dropOwner();
         return;
     };
-    // The reply pipe becomes the server's own (write_end.zig); a request
-    // that brings no usable one cannot be answered, so it is not served.
-    const reply_fd = write_end.adopt(fd_list[0]);
-    if (reply_fd < 0) {
-        closeAll(fd_list[1..]);
-        return;
+    if (header.op == .open_events) return openEvents(peer, fd_list[0], header.tag);
+    var to: ReplyTo = undefined;
+    var rest = fd_list;
+    if (header.flags & protocol.Flags.to_events != 0) {
+        // Only the requester's own stream: a request naming another's
+        // cannot be answered, so it is not served.
+        const stream = events.find(header.events, peer) orelse return closeAll(fd_list);
+        to = .{ .stream = @intCast(stream), .tag = header.tag };
+    } else {
+        // The reply pipe becomes the server's own (write_end.zig); a
+        // request that brings no usable one cannot be answered either.
+        to = ReplyTo.pipe(write_end.adopt(fd_list[0]));
+        rest = fd_list[1..];
+        if (to.fd < 0) return closeAll(rest);
     }
     switch (header.op) {
-        .fork => handleFork(peer, &header, reply_fd, fd_list[1..]),
-        .kill_all => handleKillAll(peer, &header, reply_fd),
-        .wait => handleWait(peer, &header, reply_fd),
-        .wait_all => handleWaitAll(peer, reply_fd),
-        .kill => handleKill(peer, &header, reply_fd),
-        .stop => handleStop(&header, reply_fd, peer == peers.owner and
+        .fork => handleFork(peer, &header, to, rest),
+        .kill_all => handleKillAll(peer, &header, to),
+        .wait => handleWait(peer, &header, to),
+        .wait_all => handleWaitAll(peer, to),
+        .kill => handleKill(peer, &header, to),
+        .stop => handleStop(&header, to, peer == peers.owner and
             (!sys.is_linux or received.sender_pid == state.owner_pid)),
+        .open_events => unreachable,
         _ => unreachable, // decode() rejects unknown ops
     }
+}
+
+/// A new event stream of `peer`: its first record is the answer, with
+/// the stream's handle, or the reason it was refused.
+fn openEvents(peer: Peer, fd: sys.fd_t, tag: u64) void {
+    const stream = events.open(peer, fd) catch |err| {
+        if (err == error.Limit) {
+            const own = write_end.adopt(fd);
+            if (own >= 0) {
+                const record = protocol.EventRecord{ .kind = .reply, .tag = tag, .result = @intFromEnum(Result.LIMIT_ERROR) };
+                _ = write_end.put(own, std.mem.asBytes(&record));
+                _ = sys.close(own);
+            }
+        }
+        return;
+    };
+    // Watched for errors only (the reader went) until a backlog needs OUT.
+    if (!poller.addFor(events.fdOf(stream), replies.key_stream | stream, 0)) {
+        const record = protocol.EventRecord{ .kind = .reply, .tag = tag, .result = @intFromEnum(Result.LIMIT_ERROR), .error_number = sys.errno() };
+        _ = write_end.put(events.fdOf(stream), std.mem.asBytes(&record));
+        events.close(stream);
+        return;
+    }
+    const record = protocol.EventRecord{ .kind = .reply, .tag = tag, .handle = events.handleOf(stream) };
+    replies.putRecord(stream, &record, true);
+}
+
+fn closeStreamOf(_: void, stream: usize) void {
+    replies.closeStream(stream);
 }
 
 fn closeAll(fds: []const sys.fd_t) void {
     for (fds) |fd| _ = sys.close(fd);
 }
 
-/// `fd` is an adopted write end (write_end.zig), or -1. A reply that does
-/// not fit (a requester that filled its own reply pipe) is dropped: the
-/// pipe is closed, so the requester reads what it wrote, then end-of-file.
-fn reply(fd: sys.fd_t, answer: protocol.Reply) void {
-    if (fd < 0) return;
-    _ = write_end.put(fd, std.mem.asBytes(&answer));
-    _ = sys.close(fd);
-}
-
-fn replyError(fd: sys.fd_t, result: Result, error_number: c_int) void {
-    reply(fd, .{ .result = @intFromEnum(result), .error_number = error_number });
-}
 
 // ---------------------------------------------------------------- fork
 
 /// `fds` are the request's fds after the reply pipe, as received.
-fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.fd_t, fds: []const sys.fd_t) void {
+fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo, fds: []const sys.fd_t) void {
     var next: usize = 0;
     var exit_fd: sys.fd_t = -1;
     var channel_fd: sys.fd_t = -1;
@@ -559,7 +647,7 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
     if (state.phase != .serving or !peers.mayFork(&state.table, peer, state.child_limit)) {
         const result: Result = if (state.phase != .serving) .SERVER_GONE else .LIMIT_ERROR;
         closeAll(fds);
-        return replyError(reply_fd, result, 0);
+        return replyError(to, result, 0);
     }
     // The exit pipe must never block the server, even if nobody reads it,
     // or its reader clears O_NONBLOCK: a write end of the server's own.
@@ -567,7 +655,7 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
         exit_fd = write_end.adopt(exit_fd);
         if (exit_fd < 0) {
             if (channel_fd >= 0) _ = sys.close(channel_fd);
-            return replyError(reply_fd, .INVALID_ARGUMENT, sys.E.BADF);
+            return replyError(to, .INVALID_ARGUMENT, sys.E.BADF);
         }
     }
     // The child's own connection. The server never writes to it, so a
@@ -579,7 +667,7 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
         const err = sys.errno();
         if (exit_fd >= 0) _ = sys.close(exit_fd);
         if (channel_fd >= 0) _ = sys.close(channel_fd);
-        return replyError(reply_fd, .SOCKET_CREATION_ERROR, err);
+        return replyError(to, .SOCKET_CREATION_ERROR, err);
     }
     // In the table before the fork, so the new child closes the server's
     // ends of it with the server's other fds.
@@ -587,11 +675,15 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
     const entry = &state.table.slots[slot];
     entry.exit_fd = exit_fd;
     entry.exit_rusage = header.flags & protocol.Flags.exit_rusage != 0;
+    if (header.flags & protocol.Flags.exit_event != 0) {
+        entry.exit_stream = events.handleOf(to.stream);
+        entry.exit_tag = header.tag;
+    }
     entry.conn_fd = conn[0];
     if (!poller.add(conn[0], childKey(slot))) {
         const err = sys.errno();
         abandonSlot(slot, conn[1], channel_fd);
-        return replyError(reply_fd, .LIMIT_ERROR, err);
+        return replyError(to, .LIMIT_ERROR, err);
     }
 
     // Signals stay blocked across fork so the child cannot run the server's
@@ -605,7 +697,7 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
     var start = child.Start{
         .conn_fd = conn[1],
         .channel_fd = channel_fd,
-        .request_fds = .{ reply_fd, -1 },
+        .request_fds = .{ to.fd, -1 },
         .entry = header.entry,
         .builtin_exec = header.flags & protocol.Flags.builtin_exec != 0,
         .symbol = if (header.flags & protocol.Flags.symbol != 0)
@@ -638,7 +730,7 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
     if (pid < 0) {
         poller.remove(conn[0]);
         abandonSlot(slot, conn[1], channel_fd);
-        return replyError(reply_fd, .FORK_ERROR, fork_errno);
+        return replyError(to, .FORK_ERROR, fork_errno);
     }
     // The server keeps a copy of the child's end until it reaps the
     // child: the child's exit then closes no last copy, so it wakes the
@@ -647,7 +739,7 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
     entry.child_end = conn[1];
     if (channel_fd >= 0) _ = sys.close(channel_fd);
     peers.commit(&state.table, slot, pid);
-    reply(reply_fd, .{ .result = @intFromEnum(Result.OK), .pid = pid });
+    reply(to, .{ .result = @intFromEnum(Result.OK), .pid = pid });
 }
 
 /// Undoes handleFork's slot when no child was made.
@@ -702,7 +794,8 @@ pub fn forEachServerFd(context: anytype, comptime visit: fn (@TypeOf(context), s
         if (c.conn_fd >= 0) visit(context, c.conn_fd);
         if (c.child_end >= 0) visit(context, c.child_end);
     }
-    for (state.pending[0..state.pending_count]) |p| visit(context, p.reply_fd);
+    pending.forEachFd(context, visit);
+    events.forEachFd(context, visit);
 }
 
 // ---------------------------------------------------------------- signals
@@ -710,14 +803,14 @@ pub fn forEachServerFd(context: anytype, comptime visit: fn (@TypeOf(context), s
 /// Every child in the peer's subtree. From the owner also the orphans of
 /// the tree adopted by the server and, with SIGKILL, the tree's cgroup
 /// (descendants below living children): the whole tree is the owner's.
-fn handleKillAll(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.fd_t) void {
+fn handleKillAll(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo) void {
     const first_error = signalSubtreeErrno(peer, header.number);
     if (peer == peers.owner) {
         if (header.number != 0) tree.signalAdopted(header.number, &isInTable, false);
         if (header.number == sys.SIGKILL) _ = tree.killCgroup();
     }
-    if (first_error != 0) return replyError(reply_fd, .KILL_ERROR, first_error);
-    reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
+    if (first_error != 0) return replyError(to, .KILL_ERROR, first_error);
+    reply(to, .{ .result = @intFromEnum(Result.OK) });
 }
 
 /// A pid still in the table is a running child or, at worst, a zombie the
@@ -725,16 +818,16 @@ fn handleKillAll(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sy
 /// (a child already reaped, a stranger, a process outside the requester's
 /// subtree) gets ESRCH and no signal, as kill(2) for a process that is not
 /// there.
-fn handleKill(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.fd_t) void {
+fn handleKill(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo) void {
     const pid: sys.pid_t = header.number;
     const sig: c_int = @intCast(header.signal);
-    const slot = peers.find(&state.table, pid) orelse return replyError(reply_fd, .KILL_ERROR, sys.E.SRCH);
-    if (!peers.controls(&state.table, peer, slot)) return replyError(reply_fd, .KILL_ERROR, sys.E.SRCH);
+    const slot = peers.find(&state.table, pid) orelse return replyError(to, .KILL_ERROR, sys.E.SRCH);
+    if (!peers.controls(&state.table, peer, slot)) return replyError(to, .KILL_ERROR, sys.E.SRCH);
     const failed: c_int = if (header.flags & protocol.Flags.tree != 0)
         tree.signalTree(pid, sig, state.server_pid)
     else if (sys.kill(pid, sig) != 0) sys.errno() else 0;
-    if (failed != 0) return replyError(reply_fd, .KILL_ERROR, failed);
-    reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
+    if (failed != 0) return replyError(to, .KILL_ERROR, failed);
+    reply(to, .{ .result = @intFromEnum(Result.OK) });
 }
 
 fn signalSubtree(peer: Peer, sig: c_int) void {
@@ -790,21 +883,33 @@ fn onChildExit(pid: sys.pid_t, status: c_int, usage: *const sys.rusage) void {
         _ = sys.close(c.exit_fd);
         c.exit_fd = -1;
     }
-    // Its connection, and what it still waited for, go with it.
+    if (c.exit_stream != 0) {
+        // Owed since the fork (events.zig): never dropped while the
+        // stream's reader is there.
+        if (events.findHandle(c.exit_stream)) |stream| {
+            const record = protocol.EventRecord{ .kind = .exit, .tag = c.exit_tag, .pid = pid, .wait_status = status, .rusage = usage.* };
+            replies.putRecord(stream, &record, false);
+        }
+        c.exit_stream = 0;
+    }
+    // Its connection, its event streams, and what it still waited for, go
+    // with it.
     if (c.conn_fd >= 0) dropConn(slot);
-    while (takePendingOf(slot)) |own| replyError(own.reply_fd, .SERVER_GONE, 0);
+    if (c.paused) setPaused(slot, false);
+    events.forEachOf(slot, {}, closeStreamOf);
+    while (pending.takeOf(&state.table, slot)) |own| replyError(own.to, .SERVER_GONE, 0);
     exits.moveRecords(&state.exits, &state.table, slot, c.parent);
     const parent = peers.remove(&state.table, slot);
 
     const record = ExitRecord{ .pid = pid, .status = status, .rusage = usage.*, .parent = parent, .seq = 0 };
-    if (takePendingFor(.wait_pid, pid, parent) orelse takePendingFor(.wait_any, pid, parent)) |waiter| {
-        replyExit(waiter.reply_fd, record);
+    if (pending.takeFor(&state.table, .wait_pid, pid, parent) orelse pending.takeFor(&state.table, .wait_any, pid, parent)) |waiter| {
+        replyExit(waiter.to, record);
     } else {
         exits.remember(&state.exits, &state.table, record);
     }
     // A status is reported once: other waits for this pid now wait for a
     // process that is no longer a child, like waitpid(2) would.
-    while (takePendingFor(.wait_pid, pid, parent)) |waiter| replyError(waiter.reply_fd, .WAIT_ERROR, sys.E.CHILD);
+    while (pending.takeFor(&state.table, .wait_pid, pid, parent)) |waiter| replyError(waiter.to, .WAIT_ERROR, sys.E.CHILD);
     settleEmptySubtrees();
 }
 
@@ -813,8 +918,8 @@ fn onChildExit(pid: sys.pid_t, status: c_int, usage: *const sys.rusage) void {
 /// answered (ECHILD, as waitpid(2) without children).
 fn settleEmptySubtrees() void {
     var i: usize = 0;
-    while (i < state.pending_count) {
-        const p = state.pending[i];
+    while (i < pending.table.count) {
+        const p = pending.table.items[i];
         const settled = switch (p.kind) {
             .wait_all, .wait_any => !peers.subtreeRunning(&state.table, p.peer) and
                 (p.kind == .wait_all or !exits.hasFor(&state.exits, &state.table, p.peer)),
@@ -824,24 +929,24 @@ fn settleEmptySubtrees() void {
             i += 1;
             continue;
         }
-        removePendingAt(i);
+        pending.removeAt(&state.table, i);
         if (p.kind == .wait_all) {
-            reply(p.reply_fd, .{ .result = @intFromEnum(Result.OK) });
+            reply(p.to, .{ .result = @intFromEnum(Result.OK) });
         } else {
-            replyError(p.reply_fd, .WAIT_ERROR, sys.E.CHILD);
+            replyError(p.to, .WAIT_ERROR, sys.E.CHILD);
         }
     }
 }
 
-fn replyExit(fd: sys.fd_t, record: ExitRecord) void {
-    reply(fd, .{ .result = @intFromEnum(Result.OK), .pid = record.pid, .wait_status = record.status, .rusage = record.rusage });
+fn replyExit(to: ReplyTo, record: ExitRecord) void {
+    reply(to, .{ .result = @intFromEnum(Result.OK), .pid = record.pid, .wait_status = record.status, .rusage = record.rusage });
 }
 
 // ---------------------------------------------------------------- waits
 
-fn handleWait(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.fd_t) void {
+fn handleWait(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo) void {
     const pid: sys.pid_t = header.number;
-    if (exits.take(&state.exits, &state.table, peer, pid)) |record| return replyExit(reply_fd, record);
+    if (exits.take(&state.exits, &state.table, peer, pid)) |record| return replyExit(to, record);
     // Like waitpid(2): a process outside the caller's subtree is not its
     // child, whoever forked it.
     const running = if (pid == -1)
@@ -850,24 +955,24 @@ fn handleWait(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
         peers.controls(&state.table, peer, slot)
     else
         false;
-    if (!running) return replyError(reply_fd, .WAIT_ERROR, sys.E.CHILD);
-    if (header.flags & protocol.Flags.no_hang != 0) return replyError(reply_fd, .WOULD_BLOCK, 0);
-    addPending(peer, if (pid == -1) .wait_any else .wait_pid, pid, reply_fd);
+    if (!running) return replyError(to, .WAIT_ERROR, sys.E.CHILD);
+    if (header.flags & protocol.Flags.no_hang != 0) return replyError(to, .WOULD_BLOCK, 0);
+    pending.add(&state.table, peer, if (pid == -1) .wait_any else .wait_pid, pid, to);
 }
 
-fn handleWaitAll(peer: Peer, reply_fd: sys.fd_t) void {
-    if (!peers.subtreeRunning(&state.table, peer)) return reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
-    addPending(peer, .wait_all, 0, reply_fd);
+fn handleWaitAll(peer: Peer, to: ReplyTo) void {
+    if (!peers.subtreeRunning(&state.table, peer)) return reply(to, .{ .result = @intFromEnum(Result.OK) });
+    pending.add(&state.table, peer, .wait_all, 0, to);
 }
 
-fn handleStop(header: *const protocol.RequestHeader, reply_fd: sys.fd_t, from_owner: bool) void {
-    if (!from_owner) return replyError(reply_fd, .NOT_OWNER, sys.E.PERM);
-    if (header.flags & protocol.Flags.server_only != 0) return detach(reply_fd);
+fn handleStop(header: *const protocol.RequestHeader, to: ReplyTo, from_owner: bool) void {
+    if (!from_owner) return replyError(to, .NOT_OWNER, sys.E.PERM);
+    if (header.flags & protocol.Flags.server_only != 0) return detach(to);
     beginTermination();
     if (header.flags & protocol.Flags.wait != 0) {
-        addPending(peers.owner, .stop, 0, reply_fd);
+        pending.add(&state.table, peers.owner, .stop, 0, to);
     } else {
-        reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
+        reply(to, .{ .result = @intFromEnum(Result.OK) });
     }
 }
 
@@ -876,8 +981,8 @@ fn handleStop(header: *const protocol.RequestHeader, reply_fd: sys.fd_t, from_ow
 /// serves nobody: the connections close (requests from children get
 /// SERVER_GONE), exit fds close without an event, and the owner's death
 /// no longer matters. It exits after the last process of the tree.
-fn detach(reply_fd: sys.fd_t) void {
-    answerAllPending(.SERVER_GONE);
+fn detach(to: ReplyTo) void {
+    pending.answerAll(.SERVER_GONE);
     for (0..state.table.high) |i| {
         const slot: Peer = @intCast(i);
         if (!peers.isRunning(&state.table, slot)) continue;
@@ -891,87 +996,15 @@ fn detach(reply_fd: sys.fd_t) void {
         fd.* = -1;
     }
     closeOwnerPidfd();
-    reply(reply_fd, .{ .result = @intFromEnum(Result.OK) });
+    reply(to, .{ .result = @intFromEnum(Result.OK) });
+    // Their readers see end-of-file: nothing more will be said there.
+    for (0..events.max_streams) |stream| replies.closeStream(stream);
     // Last: the owner waits for this end-of-file.
     poller.remove(state.owner_fd);
     _ = sys.close(state.owner_fd);
     state.owner_fd = -1;
     state.phase = .detached;
     state.exit_when_empty = true;
-}
-
-/// The owner may fill the table; a child gets its own share, and all
-/// children together leave the owner's reserve (limits.zig).
-fn addPending(peer: Peer, kind: PendingKind, pid: sys.pid_t, reply_fd: sys.fd_t) void {
-    if (state.pending_count == limits.max_pending) return replyError(reply_fd, .LIMIT_ERROR, 0);
-    if (peer != peers.owner) {
-        if (state.table.slots[peer].pending >= limits.max_pending_per_peer or
-            state.peer_pending >= limits.max_pending - limits.owner_reserved_pending)
-        {
-            return replyError(reply_fd, .LIMIT_ERROR, 0);
-        }
-        state.table.slots[peer].pending += 1;
-        state.peer_pending += 1;
-    }
-    state.pending[state.pending_count] = .{ .kind = kind, .pid = pid, .reply_fd = reply_fd, .peer = peer };
-    state.pending_count += 1;
-}
-
-/// Removes pending[i], keeping arrival order for the rest.
-fn removePendingAt(i: usize) void {
-    const p = state.pending[i];
-    if (p.peer != peers.owner) {
-        state.table.slots[p.peer].pending -= 1;
-        state.peer_pending -= 1;
-    }
-    std.mem.copyForwards(Pending, state.pending[i .. state.pending_count - 1], state.pending[i + 1 .. state.pending_count]);
-    state.pending_count -= 1;
-}
-
-/// Removes and returns the oldest pending wait the exit of `pid` (whose
-/// parent was `parent`) answers: with .wait_pid, one for that pid; with
-/// .wait_any, one of a peer whose subtree it was in.
-fn takePendingFor(kind: PendingKind, pid: sys.pid_t, parent: Peer) ?Pending {
-    for (state.pending[0..state.pending_count], 0..) |p, i| {
-        if (p.kind != kind) continue;
-        switch (kind) {
-            .wait_pid => if (p.pid != pid) continue,
-            .wait_any => if (!peers.inSubtree(&state.table, p.peer, parent)) continue,
-            .wait_all, .stop => unreachable,
-        }
-        removePendingAt(i);
-        return p;
-    }
-    return null;
-}
-
-/// Removes and returns one pending request of `peer`.
-fn takePendingOf(peer: Peer) ?Pending {
-    if (state.table.slots[peer].pending == 0) return null;
-    for (state.pending[0..state.pending_count], 0..) |p, i| {
-        if (p.peer != peer) continue;
-        removePendingAt(i);
-        return p;
-    }
-    unreachable;
-}
-
-/// Answers everything still pending as the server goes away. With
-/// `result` OK (no child left), a wait for one child can only be one whose
-/// child will never be reported: ECHILD, like waitpid(2) on a process that
-/// is no longer a child.
-fn answerAllPending(result: Result) void {
-    for (state.pending[0..state.pending_count]) |p| {
-        switch (p.kind) {
-            .wait_pid, .wait_any => if (result == .OK)
-                replyError(p.reply_fd, .WAIT_ERROR, sys.E.CHILD)
-            else
-                replyError(p.reply_fd, result, 0),
-            .wait_all, .stop => replyError(p.reply_fd, result, 0),
-        }
-    }
-    state.pending_count = 0;
-    state.peer_pending = 0;
 }
 
 // ---------------------------------------------------------------- time

@@ -448,7 +448,15 @@ typedef struct {
                            which is glibc's and macOS's struct rusage
                            whole; musl's struct rusage declares 128 more
                            reserved bytes after it, which are not sent. */
+  bool exit_event;      /* with events: the child's exit is a record on
+                           that stream (exit_fd must be -1) */
+  uint32_t events;      /* an event stream's handle (libforks_events_open),
+                           or 0: the answer is a record there, tagged with
+                           tag, and *reply_fd_ptr is set to -1 */
+  uint64_t tag;         /* the caller's, echoed in the records */
 } libforks_ForkRequest;
+/* Callers built before exit_event, events and tag passed 48 as size: still
+ * accepted, those fields then 0. */
 
 /* An exit event and the rusage after it (exit_rusage), on 64-bit Linux and
  * macOS: 8 + 144 bytes. */
@@ -457,6 +465,62 @@ typedef struct {
 libforks_Result libforks_fork_async(libforks_ServerConn conn,
                                     const libforks_ForkRequest *request,
                                     int *reply_fd_ptr);
+
+/* Event streams: one pipe per connection and event loop, on which the
+ * server writes the answers to that loop's requests and the exits of its
+ * children as fixed-size records (libforks_EventRecord), tagged with the
+ * request's tag, instead of one reply pipe per request and one exit pipe
+ * per child. The server never blocks on a stream and never drops a record
+ * while its reader is there: what does not fit waits in the server, in
+ * order, and is written once the pipe has room; a reader that stops
+ * reading stalls only its own connection's requests (after 32 queued
+ * answers). Closing the read end closes the stream. The per-child exit fd
+ * of libforks_fork stays as it is. */
+typedef struct {
+  uint32_t magic;       /* libforks_EVENT_MAGIC */
+  uint32_t kind;        /* libforks_EVENT_REPLY or libforks_EVENT_EXIT */
+  uint64_t tag;         /* the request's (an exit: its fork's) */
+  int32_t result;       /* REPLY: a libforks_Result */
+  int32_t error_number; /* REPLY */
+  int32_t pid;          /* REPLY: as libforks_Reply; EXIT: the child */
+  int32_t wait_status;  /* REPLY (wait), EXIT */
+  unsigned char rusage[144]; /* the kernel's struct rusage */
+  uint32_t handle;      /* the stream's first record: its handle */
+  unsigned char reserved[76];
+} libforks_EventRecord;
+#define libforks_EVENT_MAGIC 0x5645464cu
+#define libforks_EVENT_REPLY 1
+#define libforks_EVENT_EXIT 2
+#define libforks_EVENT_RECORD_SIZE 256
+
+/* Opens an event stream: *read_fd_ptr (close-on-exec, non-blocking) is
+ * the caller's to read and close, *handle_ptr names it in requests.
+ * LIMIT_ERROR past 128 streams per server (4 per child, 64 for all
+ * children). */
+libforks_Result libforks_events_open(libforks_ServerConn conn, int *read_fd_ptr, uint32_t *handle_ptr);
+
+/* Waits up to timeout_ms (-1: no limit) for records, then reads what is
+ * there into buf (len a multiple of libforks_EVENT_RECORD_SIZE): the
+ * bytes read (whole records), 0 once the server is gone, -1 with errno
+ * (EAGAIN: nothing came in time). */
+ssize_t libforks_events_read(int fd, void *buf, size_t len, int timeout_ms);
+
+/* A wait, kill or kill_all answered on an event stream. */
+typedef struct {
+  size_t size;          /* sizeof(libforks_EventRequest) */
+  int op;               /* libforks_EVENT_OP_* */
+  pid_t pid;            /* WAIT (-1: any), KILL */
+  int signal;           /* KILL, KILL_ALL */
+  int flags;            /* WAIT: WNOHANG; KILL: LIBFORKS_KILL_TREE */
+  uint32_t events;      /* the stream's handle */
+  uint64_t tag;
+} libforks_EventRequest;
+#define libforks_EVENT_OP_KILL_ALL 2
+#define libforks_EVENT_OP_WAIT 3
+#define libforks_EVENT_OP_WAIT_ALL 4
+#define libforks_EVENT_OP_KILL 6
+
+libforks_Result libforks_send_event_request(libforks_ServerConn conn, const libforks_EventRequest *request);
 
 /* The connection's socket, for polling (writable) after WOULD_BLOCK. Do
  * not read, write or close it. -1 for an invalid connection. */

@@ -175,7 +175,9 @@ struct raw_request {
   uint32_t flags;
   int32_t number;
   uint64_t entry;
-  uint32_t payload_len, reserved;
+  uint32_t payload_len, signal;
+  uint64_t tag; /* with an event stream (Flags.to_events) */
+  uint32_t events, reserved;
 };
 enum { RAW_FORK = 1, RAW_KILL_ALL = 2, RAW_WAIT = 3, RAW_WAIT_ALL = 4, RAW_STOP = 5 };
 
@@ -183,7 +185,7 @@ enum { RAW_FORK = 1, RAW_KILL_ALL = 2, RAW_WAIT = 3, RAW_WAIT_ALL = 4, RAW_STOP 
  * write end) on a connection's socket. Returns 0, or -1 with errno. */
 static inline int send_raw_request(int conn_fd, uint16_t op, int32_t number, uint32_t flags,
                                    const int *fds, size_t fd_count) {
-  struct raw_request r = {0x4b52464c, 1, op, flags, number, 0, 0, 0};
+  struct raw_request r = {0x4b52464c, 1, op, flags, number, 0, 0, 0, 0, 0, 0};
   return libforks_write_socket_fds(conn_fd, &r, sizeof r, fds, fd_count) == (int)sizeof r ? 0 : -1;
 }
 

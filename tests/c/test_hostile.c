@@ -21,7 +21,9 @@ struct header { /* zig/protocol.zig RequestHeader */
   uint32_t flags;
   int32_t number;
   uint64_t entry;
-  uint32_t payload_len, reserved;
+  uint32_t payload_len, signal;
+  uint64_t tag; /* with an event stream (Flags.to_events) */
+  uint32_t events, reserved;
 };
 
 static libforks_ServerConn conn;
@@ -36,7 +38,7 @@ static void entry_hostile(libforks_ServerConn own, int socket_fd) {
     size_t len;
     if (rand_r(&seed) % 5 != 0) {
       struct header h = {0x4b52464c, 1, (uint16_t)(2 + rand_r(&seed) % 2), (uint32_t)(rand_r(&seed) % 2) << 5,
-                         0, 0, 0, 0};
+                         0, 0, 0, 0, 0, 0, 0};
       h.number = h.op == 2 ? 0 : (rand_r(&seed) % 2 ? -1 : (int32_t)(rand_r(&seed) % 100000 + 1));
       if (h.op == 3) h.flags = 1u << 5; /* waits never block: WNOHANG */
       memcpy(frame, &h, sizeof h);

@@ -1,0 +1,107 @@
+/* Event streams: answers and exits as tagged records on one pipe. A
+ * reader that does not read for a while loses nothing: 600 forks with
+ * their exits, sent while the stream is full, all arrive once, in order
+ * per child (the answer before the exit); the server stops reading the
+ * connection meanwhile (WOULD_BLOCK) instead of dropping or blocking, and
+ * serves it again once the reader reads. Waits and kills answer there
+ * too; a closed read end closes the stream. */
+#include "check.h"
+
+#define FORKS 600
+
+
+static int replied[FORKS], exited[FORKS];
+static pid_t pids[FORKS];
+
+static int drain(int fd, int timeout_ms) {
+  libforks_EventRecord records[64];
+  ssize_t n = libforks_events_read(fd, records, sizeof records, timeout_ms);
+  if (n < 0) {
+    CHECK(errno == EAGAIN);
+    return 0;
+  }
+  CHECK(n > 0 && n % (ssize_t)sizeof records[0] == 0);
+  for (ssize_t i = 0; i < n / (ssize_t)sizeof records[0]; i++) {
+    libforks_EventRecord *r = &records[i];
+    CHECK(r->magic == libforks_EVENT_MAGIC && r->tag < FORKS);
+    if (r->kind == libforks_EVENT_REPLY) {
+      CHECK(r->result == libforks_OK && r->pid > 0 && replied[r->tag] == 0 && exited[r->tag] == 0);
+      replied[r->tag] = 1;
+      pids[r->tag] = r->pid;
+    } else {
+      CHECK(r->kind == libforks_EVENT_EXIT && replied[r->tag] == 1 && exited[r->tag] == 0);
+      CHECK(r->pid == pids[r->tag] && WIFEXITED(r->wait_status) && WEXITSTATUS(r->wait_status) == 0);
+      exited[r->tag] = 1;
+    }
+  }
+  return (int)(n / (ssize_t)sizeof records[0]);
+}
+
+int main(void) {
+  test_deadline(90);
+  CHECK(sizeof(libforks_EventRecord) == libforks_EVENT_RECORD_SIZE);
+  libforks_ServerConn conn;
+  CHECK_OK(libforks_start(&conn));
+  int fd;
+  uint32_t handle;
+  CHECK_OK(libforks_events_open(conn, &fd, &handle));
+  CHECK(handle != 0 && (fcntl(fd, F_GETFL) & O_NONBLOCK) && (fcntl(fd, F_GETFD) & FD_CLOEXEC));
+
+  /* Fork without reading until the server stops taking requests. */
+  int sent = 0, would_block = 0, records = 0;
+  while (sent < FORKS) {
+    libforks_ForkRequest request = {.size = sizeof request, .entrypoint = entry_exit0, .socket_fd = -1, .exit_fd = -1,
+                                    .nonblocking = true, .exit_event = true, .events = handle, .tag = (uint64_t)sent};
+    int reply_fd = 0;
+    libforks_Result result = libforks_fork_async(conn, &request, &reply_fd);
+    if (result == libforks_WOULD_BLOCK) {
+      would_block++;
+      /* Give the server time to fill the stream, then read some. */
+      if (would_block % 50 == 0) records += drain(fd, 100);
+      else usleep(1000);
+      continue;
+    }
+    CHECK_OK(result);
+    CHECK(reply_fd == -1);
+    sent++;
+  }
+  CHECK(would_block > 0);
+  while (records < 2 * FORKS) {
+    int got = drain(fd, 5000);
+    CHECK(got > 0);
+    records += got;
+  }
+  for (int i = 0; i < FORKS; i++) CHECK(replied[i] && exited[i]);
+
+  /* A wait and a kill answered on the stream. */
+  libforks_ForkRequest sleeper = {.size = sizeof sleeper, .library = "libc.so.6", .symbol = "pause", .socket_fd = -1, .exit_fd = -1};
+  int reply_fd;
+  libforks_Reply reply;
+  CHECK_OK(libforks_fork_async(conn, &sleeper, &reply_fd));
+  CHECK_OK(libforks_reply_read(reply_fd, &reply));
+  libforks_EventRequest wait = {.size = sizeof wait, .op = libforks_EVENT_OP_WAIT, .pid = reply.pid, .events = handle, .tag = 7001};
+  CHECK_OK(libforks_send_event_request(conn, &wait));
+  libforks_EventRequest kill = {.size = sizeof kill, .op = libforks_EVENT_OP_KILL, .pid = reply.pid, .signal = SIGKILL, .events = handle, .tag = 7002};
+  CHECK_OK(libforks_send_event_request(conn, &kill));
+  libforks_EventRecord got[2];
+  int have = 0;
+  while (have < 2) {
+    ssize_t n = libforks_events_read(fd, &got[have], sizeof got - have * sizeof got[0], 5000);
+    CHECK(n > 0);
+    have += (int)(n / (ssize_t)sizeof got[0]);
+  }
+  CHECK(got[0].tag == 7002 && got[0].result == libforks_OK);
+  CHECK(got[1].tag == 7001 && got[1].pid == reply.pid && WTERMSIG(got[1].wait_status) == SIGKILL);
+
+  /* Someone else's handle is refused: a request naming it is not served. */
+  libforks_EventRequest bad = {.size = sizeof bad, .op = libforks_EVENT_OP_WAIT_ALL, .events = handle + 1, .tag = 1};
+  CHECK_OK(libforks_send_event_request(conn, &bad));
+  libforks_EventRecord none;
+  CHECK(libforks_events_read(fd, &none, sizeof none, 200) == -1 && errno == EAGAIN);
+
+  /* The server ends: end-of-file. */
+  CHECK_OK(libforks_stop(conn, true));
+  CHECK(libforks_events_read(fd, &none, sizeof none, 5000) == 0);
+  close(fd);
+  return 0;
+}
