@@ -15,6 +15,17 @@ import { ExitEvent } from "./exit-event.ts";
 import { adoptConn, adoptFd, closeAdopted, releaseConn, releaseFd } from "./owned.ts";
 import { codeRanges, inCode, type CodeRanges } from "./code-map.ts";
 import { EVENT_OP, EventStream, type EventRecord } from "./events.ts";
+import { packSpawn } from "./spawn-request.ts";
+
+/** @internal What spawnInline sends. */
+export interface SpawnSpec {
+  file: string;
+  argv: string[];
+  env: string[];
+  cwd: string | null;
+  /** Target fd number in the program -> fd here. */
+  mapped: Map<number, number>;
+}
 
 /** What the server answered to a wait. */
 export interface WaitResult {
@@ -305,6 +316,29 @@ export class ServerConn {
       throw failure(replied, "cannot fork", "fork");
     }
     return { pid: new DataView(reply).getInt32(8, true), exitFd: adoptFd(exitRead) };
+  }
+
+  /** @internal libforks_spawn_async: the spec travels with the request,
+   * `childControl` (the caller keeps and closes it) gets the outcome, and
+   * the pid and the exit come on the event stream. Null when the spec is
+   * too large to travel with it (then use forkExec). */
+  spawnInline(childControl: number, spec: SpawnSpec): { pid: PendingPid; exit: ExitSource } | null {
+    const handle = this.#handle();
+    const stream = this.#stream();
+    const tag = stream.tag();
+    const packed = packSpawn(spec.file, spec.argv, spec.env, spec.cwd, spec.mapped, childControl, stream.handle, tag);
+    if (packed === null) return null;
+    const exit: ExitSource = { stream, tag, record: stream.exit(tag) };
+    exit.record.catch(() => {});
+    const pid = new PendingPid(this, stream, tag, "cannot fork");
+    const result = lib.libforks_spawn_async(handle, ptr(packed.request));
+    void packed.keep;
+    if (result !== 0) {
+      const error = failure(result, "cannot fork", "libforks_spawn_async");
+      pid.fail(error);
+      throw error;
+    }
+    return { pid, exit };
   }
 
   /** libforks_fork_symbol: `library` dlopen'd in the child (null: the

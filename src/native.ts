@@ -173,6 +173,7 @@ const symbols = {
   libforks_events_open: { args: [ptr, ptr, ptr], returns: i32 },
   libforks_events_read: { args: [i32, ptr, usize, i32], returns: FFIType.i64_fast },
   libforks_send_event_request: { args: [ptr, ptr], returns: i32 },
+  libforks_spawn_async: { args: [ptr, ptr], returns: i32 },
   libforks_read_socket_fds: { args: [i32, ptr, usize, ptr, usize], returns: i32 },
   libforks_write_socket_fds: { args: [i32, ptr, usize, ptr, usize], returns: i32 },
   libforks_socketpair: { args: [ptr], returns: i32 },

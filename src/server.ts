@@ -4,7 +4,7 @@ import { JSCallback, dlopen, ptr } from "bun:ffi";
 import { closeSync } from "node:fs";
 import { lib } from "./native.ts";
 import { LibforksError, describe, errnoName } from "./errors.ts";
-import { ServerConn, failure, type ForkTarget, type SharedConn, type WaitResult } from "./conn.ts";
+import { ServerConn, failure, type ExitSource, type ForkTarget, type PendingPid, type SharedConn, type WaitResult } from "./conn.ts";
 import { Child } from "./child.ts";
 import { Channel, CHANNEL_FD_ENV, MAX_FDS, checkFds } from "./channel.ts";
 import { socketPair } from "./fds.ts";
@@ -376,12 +376,20 @@ export class ForkServer {
       // libforks_read_exec_result, which closes it.
       const envList = Object.entries(env).map(([k, v]) => `${k}=${v}`);
       const [control, childControl] = socketPair();
-      const queued = specFitsQueue(spec.file, spec.argv, envList, spec.cwd);
-      let forked: { pid: number; exitFd: number };
+      let forked: { pid: number | PendingPid; exitFd: ExitSource } | null = null;
+      let queued = true;
       try {
-        // A failed send may have sent part of the spec: nothing to fork.
-        if (queued) sendSpec(control, spec.file, spec.argv, envList, spec.cwd, mapped);
-        forked = conn.forkExec(childControl, queued);
+        // Usually the whole spec travels with the request; a larger one
+        // is queued on the socket first, or sent after the fork.
+        const inline = conn.spawnInline(childControl, { file: spec.file, argv: spec.argv, env: envList, cwd: spec.cwd, mapped });
+        if (inline !== null) {
+          forked = { pid: inline.pid, exitFd: inline.exit };
+        } else {
+          queued = specFitsQueue(spec.file, spec.argv, envList, spec.cwd);
+          // A failed send may have sent part of the spec: nothing to fork.
+          if (queued) sendSpec(control, spec.file, spec.argv, envList, spec.cwd, mapped);
+          forked = conn.forkExec(childControl, queued);
+        }
       } catch (error) {
         closeSync(control);
         throw error;
@@ -401,8 +409,11 @@ export class ForkServer {
       }
       const step = new Int32Array(1);
       const result = lib.libforks_read_exec_result(control, ptr(step)); // closes control
+      const errno = lib.libforks_last_errno();
+      // The server's copy of the socket also closes when the fork itself
+      // failed: then the answer on the stream says why.
+      if (typeof forked.pid !== "number") forked.pid.get();
       if (result !== 0) {
-        const errno = lib.libforks_last_errno();
         // The child exits with 127; its exit is still reaped and reported.
         Child.create(forked.pid, exitFd);
         throw execError(spec, EXEC_STEPS[step[0]!] ?? "exec", errno);
@@ -427,7 +438,7 @@ export class ForkServer {
       kept.length = 0;
       if (stdio.stdin !== undefined && stdio.stdinData) void pumpStdin(stdio.stdin, stdio.stdinData());
       this.#track(child);
-      debug("spawn", { pid: forked.pid, argv: spec.argv, ms: (performance.now() - began).toFixed(3) });
+      if (debugEnabled) debug("spawn", { pid: child.pid, argv: spec.argv, ms: (performance.now() - began).toFixed(3) });
       supervised.attach(child, [outputs.stdout, outputs.stderr]);
       return child;
     } finally {

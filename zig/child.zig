@@ -13,6 +13,7 @@ const server = @import("server.zig");
 const client = @import("client.zig");
 const exec = @import("exec.zig");
 const tree = @import("tree.zig");
+const limits = @import("limits.zig");
 
 pub const Start = struct {
     /// The child's end of its own connection to the server, made at its
@@ -27,6 +28,10 @@ pub const Start = struct {
     entry: u64,
     symbol: ?protocol.SymbolPayload,
     builtin_exec: bool,
+    /// builtin_exec with protocol.Flags.spec_inline: the spec, in the
+    /// server's request buffer, and its fds as received (kept open here).
+    spec: ?[]const u8 = null,
+    spec_fds: []const sys.fd_t = &.{},
 };
 
 pub fn run(start: Start) noreturn {
@@ -40,7 +45,7 @@ pub fn run(start: Start) noreturn {
     if (!tree.dieWithServer(server.state.server_pid)) sys._exit(127);
     tree.joinCgroup();
 
-    if (!closeAllButKept(start.conn_fd, start.channel_fd)) {
+    if (!closeAllButKept(start.conn_fd, start.channel_fd, start.spec_fds)) {
         server.forEachServerFd({}, closeFd);
         for (start.request_fds) |fd| {
             if (fd >= 0) _ = sys.close(fd);
@@ -54,6 +59,7 @@ pub fn run(start: Start) noreturn {
 
     const conn = client.initChildConn(conn_fd, server.state.server_pid);
     sys.unblockAllSignals();
+    if (start.spec) |spec| exec.runInline(channel_fd, spec, start.spec_fds);
 
     const entry: client.Entrypoint = if (start.builtin_exec)
         &exec.entrypoint
@@ -75,10 +81,14 @@ pub fn run(start: Start) noreturn {
 /// closing the gaps between those with close_range(2) costs a few system
 /// calls instead of one per fd (the server holds three per running child).
 /// False when that is not possible; the caller then closes by table.
-fn closeAllButKept(conn_fd: sys.fd_t, channel_fd: sys.fd_t) bool {
+fn closeAllButKept(conn_fd: sys.fd_t, channel_fd: sys.fd_t, spec_fds: []const sys.fd_t) bool {
     if (!sys.is_linux or server.state.inherited_overflow) return false;
-    var kept: [server.max_inherited + 2]sys.fd_t = undefined;
+    var kept: [server.max_inherited + 2 + limits.max_fds_per_message]sys.fd_t = undefined;
     var count: usize = 0;
+    for (spec_fds) |fd| {
+        kept[count] = fd;
+        count += 1;
+    }
     for (server.state.inherited[0..server.state.inherited_count]) |fd| {
         kept[count] = fd;
         count += 1;

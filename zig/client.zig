@@ -824,3 +824,83 @@ pub fn readEvents(fd: c_int, buf: ?[*]u8, len: usize, timeout_ms: c_int) isize {
         }
     }
 }
+
+/// libforks_SpawnRequest: libforks_exec_entrypoint's spec carried in the
+/// fork request itself (protocol.Flags.spec_inline), answered on an event
+/// stream: one message, no spec on the socket.
+pub const SpawnRequest = extern struct {
+    size: usize,
+    /// The program's path, argv, envp and, with has_cwd, the directory,
+    /// each NUL-terminated, back to back.
+    strings: ?[*]const u8,
+    strings_len: usize,
+    argc: u32,
+    envc: u32,
+    has_cwd: bool,
+    fds: ?[*]const c_int,
+    targets: ?[*]const c_int,
+    fd_count: c_int,
+    /// The exec child's end of the control socket (its outcome comes
+    /// there, libforks_read_exec_result).
+    socket_fd: c_int,
+    events: u32,
+    tag: u64,
+};
+
+pub fn spawnAsync(conn: ServerConn, given: ?*const SpawnRequest) Result {
+    result_mod.clear();
+    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    const r = given orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    if (r.size < @sizeOf(SpawnRequest) or r.events == 0 or r.socket_fd < 0 or r.argc == 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    const strings = r.strings orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    if (r.fd_count < 0 or r.fd_count > limits.max_fds_per_message) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    const fd_count: usize = @intCast(r.fd_count);
+    if (fd_count > 0 and (r.fds == null or r.targets == null)) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    const fds: []const c_int = if (fd_count > 0) r.fds.?[0..fd_count] else &.{};
+    const targets: []const c_int = if (fd_count > 0) r.targets.?[0..fd_count] else &.{};
+    for (targets, 0..) |target, i| {
+        if (target < 0 or fds[i] < 0) return failWith(.INVALID_ARGUMENT, sys.E.BADF);
+        if (std.mem.indexOfScalar(c_int, targets[0..i], target) != null) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    }
+    const body = strings[0..r.strings_len];
+    const string_count = 1 + @as(usize, r.argc) + r.envc + @intFromBool(r.has_cwd);
+    if (body.len == 0 or body[body.len - 1] != 0 or std.mem.count(u8, body, "\x00") != string_count) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    const payload_len = @sizeOf(exec.SpecHeader) + fd_count * @sizeOf(i32) + body.len;
+    if (payload_len > protocol.spec_inline_max) return failWith(.LIMIT_ERROR, sys.E.MSGSIZE);
+
+    var request: protocol.Request = .{ .header = .{
+        .op = .fork,
+        .flags = protocol.Flags.builtin_exec | protocol.Flags.channel | protocol.Flags.spec_inline |
+            protocol.Flags.to_events | protocol.Flags.exit_event,
+        .number = @intCast(fd_count),
+        .payload_len = @intCast(payload_len),
+        .events = r.events,
+        .tag = r.tag,
+    } };
+    const header = exec.SpecHeader{
+        .body_len = @intCast(body.len),
+        .fd_count = @intCast(fd_count),
+        .argc = r.argc,
+        .envc = r.envc,
+        .has_cwd = @intFromBool(r.has_cwd),
+    };
+    var at: usize = 0;
+    @memcpy(request.payload[at..][0..@sizeOf(exec.SpecHeader)], std.mem.asBytes(&header));
+    at += @sizeOf(exec.SpecHeader);
+    @memcpy(request.payload[at..][0 .. fd_count * @sizeOf(i32)], std.mem.sliceAsBytes(targets));
+    at += fd_count * @sizeOf(i32);
+    @memcpy(request.payload[at..][0..body.len], body);
+
+    var attached: [1 + limits.max_fds_per_message]sys.fd_t = undefined;
+    attached[0] = r.socket_fd;
+    @memcpy(attached[1..][0..fd_count], fds);
+    var none: sys.fd_t = -1;
+    return sendRequest(state, &request, attached[0 .. 1 + fd_count], &none, false);
+}
+
+comptime {
+    // src/spawn-request.ts's layout table of libforks_SpawnRequest.
+    std.debug.assert(@sizeOf(SpawnRequest) == 80 and @offsetOf(SpawnRequest, "fds") == 40 and @offsetOf(SpawnRequest, "tag") == 72);
+    std.debug.assert(@sizeOf(EventRequest) == 40 and @offsetOf(EventRequest, "tag") == 32);
+    std.debug.assert(@sizeOf(ForkRequest) == 56 and @offsetOf(ForkRequest, "events") == 44 and @offsetOf(ForkRequest, "tag") == 48);
+}

@@ -51,14 +51,80 @@ const first_message_max = @sizeOf(SpecHeader) + limits.max_fds_per_message * @si
 pub fn entrypoint(_: client.ServerConn, socket_fd: c_int) callconv(.c) void {
     if (socket_fd < 0) sys._exit(127);
     var control = socket_fd;
-    runSpec(&control) catch {
+    runSpec(&control) catch reportFailure(control);
+}
+
+/// The spec came with the fork request (protocol.Flags.spec_inline): it
+/// is in this process's memory (a copy of the server's, or the server's
+/// own for an in-place child, which leaves it untouched) and its fds are
+/// already here. Only the outcome goes back on `socket_fd`.
+pub fn runInline(socket_fd: sys.fd_t, spec: []const u8, spec_fds: []const sys.fd_t) noreturn {
+    var control = socket_fd;
+    runInlineSpec(&control, spec, spec_fds) catch reportFailure(control);
+}
+
+fn reportFailure(control: sys.fd_t) noreturn {
+    {
         const record = ErrorRecord{ .step = @intFromEnum(last_failure.step), .error_number = last_failure.error_number };
         // An in-place child runs while the server is suspended (vfork), and
         // the caller holds the other end of this socket: a full queue must
         // cost the report, not the server.
         _ = fdpass.sendFlags(control, std.mem.asBytes(&record), &.{}, if (in_place) sys.MSG_DONTWAIT else 0);
         sys._exit(127);
-    };
+    }
+}
+
+fn runInlineSpec(control: *sys.fd_t, spec: []const u8, spec_fds: []const sys.fd_t) error{Failed}!noreturn {
+    if (spec.len < @sizeOf(SpecHeader)) {
+        sys.setErrno(sys.E.INVAL);
+        try failure(.receive_spec);
+    }
+    var header: SpecHeader = undefined;
+    @memcpy(std.mem.asBytes(&header), spec[0..@sizeOf(SpecHeader)]);
+    const targets_len = @as(usize, header.fd_count) * @sizeOf(i32);
+    if (header.magic != spec_magic or header.version != 1 or header.fd_count != spec_fds.len or
+        header.body_len == 0 or spec.len != @sizeOf(SpecHeader) + targets_len + header.body_len or header.has_cwd > 1)
+    {
+        sys.setErrno(sys.E.INVAL);
+        try failure(.receive_spec);
+    }
+    var target_buf: [limits.max_fds_per_message]i32 = undefined;
+    const targets = target_buf[0..header.fd_count];
+    @memcpy(std.mem.sliceAsBytes(targets), spec[@sizeOf(SpecHeader)..][0..targets_len]);
+    var fd_buf: [limits.max_fds_per_message]sys.fd_t = undefined;
+    const fds = fd_buf[0..spec_fds.len];
+    @memcpy(fds, spec_fds);
+    const body = spec[@sizeOf(SpecHeader) + targets_len ..];
+    const string_count = 1 + @as(usize, header.argc) + header.envc + header.has_cwd;
+    if (string_count > in_place_max_strings or body[body.len - 1] != 0 or std.mem.count(u8, body, "\x00") != string_count) {
+        sys.setErrno(sys.E.INVAL);
+        try failure(.receive_spec);
+    }
+    // Only the pointer arrays are written: in in_place_storage, which is
+    // this child's own copy, or the in-place child's alone.
+    const pointers: [*]?[*:0]const u8 = @ptrCast(@alignCast(&in_place_storage));
+    try execFrom(control, body, pointers, header, fds, targets);
+}
+
+/// Points argv and envp into `body`, places the fds, changes directory
+/// and execs: returns only by failing.
+fn execFrom(control: *sys.fd_t, body: []const u8, pointers: [*]?[*:0]const u8, header: SpecHeader, fds: []sys.fd_t, targets: []const i32) error{Failed}!noreturn {
+    var strings = std.mem.splitScalar(u8, body[0 .. body.len - 1], 0);
+    const path: [*:0]const u8 = @ptrCast(strings.next().?.ptr);
+    const argv = pointers[0 .. header.argc + 1];
+    for (argv[0..header.argc]) |*slot| slot.* = @ptrCast(strings.next().?.ptr);
+    argv[header.argc] = null;
+    const envp = pointers[header.argc + 1 ..][0 .. header.envc + 1];
+    for (envp[0..header.envc]) |*slot| slot.* = @ptrCast(strings.next().?.ptr);
+    envp[header.envc] = null;
+    const cwd: ?[*:0]const u8 = if (header.has_cwd == 1) @ptrCast(strings.next().?.ptr) else null;
+
+    try mapFds(control, fds, targets);
+    if (cwd) |dir| {
+        if (sys.chdir(dir) != 0) try failure(.chdir);
+    }
+    _ = sys.execve(path, @ptrCast(argv.ptr), @ptrCast(envp.ptr));
+    try failure(.execve);
 }
 
 const Failure = struct { step: Step, error_number: c_int };
@@ -130,22 +196,7 @@ fn runSpec(control: *sys.fd_t) error{Failed}!noreturn {
     }
 
     const pointers: [*]?[*:0]const u8 = @ptrFromInt(std.mem.alignForward(usize, map + header.body_len, @alignOf(usize)));
-    var strings = std.mem.splitScalar(u8, body[0 .. body.len - 1], 0);
-    const path: [*:0]const u8 = @ptrCast(strings.next().?.ptr);
-    const argv = pointers[0 .. header.argc + 1];
-    for (argv[0..header.argc]) |*slot| slot.* = @ptrCast(strings.next().?.ptr);
-    argv[header.argc] = null;
-    const envp = pointers[header.argc + 1 ..][0 .. header.envc + 1];
-    for (envp[0..header.envc]) |*slot| slot.* = @ptrCast(strings.next().?.ptr);
-    envp[header.envc] = null;
-    const cwd: ?[*:0]const u8 = if (header.has_cwd == 1) @ptrCast(strings.next().?.ptr) else null;
-
-    try mapFds(control, received_fds, targets);
-    if (cwd) |dir| {
-        if (sys.chdir(dir) != 0) try failure(.chdir);
-    }
-    _ = sys.execve(path, @ptrCast(argv.ptr), @ptrCast(envp.ptr));
-    try failure(.execve);
+    try execFrom(control, body, pointers, header.*, received_fds, targets);
 }
 
 /// Puts received_fds[i] at targets[i]. Everything is first moved above the

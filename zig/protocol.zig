@@ -66,12 +66,19 @@ pub const Flags = struct {
     /// fork with to_events: the child's exit goes on the same stream, with
     /// the same tag (and its rusage).
     pub const exit_event: u32 = 1 << 11;
+    /// fork with builtin_exec: the exec spec (exec.zig SpecHeader, its
+    /// targets, its strings) is the payload, and its `number` fds follow
+    /// the channel: the program starts from the request alone.
+    pub const spec_inline: u32 = 1 << 12;
 
     pub const all: u32 = channel | exit_fd | symbol | wait | server_only | no_hang | builtin_exec | spec_queued | tree | exit_rusage |
-        to_events | exit_event;
+        to_events | exit_event | spec_inline;
 };
 
-pub const payload_max = limits.max_path + limits.max_symbol;
+/// The largest exec spec carried in a request (Flags.spec_inline); larger
+/// ones are sent on the program's socket.
+pub const spec_inline_max = 48 * 1024;
+pub const payload_max = @max(limits.max_path + limits.max_symbol, spec_inline_max);
 
 pub const RequestHeader = extern struct {
     magic: u32 = magic,
@@ -111,12 +118,13 @@ pub const Request = extern struct {
         if (header.op == .fork) {
             if (header.flags & Flags.exit_fd != 0) count += 1;
             if (header.flags & Flags.channel != 0) count += 1;
+            if (header.flags & Flags.spec_inline != 0) count += @intCast(@max(header.number, 0));
         }
         return count;
     }
 };
 
-pub const max_request_fds = 3;
+pub const max_request_fds = 3 + limits.max_fds_per_message;
 
 /// Why a received request is rejected; each maps to dropping the peer.
 pub const DecodeError = error{ BadSize, BadMagic, BadVersion, BadOp, BadFlags, BadFdCount, BadPayload, BadNumber };
@@ -138,13 +146,19 @@ pub fn decode(message: []const u8, fd_count: usize) DecodeError!RequestHeader {
     }
     if (header.flags & ~Flags.all != 0) return error.BadFlags;
     if (message.len != @sizeOf(RequestHeader) + @as(usize, header.payload_len)) return error.BadSize;
+    if (header.flags & Flags.spec_inline != 0 and
+        (header.op != .fork or header.number < 0 or header.number > limits.max_fds_per_message)) return error.BadNumber;
     if (fd_count != Request.fdCount(header)) return error.BadFdCount;
     switch (header.op) {
         .fork => {
             if (header.flags & Flags.spec_queued != 0 and
                 (header.flags & Flags.builtin_exec == 0 or header.flags & Flags.channel == 0)) return error.BadFlags;
+            if (header.flags & Flags.spec_inline != 0 and
+                (header.flags & (Flags.builtin_exec | Flags.channel) != Flags.builtin_exec | Flags.channel or
+                    header.flags & Flags.spec_queued != 0 or header.payload_len == 0)) return error.BadFlags;
             if (header.flags & Flags.builtin_exec != 0) {
-                if (header.flags & Flags.symbol != 0 or header.entry != 0 or header.payload_len != 0) return error.BadFlags;
+                if (header.flags & Flags.symbol != 0 or header.entry != 0) return error.BadFlags;
+                if (header.flags & Flags.spec_inline == 0 and header.payload_len != 0) return error.BadFlags;
             } else if (header.flags & Flags.symbol != 0) {
                 _ = try splitSymbolPayload(message[@sizeOf(RequestHeader)..]);
             } else {

@@ -112,6 +112,10 @@ export fn libforks_send_event_request(conn: ServerConn, request: ?*const client.
     return client.sendEventRequest(conn, request);
 }
 
+export fn libforks_spawn_async(conn: ServerConn, request: ?*const client.SpawnRequest) Result {
+    return client.spawnAsync(conn, request);
+}
+
 export fn libforks_conn_fd(conn: ServerConn) c_int {
     return client.connFd(conn);
 }

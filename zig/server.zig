@@ -642,7 +642,9 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo, fd
         channel_fd = fds[next];
         next += 1;
     }
-    std.debug.assert(next == fds.len);
+    // The program's fds (Flags.spec_inline): the child keeps them, the
+    // server closes its copies after the fork, as the channel's.
+    const spec_fds = fds[next..];
 
     if (state.phase != .serving or !peers.mayFork(&state.table, peer, state.child_limit)) {
         const result: Result = if (state.phase != .serving) .SERVER_GONE else .LIMIT_ERROR;
@@ -655,6 +657,7 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo, fd
         exit_fd = write_end.adopt(exit_fd);
         if (exit_fd < 0) {
             if (channel_fd >= 0) _ = sys.close(channel_fd);
+            closeAll(spec_fds);
             return replyError(to, .INVALID_ARGUMENT, sys.E.BADF);
         }
     }
@@ -667,6 +670,7 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo, fd
         const err = sys.errno();
         if (exit_fd >= 0) _ = sys.close(exit_fd);
         if (channel_fd >= 0) _ = sys.close(channel_fd);
+        closeAll(spec_fds);
         return replyError(to, .SOCKET_CREATION_ERROR, err);
     }
     // In the table before the fork, so the new child closes the server's
@@ -682,7 +686,7 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo, fd
     entry.conn_fd = conn[0];
     if (!poller.add(conn[0], childKey(slot))) {
         const err = sys.errno();
-        abandonSlot(slot, conn[1], channel_fd);
+        abandonSlot(slot, conn[1], channel_fd, spec_fds);
         return replyError(to, .LIMIT_ERROR, err);
     }
 
@@ -700,6 +704,11 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo, fd
         .request_fds = .{ to.fd, -1 },
         .entry = header.entry,
         .builtin_exec = header.flags & protocol.Flags.builtin_exec != 0,
+        .spec = if (header.flags & protocol.Flags.spec_inline != 0)
+            std.mem.asBytes(&state.request)[@sizeOf(protocol.RequestHeader)..][0..header.payload_len]
+        else
+            null,
+        .spec_fds = spec_fds,
         .symbol = if (header.flags & protocol.Flags.symbol != 0)
             protocol.splitSymbolPayload(std.mem.asBytes(&state.request)[@sizeOf(protocol.RequestHeader)..][0..header.payload_len]) catch unreachable
         else
@@ -720,7 +729,8 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo, fd
     // chose (one on a file system a process serves, FUSE, could take as
     // long as that process likes). The owner can only stall its own
     // server; a child's program is started by an ordinary fork.
-    const in_place = sys.is_linux and header.flags & protocol.Flags.spec_queued != 0 and peer == peers.owner;
+    const spec_ready = header.flags & (protocol.Flags.spec_queued | protocol.Flags.spec_inline) != 0;
+    const in_place = sys.is_linux and spec_ready and peer == peers.owner;
     const pid = if (in_place) spawnInPlace(&start) else sys.fork();
     if (pid == 0) child.run(start);
     const fork_errno = sys.errno();
@@ -729,7 +739,7 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo, fd
 
     if (pid < 0) {
         poller.remove(conn[0]);
-        abandonSlot(slot, conn[1], channel_fd);
+        abandonSlot(slot, conn[1], channel_fd, spec_fds);
         return replyError(to, .FORK_ERROR, fork_errno);
     }
     // The server keeps a copy of the child's end until it reaps the
@@ -738,12 +748,14 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo, fd
     // still ends when the child shuts it down, and with the reaping.
     entry.child_end = conn[1];
     if (channel_fd >= 0) _ = sys.close(channel_fd);
+    closeAll(spec_fds);
     peers.commit(&state.table, slot, pid);
     reply(to, .{ .result = @intFromEnum(Result.OK), .pid = pid });
 }
 
 /// Undoes handleFork's slot when no child was made.
-fn abandonSlot(slot: Peer, child_conn: sys.fd_t, channel_fd: sys.fd_t) void {
+fn abandonSlot(slot: Peer, child_conn: sys.fd_t, channel_fd: sys.fd_t, spec_fds: []const sys.fd_t) void {
+    closeAll(spec_fds);
     const entry = &state.table.slots[slot];
     _ = sys.close(entry.conn_fd);
     _ = sys.close(child_conn);

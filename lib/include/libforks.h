@@ -522,6 +522,32 @@ typedef struct {
 
 libforks_Result libforks_send_event_request(libforks_ServerConn conn, const libforks_EventRequest *request);
 
+/* Runs a program (libforks_exec_entrypoint) from the request alone: its
+ * spec, as libforks_send_exec_spec would send it, travels with the fork
+ * request, so the server starts it without waiting for anything (in place,
+ * as posix_spawn, for the owner on Linux). The pid and the exit are
+ * records on the event stream (tag); whether it started comes on the
+ * caller's end of socket_fd, as for libforks_send_exec_spec
+ * (libforks_read_exec_result). LIMIT_ERROR (errno EMSGSIZE) when the spec
+ * exceeds 48 KiB: send it on the socket instead. */
+typedef struct {
+  size_t size;          /* sizeof(libforks_SpawnRequest) */
+  const char *strings;  /* path, argv[0..argc), envp[0..envc), then cwd
+                           with has_cwd: each NUL-terminated, back to back */
+  size_t strings_len;
+  uint32_t argc;        /* at least 1 */
+  uint32_t envc;
+  bool has_cwd;
+  const int *fds;       /* fds[i] becomes the program's targets[i] */
+  const int *targets;
+  int fd_count;         /* at most LIBFORKS_MAX_FDS */
+  int socket_fd;        /* the child's end of the control socket */
+  uint32_t events;      /* an event stream's handle */
+  uint64_t tag;
+} libforks_SpawnRequest;
+
+libforks_Result libforks_spawn_async(libforks_ServerConn conn, const libforks_SpawnRequest *request);
+
 /* The connection's socket, for polling (writable) after WOULD_BLOCK. Do
  * not read, write or close it. -1 for an invalid connection. */
 int libforks_conn_fd(libforks_ServerConn conn);

@@ -367,7 +367,9 @@ describe("spawn", () => {
   });
 
   test("a failed queued exec spec closes the control socket once and forks nothing", async () => {
-    // Fault injection: the first send of a spec fails, as sendmsg can.
+    // Fault injection: the first send of a spec fails, as sendmsg can. A
+    // spec too large to travel with the request is sent on the socket.
+    const big = { env: { BIG: "x".repeat(64 * 1024) } };
     const real = lib.libforks_send_exec_spec;
     let calls = 0;
     (lib as { libforks_send_exec_spec: unknown }).libforks_send_exec_spec = (...args: Parameters<typeof real>) => {
@@ -376,7 +378,7 @@ describe("spawn", () => {
     };
     let sentinel = -1;
     try {
-      expect(() => server.spawn(["/bin/true"])).toThrow("cannot send the exec spec");
+      expect(() => server.spawn(["/bin/true"], big)).toThrow("cannot send the exec spec");
       // The number the control socket had is free again: whatever takes
       // it now must stay open (a second close would hit it).
       sentinel = openSync("/dev/null", "r");
@@ -388,6 +390,27 @@ describe("spawn", () => {
     }
     expect(calls).toBe(1);
     // Nothing was forked for it, and spawning works again.
+    expect((await within(server.spawn(["/bin/true"], big).exited, 5000, "next spawn")).exitCode).toBe(0);
+  });
+
+  test("a spawn request that cannot be sent closes the control socket once and forks nothing", async () => {
+    const real = lib.libforks_spawn_async;
+    let calls = 0;
+    (lib as { libforks_spawn_async: unknown }).libforks_spawn_async = (...args: Parameters<typeof real>) => {
+      calls++;
+      return calls === 1 ? -2 /* WRITE_ERROR */ : real(...args);
+    };
+    let sentinel = -1;
+    try {
+      expect(() => server.spawn(["/bin/true"])).toThrow("cannot fork");
+      sentinel = openSync("/dev/null", "r");
+      await Bun.sleep(50);
+      expect(fstatSync(sentinel).isCharacterDevice()).toBe(true);
+    } finally {
+      (lib as { libforks_spawn_async: unknown }).libforks_spawn_async = real;
+      if (sentinel >= 0) closeSync(sentinel);
+    }
+    expect(calls).toBe(1);
     expect((await within(server.spawn(["/bin/true"]).exited, 5000, "next spawn")).exitCode).toBe(0);
   });
 });

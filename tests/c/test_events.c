@@ -99,6 +99,44 @@ int main(void) {
   libforks_EventRecord none;
   CHECK(libforks_events_read(fd, &none, sizeof none, 200) == -1 && errno == EAGAIN);
 
+  /* A program started from the request alone: its spec and fds travel
+   * with it; the outcome comes on the control socket, pid and exit on the
+   * stream. */
+  for (int missing = 0; missing < 2; missing++) {
+    int control[2], out[2];
+    CHECK(libforks_socketpair(control) == 0 && libforks_pipe(out) == 0);
+    static const char ok[] = "/bin/sh\0sh\0-c\0echo $X; exit 5\0X=spawned\0";
+    static const char bad[] = "/nonexistent/program\0program\0X=1\0";
+    int fds[1] = {out[1]}, targets[1] = {1};
+    libforks_SpawnRequest spawn = {.size = sizeof spawn, .strings = missing ? bad : ok,
+                                   .strings_len = missing ? sizeof bad - 1 : sizeof ok - 1,
+                                   .argc = missing ? 1 : 3, .envc = 1, .fds = fds, .targets = targets, .fd_count = 1,
+                                   .socket_fd = control[1], .events = handle, .tag = 8000 + (uint64_t)missing};
+    CHECK_OK(libforks_spawn_async(conn, &spawn));
+    close(control[1]);
+    close(out[1]);
+    int step = 0;
+    if (missing) {
+      CHECK_RESULT(libforks_read_exec_result(control[0], &step), libforks_EXEC_ERROR);
+      CHECK(libforks_last_errno() == ENOENT && step == 4);
+    } else {
+      CHECK_OK(libforks_read_exec_result(control[0], &step));
+      char text[32] = {0};
+      CHECK(readable_within(out[0], 5000) && read(out[0], text, sizeof text - 1) == 8 && strcmp(text, "spawned\n") == 0);
+    }
+    close(out[0]);
+    libforks_EventRecord events[2];
+    have = 0;
+    while (have < 2) {
+      ssize_t n = libforks_events_read(fd, &events[have], sizeof events - have * sizeof events[0], 5000);
+      CHECK(n > 0);
+      have += (int)(n / (ssize_t)sizeof events[0]);
+    }
+    CHECK(events[0].kind == libforks_EVENT_REPLY && events[0].tag == 8000 + (uint64_t)missing && events[0].pid > 0);
+    CHECK(events[1].kind == libforks_EVENT_EXIT && events[1].pid == events[0].pid);
+    CHECK(WEXITSTATUS(events[1].wait_status) == (missing ? 127 : 5));
+  }
+
   /* The server ends: end-of-file. */
   CHECK_OK(libforks_stop(conn, true));
   CHECK(libforks_events_read(fd, &none, sizeof none, 5000) == 0);
