@@ -1,21 +1,28 @@
 // ServerConn: the typed wrapper of a libforks_ServerConn. Every call maps
 // to one C function; calls that can wait return promises that settle on
-// this event loop's doorbell. The raw pointer never leaves this class.
+// this event loop's event stream (events.ts). The raw pointer never
+// leaves this class.
 
 import { ptr, type Pointer } from "bun:ffi";
 import { closeSync, readFileSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { isEmbedded, isExecutable, lib, serverExecutablePath } from "./native.ts";
-import { LibforksError, codeOf } from "./errors.ts";
+import { LibforksError } from "./errors.ts";
 import { argValueError } from "./node-errors.ts";
-import { getDoorbell, READABLE, WRITABLE } from "./doorbell.ts";
 import { pipe, socketPair } from "./fds.ts";
 import { sendFds } from "./channel.ts";
 import { ExitEvent } from "./exit-event.ts";
-import { adoptConn, adoptFd, closeAdopted, releaseConn, releaseFd } from "./owned.ts";
+import { adoptConn, adoptFd, releaseConn } from "./owned.ts";
 import { codeRanges, inCode, type CodeRanges } from "./code-map.ts";
 import { EVENT_OP, EventStream, type EventRecord } from "./events.ts";
 import { packSpawn } from "./spawn-request.ts";
+import { PendingPid } from "./pending-pid.ts";
+import { ForkQueue } from "./fork-queue.ts";
+import { FORK_REQUEST, REPLY_SIZE, failure, readStopReply, replyFailure, replyOf, type Reply } from "./wire.ts";
+
+export { failure };
+
+export { PendingPid };
 
 /** @internal What spawnInline sends. */
 export interface SpawnSpec {
@@ -78,21 +85,8 @@ export interface StartedFork {
   pid: PendingPid;
 }
 
-interface QueuedFork {
-  /** For error messages: "cannot fork" or "symbol X of L". */
-  what: string;
-  request: ArrayBuffer;
-  keep: Buffer[];
-  childFds: number[];
-  pid: PendingPid;
-}
 
-/** libforks_Reply: result, errno, pid, wait_status, then struct rusage. */
-const REPLY_SIZE = 16 + 144;
 
-export function failure(result: number, what: string, syscall: string): LibforksError {
-  return new LibforksError(codeOf(result), what, { errno: lib.libforks_last_errno(), syscall });
-}
 
 /** Only this module makes ServerConns: the constructor takes a native
  * pointer, which must never come from a caller. */
@@ -256,6 +250,13 @@ export class ServerConn {
   }
 
   #events: EventStream | null = null;
+  readonly #forks = new ForkQueue(() => this.#conn);
+
+  /** @internal Sends queued forks up to and including `pid`'s, blocking:
+   * for a caller that needs that pid now. */
+  flushUntil(pid: PendingPid): void {
+    this.#forks.flushUntil(pid);
+  }
 
   /** This connection's event stream, opened at first use. */
   #stream(): EventStream {
@@ -416,110 +417,19 @@ export class ServerConn {
     const exit: ExitSource = { stream, tag, record: stream.exit(tag) };
     exit.record.catch(() => {});
     const pid = new PendingPid(this, stream, tag, what);
-    const queued: QueuedFork = { request, keep, childFds, pid, what };
-    if (this.#queue.length === 0) {
-      const sent = this.#sendFork(handle, queued, false);
-      if (sent !== "queue") {
-        if (sent instanceof Error) {
-          if (parentSocket !== null) closeSync(parentSocket);
-          throw sent;
-        }
-        return { socketFd: parentSocket, exit, pid };
-      }
+    const sent = this.#forks.submit(handle, { request, keep, childFds, pid, what });
+    if (sent instanceof Error) {
+      if (parentSocket !== null) closeSync(parentSocket);
+      throw sent;
     }
-    // Queued in a Worker, the child's fds must not outlive its thread.
-    for (const fd of childFds) adoptFd(fd);
-    this.#queue.push(queued);
-    pid.queued = true;
-    void this.#drainQueue();
     return { socketFd: parentSocket, exit, pid };
-  }
-
-  readonly #queue: QueuedFork[] = [];
-  #draining = false;
-
-  /** Sends one fork request. "queue": the connection is full (only when
-   * not blocking). On success or failure the child's fd copies are closed. */
-  #sendFork(handle: Pointer, fork: QueuedFork, blocking: boolean): "sent" | "queue" | LibforksError {
-    new DataView(fork.request).setUint8(FORK_REQUEST.nonblocking, blocking ? 0 : 1);
-    const out = new Int32Array(1);
-    const result = lib.libforks_fork_async(handle, ptr(fork.request), ptr(out));
-    void fork.keep;
-    if (result === -14 /* WOULD_BLOCK */ && !blocking) return "queue";
-    for (const fd of fork.childFds) closeAdopted(fd);
-    if (result !== 0) {
-      const message = fork.what === "cannot fork" ? fork.what : `cannot ${result === -15 ? "load" : "fork"} ${fork.what}`;
-      const error = failure(result, message, "libforks_fork_async");
-      fork.pid.fail(error);
-      return error;
-    }
-    fork.pid.sent();
-    return "sent";
-  }
-
-  async #drainQueue(): Promise<void> {
-    if (this.#draining) return;
-    this.#draining = true;
-    try {
-      while (this.#queue.length > 0 && this.#conn !== null) {
-        const connFd = lib.libforks_conn_fd(this.#conn);
-        await getDoorbell().wait(connFd, WRITABLE).promise;
-        while (this.#queue.length > 0 && this.#conn !== null) {
-          const sent = this.#sendFork(this.#conn, this.#queue[0]!, false);
-          if (sent === "queue") break;
-          this.#queue.shift();
-        }
-      }
-    } finally {
-      this.#draining = false;
-      this.#failQueue();
-      this.#notifyQueueEmpty();
-    }
-  }
-
-  /** @internal Sends queued forks up to and including `pid`'s, blocking: for a
-   * caller that needs that pid now. */
-  flushUntil(pid: PendingPid): void {
-    while (this.#queue.length > 0 && this.#conn !== null) {
-      const fork = this.#queue.shift()!;
-      this.#sendFork(this.#conn, fork, true);
-      if (fork.pid === pid) break;
-    }
-    this.#failQueue();
-    this.#notifyQueueEmpty();
-  }
-
-  #failQueue(): void {
-    if (this.#conn !== null) return;
-    for (const fork of this.#queue.splice(0)) {
-      for (const fd of fork.childFds) closeAdopted(fd);
-      fork.pid.fail(new LibforksError("SERVER_GONE", "the fork server was stopped before this fork was sent"));
-    }
-    this.#notifyQueueEmpty();
-  }
-
-  /** Resolves once every fork queued here has been sent. The server
-   * serves a connection's requests in order, so a request sent after this
-   * reaches every child forked before it. */
-  #sentQueuedForks(): Promise<void> {
-    if (this.#queue.length === 0) return Promise.resolve();
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.#queueEmptied.push(resolve);
-    return promise;
-  }
-
-  readonly #queueEmptied: (() => void)[] = [];
-
-  #notifyQueueEmpty(): void {
-    if (this.#queue.length > 0) return;
-    for (const resolve of this.#queueEmptied.splice(0)) resolve();
   }
 
   /** libforks_kill_all_async, after the forks queued before it.
    * @throws {LibforksError} the promise rejects with `KILL_ERROR`,
    *   `SERVER_GONE`. */
   async killAll(signal: number): Promise<void> {
-    await this.#sentQueuedForks();
+    await this.#forks.sent();
     const reply = await this.#ask(EVENT_OP.killAll, { signal }, `cannot send signal ${signal} to the children`, "libforks_kill_all");
     if (reply.result !== 0) throw replyFailure(reply, `cannot send signal ${signal} to the children`, "libforks_kill_all");
   }
@@ -540,7 +450,7 @@ export class ServerConn {
    * @throws {LibforksError} the promise rejects with `WAIT_ERROR` (errno
    *   `ECHILD`) for a pid that is not a child or was already waited for. */
   async wait(pid: number, noHang: boolean): Promise<WaitResult | null> {
-    await this.#sentQueuedForks();
+    await this.#forks.sent();
     const reply = await this.#ask(EVENT_OP.wait, { pid, flags: noHang ? 1 : 0 }, `cannot wait for ${pid}`, "libforks_wait");
     if (reply.result === -14) return null;
     if (reply.result !== 0) throw replyFailure(reply, `cannot wait for ${pid}`, "libforks_wait");
@@ -550,7 +460,7 @@ export class ServerConn {
   /** libforks_wait_all_async: resolves once no child runs.
    * @throws {LibforksError} the promise rejects with `SERVER_GONE`. */
   async waitAll(): Promise<void> {
-    await this.#sentQueuedForks();
+    await this.#forks.sent();
     const reply = await this.#ask(EVENT_OP.waitAll, {}, "cannot wait for the children", "libforks_wait_all");
     if (reply.result !== 0) throw replyFailure(reply, "cannot wait for the children", "libforks_wait_all");
   }
@@ -575,7 +485,7 @@ export class ServerConn {
     this.#conn = null;
     releaseConn(handle);
     this.#dropTokens();
-    this.#failQueue();
+    this.#forks.failAll();
     this.#events?.close();
     // The server exits right after its reply: this returns at once.
     lib.libforks_stop_finish(handle);
@@ -589,129 +499,6 @@ export class ServerConn {
     this.#events?.close();
     lib.libforks_free_conn(this.#conn);
     this.#conn = null;
-    this.#failQueue();
+    this.#forks.failAll();
   }
 }
-
-/** @internal The pid of a fork sent with libforks_fork_async: the
- * answer on the event stream, or read there at once (blocking briefly) by
- * whoever needs it synchronously. */
-export class PendingPid {
-  readonly promise: Promise<number>;
-  queued = false;
-  #conn: ServerConn;
-  #stream: EventStream;
-  #value: number | null = null;
-  #error: Error | null = null;
-  #resolve!: (pid: number) => void;
-  #reject!: (error: Error) => void;
-
-  constructor(conn: ServerConn, stream: EventStream, tag: number, what: string) {
-    this.#conn = conn;
-    this.#stream = stream;
-    const { promise, resolve, reject } = Promise.withResolvers<number>();
-    this.promise = promise;
-    this.#resolve = resolve;
-    this.#reject = reject;
-    promise.catch(() => {});
-    stream.onReply(
-      tag,
-      (record) => {
-        if (record.result === 0) {
-          this.#value = record.pid;
-          this.#resolve(record.pid);
-          return;
-        }
-        const message = what === "cannot fork" ? what : `cannot ${record.result === -15 ? "load" : "fork"} ${what}`;
-        this.fail(new LibforksError(codeOf(record.result), message, { errno: record.errno, syscall: "fork" }));
-      },
-      (error: Error) => this.fail(error),
-    );
-    // A failed fork has no exit to wait for: its error is the answer.
-    promise.catch((error: Error) => stream.failExit(tag, error));
-  }
-
-  /** @internal The request went out; its answer comes on the stream. */
-  sent(): void {
-    this.queued = false;
-  }
-
-  /** @internal */
-  fail(error: Error): void {
-    if (this.#value !== null || this.#error !== null) return;
-    this.#error = error;
-    this.#reject(error);
-  }
-
-  /** The pid now: waits for the server's answer if it has not been read. */
-  get(): number {
-    if (this.#value !== null) return this.#value;
-    if (this.#error) throw this.#error;
-    if (this.queued) this.#conn.flushUntil(this);
-    if (!this.queued) this.#stream.readUntil(() => this.#value !== null || this.#error !== null);
-    if (this.#value !== null) return this.#value;
-    throw this.#error ?? new LibforksError("SERVER_GONE", "the fork was never sent");
-  }
-
-  /** The pid if known, else null (never waits). */
-  peek(): number | null {
-    return this.#value;
-  }
-}
-
-interface Reply {
-  result: number;
-  errno: number;
-  wait?: WaitResult;
-}
-
-function replyFailure(reply: Reply, what: string, syscall: string): LibforksError {
-  return new LibforksError(codeOf(reply.result), what, { errno: reply.errno, syscall });
-}
-
-/** The stop's answer, on its own reply pipe: the server's end follows it. */
-async function readStopReply(replyFd: number): Promise<Reply> {
-  adoptFd(replyFd);
-  try {
-    await getDoorbell().wait(replyFd, READABLE).promise;
-  } catch (error) {
-    closeAdopted(replyFd);
-    throw error;
-  }
-  const buffer = new ArrayBuffer(REPLY_SIZE);
-  releaseFd(replyFd);
-  const result = lib.libforks_reply_read(replyFd, ptr(buffer)); // closes replyFd
-  return { result, errno: new DataView(buffer).getInt32(4, true) };
-}
-
-/** A wait's answer: the record's fields, decoded. */
-function replyOf(record: EventRecord): Reply {
-  const reply: Reply = { result: record.result, errno: record.errno };
-  if (record.result === 0) {
-    const view = new DataView(record.rusage.buffer, record.rusage.byteOffset, record.rusage.byteLength);
-    const micros = (offset: number) => Number(view.getBigInt64(offset, true)) * 1e6 + Number(view.getBigInt64(offset + 8, true));
-    reply.wait = {
-      pid: record.pid,
-      status: record.waitStatus,
-      event: new ExitEvent(record.pid, record.waitStatus),
-      rusage: { userMicros: micros(0), systemMicros: micros(16), maxRssKiB: Number(view.getBigInt64(32, true)) },
-    };
-  }
-  return reply;
-}
-
-/** zig/client.zig ForkRequest (libforks_ForkRequest). */
-const FORK_REQUEST = {
-  size: 56,
-  entrypoint: 8,
-  library: 16,
-  symbol: 24,
-  socketFd: 32,
-  exitFd: 36,
-  nonblocking: 40,
-  specQueued: 41,
-  exitRusage: 42,
-  exitEvent: 43,
-  events: 44,
-  tag: 48,
-} as const;

@@ -1,21 +1,16 @@
 // ForkServer: the public face of a fork server.
 
-import { JSCallback, dlopen, ptr } from "bun:ffi";
-import { closeSync } from "node:fs";
-import { lib } from "./native.ts";
-import { LibforksError, describe, errnoName } from "./errors.ts";
-import { ServerConn, failure, type ExitSource, type ForkTarget, type PendingPid, type SharedConn, type WaitResult } from "./conn.ts";
+import { LibforksError, describe } from "./errors.ts";
+import { ServerConn, type SharedConn, type WaitResult } from "./conn.ts";
 import { Child } from "./child.ts";
-import { Channel, CHANNEL_FD_ENV, MAX_FDS, checkFds } from "./channel.ts";
-import { socketPair } from "./fds.ts";
-import { PipeWriter } from "./stdio.ts";
+import { Channel, checkFds } from "./channel.ts";
 import { signalNumber } from "./signals.ts";
-import { thisProgram, workerEnv, WORKER_DEPTH_ENV, WORKER_ENV } from "./worker.ts";
-import { checkSpawn, type CheckedSpawn, type SpawnOptions } from "./spawn-options.ts";
-import { closeAll, outputReaders, prepareStdio, pumpStdin } from "./spawn-stdio.ts";
-import { supervision } from "./spawn-supervise.ts";
-import { channelFor, type SerializedChannel } from "./serialization.ts";
-import { argError, argTypeError, argValueError, systemError } from "./node-errors.ts";
+import { thisProgram, workerEnv } from "./worker.ts";
+import type { SpawnOptions } from "./spawn-options.ts";
+import { spawnProgram } from "./spawn.ts";
+import { forkTarget } from "./fork-target.ts";
+import type { SerializedChannel } from "./serialization.ts";
+import { argError, argTypeError, argValueError } from "./node-errors.ts";
 import { debug, debugEnabled } from "./debug.ts";
 
 export type { SpawnOptions, StdioOption, StdinOption } from "./spawn-options.ts";
@@ -60,33 +55,6 @@ export interface WorkerOptions extends Omit<SpawnOptions, "channel"> {
   /** Arguments after the program (the worker's `process.argv.slice(2)`).
    * @default [] */
   args?: string[];
-}
-
-const EXEC_STEPS = ["", "receive spec", "map fds", "chdir", "execve"];
-
-/** The error of a program that could not start, shaped as Node's and
- * Bun's (code "ENOENT", errno, syscall, path, spawnargs); a failed chdir
- * names the directory. */
-function execError(spec: CheckedSpawn, step: string, errno: number): LibforksError {
-  const name = errnoName(errno);
-  const program = spec.argv[0]!;
-  if (step === "chdir") {
-    return new LibforksError("EXEC_ERROR", `cannot run ${program}: cannot change to directory ${spec.cwd}`, {
-      errno,
-      syscall: "chdir",
-      path: spec.cwd ?? undefined,
-      spawnargs: spec.argv.slice(1),
-    });
-  }
-  if (step === "execve" && name) {
-    return systemError(name, `cannot run ${program}: execve of ${spec.file} failed`, {
-      syscall: `spawn ${program}`,
-      path: spec.file,
-      spawnargs: spec.argv.slice(1),
-      result: "EXEC_ERROR",
-    });
-  }
-  return new LibforksError("EXEC_ERROR", `cannot run ${program}: ${step} failed`, { errno, syscall: "libforks_exec_entrypoint" });
 }
 
 /**
@@ -334,117 +302,9 @@ export class ForkServer {
   }
 
   #spawn(argv: string[], options: SpawnOptions, extraEnv: Record<string, string>): Child {
-    const spec = checkSpawn(argv, options);
-    if (spec.signal?.aborted) {
-      // As Bun.spawn: nothing starts, and the reason is the cause.
-      const error = new DOMException("The operation was aborted.", "AbortError");
-      Object.defineProperty(error, "cause", { value: spec.signal.reason, configurable: true, writable: true });
-      throw error;
-    }
-    const conn = this.#live();
-    const began = performance.now();
-    const stdio = prepareStdio(spec.stdio);
-    const { opened, kept } = stdio;
-    try {
-      const mapped = stdio.mapped;
-      for (const [target, fd] of spec.fds) mapped.set(target, fd);
-
-      const env = { ...spec.env };
-      // Ours, not the program's: without a channel it must not believe
-      // that fd 3 is one (it would be if this process was spawned too).
-      delete env[CHANNEL_FD_ENV];
-      // A program is a worker only when spawnWorker() says so.
-      delete env[WORKER_ENV];
-      delete env[WORKER_DEPTH_ENV];
-      Object.assign(env, extraEnv);
-      let channelFd: number | undefined;
-      if (spec.channel) {
-        const [parentEnd, childEnd] = socketPair();
-        opened.push(childEnd);
-        kept.push(parentEnd);
-        channelFd = parentEnd;
-        let target = 3;
-        while (mapped.has(target) || spec.stdio[target] !== undefined) target++;
-        mapped.set(target, childEnd);
-        env[CHANNEL_FD_ENV] = String(target);
-      }
-      if (mapped.size > MAX_FDS) throw argValueError("options.fds", `maps ${mapped.size} fds; at most ${MAX_FDS}`);
-
-      // A spec that fits the socket is queued before the fork: the server
-      // then starts the program without copying itself (spec_queued).
-      // `control` has one owner at a time: this function until
-      // libforks_read_exec_result, which closes it.
-      const envList = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-      const [control, childControl] = socketPair();
-      let forked: { pid: number | PendingPid; exitFd: ExitSource } | null = null;
-      let queued = true;
-      try {
-        // Usually the whole spec travels with the request; a larger one
-        // is queued on the socket first, or sent after the fork.
-        const inline = conn.spawnInline(childControl, { file: spec.file, argv: spec.argv, env: envList, cwd: spec.cwd, mapped });
-        if (inline !== null) {
-          forked = { pid: inline.pid, exitFd: inline.exit };
-        } else {
-          queued = specFitsQueue(spec.file, spec.argv, envList, spec.cwd);
-          // A failed send may have sent part of the spec: nothing to fork.
-          if (queued) sendSpec(control, spec.file, spec.argv, envList, spec.cwd, mapped);
-          forked = conn.forkExec(childControl, queued);
-        }
-      } catch (error) {
-        closeSync(control);
-        throw error;
-      } finally {
-        closeSync(childControl);
-      }
-      const exitFd = forked.exitFd;
-      if (!queued) {
-        try {
-          sendSpec(control, spec.file, spec.argv, envList, spec.cwd, mapped);
-        } catch (error) {
-          closeSync(control);
-          // The child sees its socket close and exits 127; keep reaping it.
-          Child.create(forked.pid, exitFd);
-          throw error;
-        }
-      }
-      const step = new Int32Array(1);
-      const result = lib.libforks_read_exec_result(control, ptr(step)); // closes control
-      const errno = lib.libforks_last_errno();
-      // The server's copy of the socket also closes when the fork itself
-      // failed: then the answer on the stream says why.
-      if (typeof forked.pid !== "number") forked.pid.get();
-      if (result !== 0) {
-        // The child exits with 127; its exit is still reaped and reported.
-        Child.create(forked.pid, exitFd);
-        throw execError(spec, EXEC_STEPS[step[0]!] ?? "exec", errno);
-      }
-      const supervised = supervision(spec);
-      const outputs = outputReaders(stdio, supervised.onBytes);
-      const stdin = stdio.stdin === undefined || stdio.stdinData ? undefined : new PipeWriter(stdio.stdin);
-      const child = Child.create(
-        forked.pid,
-        exitFd,
-        {
-          channel: channelFd === undefined ? undefined : channelFor(channelFd, spec.serialization),
-          stdin,
-          stdout: outputs.stdout?.stream,
-          stderr: outputs.stderr?.stream,
-          stdio: stdio.extra,
-          refs: [outputs.stdout, outputs.stderr, stdin].filter((ref) => ref !== undefined),
-          argv: spec.argv,
-        },
-        this.#killer,
-      );
-      kept.length = 0;
-      if (stdio.stdin !== undefined && stdio.stdinData) void pumpStdin(stdio.stdin, stdio.stdinData());
-      this.#track(child);
-      if (debugEnabled) debug("spawn", { pid: child.pid, argv: spec.argv, ms: (performance.now() - began).toFixed(3) });
-      supervised.attach(child, [outputs.stdout, outputs.stderr]);
-      return child;
-    } finally {
-      closeAll(opened);
-      closeAll(kept);
-    }
+    const child = spawnProgram(this.#live(), argv, options, extraEnv, this.#killer);
+    this.#track(child);
+    return child;
   }
 
   readonly #children = new Set<Child>();
@@ -572,115 +432,4 @@ export class ForkServer {
     const state = this.stopped ? "stopped" : this.#conn.attached ? "attached" : "running";
     return `ForkServer { pid: ${this.#conn.pid}, mode: "${this.mode}", state: "${state}", children: ${this.#children.size} }`;
   }
-}
-
-function refusePointerOnClean(conn: ServerConn): void {
-  if (conn.clean) {
-    throw argValueError(
-      "entrypoint",
-      "must be { library, symbol } on a clean server: it is another program, where a function pointer of this process means nothing",
-    );
-  }
-}
-
-function forkTarget(conn: ServerConn, entrypoint: Entrypoint): ForkTarget {
-  if (entrypoint instanceof JSCallback) {
-    throw argTypeError(
-      "entrypoint",
-      "is a JSCallback: its body is JavaScript, which a forked child cannot run (the copied runtime is not usable there, and the child would die of SIGSEGV); write the entrypoint in C (bun:ffi cc() or a library) or spawn a Bun program instead",
-    );
-  }
-  if (typeof entrypoint === "number" || typeof entrypoint === "bigint") {
-    refusePointerOnClean(conn);
-    return { entrypoint: checkPointer(conn, entrypoint, "entrypoint") };
-  }
-  if (typeof entrypoint === "function" || (entrypoint !== null && typeof entrypoint === "object")) {
-    const candidate = entrypoint as { ptr?: unknown; library?: unknown; symbol?: unknown };
-    if (candidate.ptr !== undefined) {
-      refusePointerOnClean(conn);
-      return { entrypoint: checkPointer(conn, candidate.ptr, "entrypoint.ptr") };
-    }
-    if (candidate.symbol !== undefined) {
-      if (typeof candidate.symbol !== "string" || candidate.symbol.length === 0) {
-        throw argError("entrypoint.symbol", `must be a non-empty string, got ${describe(candidate.symbol)}`, candidate.symbol, "string");
-      }
-      const library = candidate.library ?? null;
-      if (library !== null && (typeof library !== "string" || library.length === 0)) {
-        throw argError("entrypoint.library", `must be a path or null, got ${describe(library)}`, library, "string");
-      }
-      if (library === null && conn.clean) {
-        throw argValueError("entrypoint.library", "must be a library path on a clean server (its own program exports nothing to run)");
-      }
-      checkLoadable(library as string | null, candidate.symbol);
-      return { library: library as string | null, symbol: candidate.symbol };
-    }
-  }
-  throw argTypeError(
-    "entrypoint",
-    `must be a native function pointer (a bun:ffi symbol or its .ptr) or { library, symbol }, got ${describe(entrypoint)}`,
-  );
-}
-
-/** dlopen and dlsym here first: a missing library or symbol is reported
- * now, by name, instead of as an exit status 127 later. */
-function checkLoadable(library: string | null, symbol: string): void {
-  if (library === null) return; // the image's own symbols: checked natively
-  try {
-    const probe = dlopen(library, { [symbol]: { args: [], returns: "void" } });
-    probe.close();
-  } catch (error) {
-    throw new LibforksError("LOAD_ERROR", `cannot load symbol ${symbol} of ${library}: ${(error as Error).message}`, {
-      syscall: "dlopen",
-    });
-  }
-}
-
-function checkPointer(conn: ServerConn, value: unknown, name: string): number {
-  const number = typeof value === "bigint" ? Number(value) : value;
-  if (typeof number !== "number" || !Number.isSafeInteger(number) || number <= 0) {
-    throw argError(name, `must be a native function pointer, got ${describe(value)}`, value, "number", "bigint");
-  }
-  conn.checkEntrypoint(number, name);
-  return number;
-}
-
-function cStrings(strings: string[]): { pointers: BigUint64Array; keep: Buffer[] } {
-  const keep = strings.map((s) => Buffer.from(`${s}\0`));
-  const pointers = new BigUint64Array(strings.length + 1);
-  keep.forEach((buffer, i) => (pointers[i] = BigInt(ptr(buffer))));
-  return { pointers, keep };
-}
-
-/** libforks_ForkRequest.spec_queued limits: 64 KiB of strings, 4,096 of
- * them (UTF-8 lengths, NULs included). */
-function specFitsQueue(file: string, argv: string[], env: string[], cwd: string | null): boolean {
-  const strings = [file, ...argv, ...env, ...(cwd === null ? [] : [cwd])];
-  if (strings.length > 4096) return false;
-  let bytes = 0;
-  for (const string of strings) bytes += Buffer.byteLength(string) + 1;
-  return bytes <= 64 * 1024;
-}
-
-function sendSpec(control: number, file: string, argv: string[], env: string[], cwd: string | null, mapped: Map<number, number>): void {
-  const args = cStrings(argv);
-  const envp = cStrings(env);
-  const fileBytes = Buffer.from(`${file}\0`);
-  const cwdBytes = cwd === null ? null : Buffer.from(`${cwd}\0`);
-  const targets = new Int32Array([...mapped.keys()]);
-  const sources = new Int32Array([...mapped.values()]);
-  const result = lib.libforks_send_exec_spec(
-    control,
-    ptr(fileBytes),
-    ptr(args.pointers),
-    ptr(envp.pointers),
-    cwdBytes ? ptr(cwdBytes) : null,
-    sources.length ? ptr(sources) : null,
-    targets.length ? ptr(targets) : null,
-    targets.length,
-  );
-  // Keep the string buffers alive until the call returned.
-  void args.keep;
-  void envp.keep;
-  // The caller closes control: it alone knows whether it still owns it.
-  if (result !== 0) throw failure(result, `cannot send the exec spec of ${argv[0]}`, "libforks_send_exec_spec");
 }

@@ -37,74 +37,19 @@ const replyError = replies.replyError;
 
 const ExitRecord = exits.Record;
 
-const Phase = enum {
-    serving,
-    /// SIGTERM sent to every child; SIGKILL follows at kill_deadline_ms.
-    terminating,
-    /// Stopped by libforks_stop_server_only: no connection is served, and
-    /// the server only reaps the children it leaves running until the
-    /// last one exits (they die with it, tree.zig, so it must outlive them).
-    detached,
-};
-
-/// Everything the server owns. Lives in the library's zeroed data, so it
-/// costs nothing in processes that never become a server.
-/// All zeroes is its initial value (a zeroed global costs no file space and
-/// no copy), which main() completes.
-pub const State = struct {
-    kind: Kind,
-    owner_pid: sys.pid_t,
-    server_pid: sys.pid_t,
-    /// RLIMIT_NOFILE as the caller had it; children get it back.
-    caller_nofile: sys.rlimit,
-    wake_pipe: [2]sys.fd_t,
-
-    /// The connection of the process that started the server: its end
-    /// means the owner is gone, and only it may stop the server. -1 once
-    /// it ended.
-    owner_fd: sys.fd_t,
-    /// Running children; each also has a connection of its own, a socket
-    /// pair made at its fork, so what one child does to its socket
-    /// (shutdown, a full queue, garbage) touches no other peer.
-    table: peers.Table,
-    exits: exits.Store,
-    /// The owner's connection is not read while one of its event streams
-    /// is over budget (events.zig); children have peers.Child.paused.
-    owner_paused: bool,
-    /// Peers paused, so a drained stream looks for them only then.
-    paused_count: usize,
-
-    phase: Phase,
-    kill_deadline_ms: i64,
-    killed: bool,
-    /// Exit once no child is left (stop without wait, or owner gone).
-    exit_when_empty: bool,
-
-    /// Inheritable fds of the caller the server kept (fds >= 3), so a new
-    /// child can close everything else in a few close_range calls.
-    inherited: [max_inherited]sys.fd_t,
-    inherited_count: usize,
-    /// More than max_inherited: children close the server's fds one by one.
-    inherited_overflow: bool,
-    /// max_children, or fewer when the fd limit cannot hold that many
-    /// (three fds per child): past it, fork answers LIMIT_ERROR instead of
-    /// failing in odd places.
-    child_limit: usize,
-
-    request: protocol.Request,
-};
-
-pub var state: State = std.mem.zeroes(State);
-
-pub const Kind = enum {
-    /// A fork of the caller (libforks_start): its image and memory.
-    snapshot,
-    /// The libforks-server program, exec'd by libforks_start_ex with
-    /// libforks_MODE_CLEAN: a fresh single-threaded process.
-    clean,
-};
-
-pub const max_inherited = 64;
+const server_state = @import("server_state.zig");
+const fork = @import("fork.zig");
+pub const State = server_state.State;
+pub const Kind = server_state.Kind;
+pub const max_inherited = server_state.max_inherited;
+/// The server's tables: server_state.zig, shared with fork.zig.
+pub const state = &server_state.state;
+const key_owner_pidfd = server_state.key_owner_pidfd;
+const key_wake = server_state.key_wake;
+const key_owner = server_state.key_owner;
+const childKey = server_state.childKey;
+const closeAll = fork.closeAll;
+const handleFork = fork.handleFork;
 
 // ---------------------------------------------------------------- start
 
@@ -276,16 +221,6 @@ const fds_per_child = 3;
 
 // ---------------------------------------------------------------- loop
 
-// Poller keys: a child's connection is its slot and the slot's generation,
-// so an event read in the same batch as that child's exit is not taken
-// for the next child in the slot.
-const key_owner_pidfd: u64 = 1 << 61;
-const key_wake: u64 = 1 << 62;
-const key_owner: u64 = 1 << 63;
-
-fn childKey(slot: Peer) u64 {
-    return @as(u64, state.table.slots[slot].generation) << 16 | slot;
-}
 
 fn serve() noreturn {
     var polled: [poller.batch]poller.Event = undefined;
@@ -622,172 +557,7 @@ fn closeStreamOf(_: void, stream: usize) void {
     replies.closeStream(stream);
 }
 
-fn closeAll(fds: []const sys.fd_t) void {
-    for (fds) |fd| _ = sys.close(fd);
-}
 
-
-// ---------------------------------------------------------------- fork
-
-/// `fds` are the request's fds after the reply pipe, as received.
-fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo, fds: []const sys.fd_t) void {
-    var next: usize = 0;
-    var exit_fd: sys.fd_t = -1;
-    var channel_fd: sys.fd_t = -1;
-    if (header.flags & protocol.Flags.exit_fd != 0) {
-        exit_fd = fds[next];
-        next += 1;
-    }
-    if (header.flags & protocol.Flags.channel != 0) {
-        channel_fd = fds[next];
-        next += 1;
-    }
-    // The program's fds (Flags.spec_inline): the child keeps them, the
-    // server closes its copies after the fork, as the channel's.
-    const spec_fds = fds[next..];
-
-    if (state.phase != .serving or !peers.mayFork(&state.table, peer, state.child_limit)) {
-        const result: Result = if (state.phase != .serving) .SERVER_GONE else .LIMIT_ERROR;
-        closeAll(fds);
-        return replyError(to, result, 0);
-    }
-    // The exit pipe must never block the server, even if nobody reads it,
-    // or its reader clears O_NONBLOCK: a write end of the server's own.
-    if (exit_fd >= 0) {
-        exit_fd = write_end.adopt(exit_fd);
-        if (exit_fd < 0) {
-            if (channel_fd >= 0) _ = sys.close(channel_fd);
-            closeAll(spec_fds);
-            return replyError(to, .INVALID_ARGUMENT, sys.E.BADF);
-        }
-    }
-    // The child's own connection. The server never writes to it, so a
-    // child that stops reading, shuts it down or fills it hurts only its
-    // own requests.
-    var conn: [2]sys.fd_t = state.table.spare_conn;
-    state.table.spare_conn = .{ -1, -1 };
-    if (conn[0] < 0 and sys.socketpairCloexec(sys.message_socket_type, &conn) != 0) {
-        const err = sys.errno();
-        if (exit_fd >= 0) _ = sys.close(exit_fd);
-        if (channel_fd >= 0) _ = sys.close(channel_fd);
-        closeAll(spec_fds);
-        return replyError(to, .SOCKET_CREATION_ERROR, err);
-    }
-    // In the table before the fork, so the new child closes the server's
-    // ends of it with the server's other fds.
-    const slot = peers.take(&state.table, peer);
-    const entry = &state.table.slots[slot];
-    entry.exit_fd = exit_fd;
-    entry.exit_rusage = header.flags & protocol.Flags.exit_rusage != 0;
-    if (header.flags & protocol.Flags.exit_event != 0) {
-        entry.exit_stream = events.handleOf(to.stream);
-        entry.exit_tag = header.tag;
-    }
-    entry.conn_fd = conn[0];
-    if (!poller.add(conn[0], childKey(slot))) {
-        const err = sys.errno();
-        abandonSlot(slot, conn[1], channel_fd, spec_fds);
-        return replyError(to, .LIMIT_ERROR, err);
-    }
-
-    // Signals stay blocked across fork so the child cannot run the server's
-    // handlers (which write to the server's wake pipe) before it resets them.
-    // The C library's fork() again, not a raw system call: the server is
-    // single-threaded, so the locks fork() takes are free and it cannot
-    // block; in exchange the child gets what only fork() maintains (the
-    // thread descriptor's tid used by raise() and pthread_kill(), reset
-    // malloc and stdio state, atfork child handlers of libraries that
-    // registered them), so entrypoints may use ordinary libc.
-    var start = child.Start{
-        .conn_fd = conn[1],
-        .channel_fd = channel_fd,
-        .request_fds = .{ to.fd, -1 },
-        .entry = header.entry,
-        .builtin_exec = header.flags & protocol.Flags.builtin_exec != 0,
-        .spec = if (header.flags & protocol.Flags.spec_inline != 0)
-            std.mem.asBytes(&state.request)[@sizeOf(protocol.RequestHeader)..][0..header.payload_len]
-        else
-            null,
-        .spec_fds = spec_fds,
-        .symbol = if (header.flags & protocol.Flags.symbol != 0)
-            protocol.splitSymbolPayload(std.mem.asBytes(&state.request)[@sizeOf(protocol.RequestHeader)..][0..header.payload_len]) catch unreachable
-        else
-            null,
-    };
-    if (state.kind == .clean) {
-        if (start.symbol) |symbol| {
-            if (entry_cache.resolve(symbol)) |address| {
-                start.entry = address;
-                start.symbol = null;
-            }
-        }
-    }
-    var old_mask: sys.sigset_t = undefined;
-    sys.blockAllSignals(&old_mask);
-    // In place only for the owner: the server is suspended until the
-    // program is exec'd, and chdir and execve follow paths the requester
-    // chose (one on a file system a process serves, FUSE, could take as
-    // long as that process likes). The owner can only stall its own
-    // server; a child's program is started by an ordinary fork.
-    const spec_ready = header.flags & (protocol.Flags.spec_queued | protocol.Flags.spec_inline) != 0;
-    const in_place = sys.is_linux and spec_ready and peer == peers.owner;
-    const pid = if (in_place) spawnInPlace(&start) else sys.fork();
-    if (pid == 0) child.run(start);
-    const fork_errno = sys.errno();
-    exec.in_place = false; // written by an in-place child in our memory
-    sys.setSignalMask(&old_mask);
-
-    if (pid < 0) {
-        poller.remove(conn[0]);
-        abandonSlot(slot, conn[1], channel_fd, spec_fds);
-        return replyError(to, .FORK_ERROR, fork_errno);
-    }
-    // The server keeps a copy of the child's end until it reaps the
-    // child: the child's exit then closes no last copy, so it wakes the
-    // server once (SIGCHLD), not twice (end-of-file first). Its connection
-    // still ends when the child shuts it down, and with the reaping.
-    entry.child_end = conn[1];
-    if (channel_fd >= 0) _ = sys.close(channel_fd);
-    closeAll(spec_fds);
-    peers.commit(&state.table, slot, pid);
-    reply(to, .{ .result = @intFromEnum(Result.OK), .pid = pid });
-}
-
-/// Undoes handleFork's slot when no child was made.
-fn abandonSlot(slot: Peer, child_conn: sys.fd_t, channel_fd: sys.fd_t, spec_fds: []const sys.fd_t) void {
-    closeAll(spec_fds);
-    const entry = &state.table.slots[slot];
-    _ = sys.close(entry.conn_fd);
-    _ = sys.close(child_conn);
-    if (entry.exit_fd >= 0) _ = sys.close(entry.exit_fd);
-    if (channel_fd >= 0) _ = sys.close(channel_fd);
-    peers.release(&state.table, slot);
-}
-
-// An exec child that shares the server's memory (CLONE_VM) and runs while
-// the server waits (CLONE_VFORK), as posix_spawn does: no copy of the
-// server's page tables, which for a snapshot of a big process is most of
-// the cost of running a program. Used only when the whole exec spec is
-// already queued (Flags.spec_queued), so the child never waits on the
-// client while the server is suspended. The child writes only its own
-// stack, in_place_start and exec's in_place storage.
-var in_place_stack: [128 * 1024]u8 align(16) = undefined;
-var in_place_start: child.Start = undefined;
-
-extern "c" fn clone(func: *const fn (?*anyopaque) callconv(.c) c_int, stack: ?*anyopaque, flags: c_int, arg: ?*anyopaque, ...) c_int;
-const CLONE_VM: c_int = 0x100;
-const CLONE_VFORK: c_int = 0x4000;
-
-fn inPlaceMain(_: ?*anyopaque) callconv(.c) c_int {
-    exec.in_place = true;
-    child.run(in_place_start);
-}
-
-fn spawnInPlace(start: *const child.Start) sys.pid_t {
-    in_place_start = start.*;
-    const top = @intFromPtr(&in_place_stack) + in_place_stack.len;
-    return clone(&inPlaceMain, @ptrFromInt(top), CLONE_VM | CLONE_VFORK | sys.SIGCHLD, null);
-}
 
 /// Every fd the server holds besides stdio, the caller's inheritable ones
 /// and the new child's connection: a new child closes all of them (see

@@ -93,7 +93,21 @@ int main(void) {
   CHECK(got[0].tag == 7002 && got[0].result == libforks_OK);
   CHECK(got[1].tag == 7001 && got[1].pid == reply.pid && WTERMSIG(got[1].wait_status) == SIGKILL);
 
-  /* Someone else's handle is refused: a request naming it is not served. */
+  /* A caller built before the event-stream fields passes 48 as size: its
+   * request is served as before, on a reply fd and an exit pipe. */
+  int old_exit[2];
+  CHECK(libforks_pipe(old_exit) == 0);
+  libforks_ForkRequest old = {.size = 48, .entrypoint = entry_exit3, .socket_fd = -1, .exit_fd = old_exit[1],
+                              .exit_event = true, .events = handle, .tag = 99};
+  CHECK_OK(libforks_fork_async(conn, &old, &reply_fd));
+  close(old_exit[1]);
+  CHECK(reply_fd >= 0);
+  CHECK_OK(libforks_reply_read(reply_fd, &reply));
+  libforks_ExitEvent old_event = read_exit_event(old_exit[0], 5000);
+  CHECK(old_event.pid == reply.pid && WEXITSTATUS(old_event.wait_status) == 3);
+  close(old_exit[0]);
+
+    /* Someone else's handle is refused: a request naming it is not served. */
   libforks_EventRequest bad = {.size = sizeof bad, .op = libforks_EVENT_OP_WAIT_ALL, .events = handle + 1, .tag = 1};
   CHECK_OK(libforks_send_event_request(conn, &bad));
   libforks_EventRecord none;
