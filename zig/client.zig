@@ -413,6 +413,13 @@ pub fn forkAsync(conn: ServerConn, given: ?*const ForkRequest, reply_fd: ?*c_int
     var copy = ForkRequest{ .size = 0, .entrypoint = null, .library = null, .symbol = null, .socket_fd = -1, .exit_fd = -1, .nonblocking = false };
     const known = @min(caller_request.size, @sizeOf(ForkRequest));
     @memcpy(std.mem.asBytes(&copy)[0..known], @as([*]const u8, @ptrCast(caller_request))[0..known]);
+    if (known < @sizeOf(ForkRequest)) {
+        // exit_event lies in what was the older struct's padding, which
+        // such a caller never set.
+        copy.exit_event = false;
+        copy.events = 0;
+        copy.tag = 0;
+    }
     const fork_request = &copy;
     if (fork_request.entrypoint == null and fork_request.symbol == null) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
     var request: protocol.Request = undefined;
