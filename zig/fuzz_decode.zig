@@ -6,7 +6,7 @@ const protocol = @import("protocol.zig");
 
 export fn libforks_fuzz_decode(data: [*]const u8, len: usize) c_int {
     if (len == 0) return 0;
-    const fd_count: usize = data[0] % (protocol.max_request_fds + 2);
+    const fd_count: usize = @as(usize, data[0]) % (protocol.max_request_fds + 2);
     const header = protocol.decode(data[1..len], fd_count) catch return 0;
     // Whatever decode accepts must be safe to act on.
     if (header.op == .fork and header.flags & protocol.Flags.symbol != 0) {
