@@ -10,7 +10,8 @@ import { decodeRusage, RUSAGE_SIZE } from "./resource-usage.ts";
 import type { ResourceUsage } from "bun";
 import { childExited, type Channel } from "./channel.ts";
 import { closeAdopted } from "./owned.ts";
-import type { ExitSource, PendingPid } from "./conn.ts";
+import type { ExitSource } from "./conn.ts";
+import type { PendingPid } from "./pending-pid.ts";
 import type { PipeWriter } from "./stdio.ts";
 
 /** @internal Signals a child through its server (ServerConn.kill). */

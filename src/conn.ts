@@ -22,7 +22,6 @@ import { FORK_REQUEST, REPLY_SIZE, failure, readStopReply, replyFailure, replyOf
 
 export { failure };
 
-export { PendingPid };
 
 /** @internal What spawnInline sends. */
 export interface SpawnSpec {
