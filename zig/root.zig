@@ -7,6 +7,7 @@ const limits = @import("limits.zig");
 const protocol = @import("protocol.zig");
 const fdpass = @import("fdpass.zig");
 const client = @import("client.zig");
+const event_client = @import("event_client.zig");
 const exec = @import("exec.zig");
 const notify = @import("notify.zig");
 const handles = @import("handles.zig");
@@ -101,19 +102,19 @@ export fn libforks_fork_async(conn: ServerConn, request: ?*const client.ForkRequ
 }
 
 export fn libforks_events_open(conn: ServerConn, read_fd_ptr: ?*c_int, handle_ptr: ?*u32) Result {
-    return client.openEvents(conn, read_fd_ptr, handle_ptr);
+    return event_client.openEvents(conn, read_fd_ptr, handle_ptr);
 }
 
 export fn libforks_events_read(fd: c_int, buf: ?[*]u8, len: usize, timeout_ms: c_int) isize {
-    return client.readEvents(fd, buf, len, timeout_ms);
+    return event_client.readEvents(fd, buf, len, timeout_ms);
 }
 
-export fn libforks_send_event_request(conn: ServerConn, request: ?*const client.EventRequest) Result {
-    return client.sendEventRequest(conn, request);
+export fn libforks_send_event_request(conn: ServerConn, request: ?*const event_client.EventRequest) Result {
+    return event_client.sendEventRequest(conn, request);
 }
 
-export fn libforks_spawn_async(conn: ServerConn, request: ?*const client.SpawnRequest) Result {
-    return client.spawnAsync(conn, request);
+export fn libforks_spawn_async(conn: ServerConn, request: ?*const event_client.SpawnRequest) Result {
+    return event_client.spawnAsync(conn, request);
 }
 
 export fn libforks_conn_fd(conn: ServerConn) c_int {
