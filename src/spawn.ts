@@ -127,17 +127,17 @@ export function spawnProgram(conn: ServerConn, argv: string[], options: SpawnOpt
     const errno = lib.libforks_last_errno();
     // The server's copy of the socket also closes when the fork itself
     // failed: then the answer on the stream says why.
-    if (typeof forked.pid !== "number") forked.pid.get();
+    const pid = typeof forked.pid === "number" ? forked.pid : forked.pid.get();
     if (result !== 0) {
       // The child exits with 127; its exit is still reaped and reported.
-      Child.create(forked.pid, exitFd);
+      Child.create(pid, exitFd);
       throw execError(spec, EXEC_STEPS[step[0]!] ?? "exec", errno);
     }
     const supervised = supervision(spec);
     const outputs = outputReaders(stdio, supervised.onBytes);
     const stdin = stdio.stdin === undefined || stdio.stdinData ? undefined : new PipeWriter(stdio.stdin);
     const child = Child.create(
-      forked.pid,
+      pid,
       exitFd,
       {
         channel: channelFd === undefined ? undefined : channelFor(channelFd, spec.serialization),
