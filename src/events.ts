@@ -38,6 +38,10 @@ export const EVENT_OP = { killAll: 2, wait: 3, waitAll: 4, kill: 6 } as const;
 
 /** How long the reader outlives the last ref'd wait. */
 const LINGER_MS = 25;
+/** Records handed to their waiters per task: each waiter's continuation
+ * does native calls, and a burst of a thousand exits in one task would
+ * stall timers and I/O for the whole burst. */
+const RECORDS_PER_TASK = 16;
 const READ_BUFFER = 64 * EVENT_RECORD.size;
 
 export interface EventRecord {
@@ -141,6 +145,7 @@ export class EventStream {
   /** Reads the pipe here, blocking, until `done()`: for a caller that
    * needs an answer synchronously. */
   readUntil(done: () => boolean): void {
+    this.#dispatch(Infinity);
     while (!done() && this.#gone === null) {
       const n = Number(lib.libforks_events_read(this.fd, ptr(this.#syncBuffer), READ_BUFFER, -1));
       if (n === 0) return this.#end();
@@ -148,7 +153,7 @@ export class EventStream {
         const errno = lib.libforks_last_errno();
         return this.#end(new LibforksError("READ_ERROR", "cannot read the event stream", { errno, syscall: "read" }));
       }
-      this.#feed(this.#syncBuffer.subarray(0, n));
+      this.#feed(this.#syncBuffer.subarray(0, n), true);
     }
   }
 
@@ -210,7 +215,7 @@ export class EventStream {
     try {
       while (this.#reader === reader) {
         const { value, done } = await reader.read();
-        if (value) this.#feed(value);
+        if (value) this.#feed(value, false);
         if (done) {
           if (this.#reader === reader) this.#end();
           return;
@@ -221,7 +226,14 @@ export class EventStream {
     }
   }
 
-  #feed(chunk: Uint8Array): void {
+  /** Whole records read and not yet handed to their waiters. */
+  #ready: Uint8Array[] = [];
+  #readyAt = 0;
+  #waking = false;
+
+  /** Splits what was read into records; hands them out a slice at a time
+   * (all at once for readUntil, which needs its own now). */
+  #feed(chunk: Uint8Array, now: boolean): void {
     let bytes = chunk;
     if (this.#partial.length > 0) {
       bytes = new Uint8Array(this.#partial.length + chunk.length);
@@ -230,16 +242,52 @@ export class EventStream {
     }
     const size = EVENT_RECORD.size;
     const whole = bytes.length - (bytes.length % size);
-    const view = new DataView(bytes.buffer, bytes.byteOffset, whole);
-    for (let offset = 0; offset < whole; offset += size) {
+    for (let offset = 0; offset < whole; offset += size) this.#ready.push(bytes.subarray(offset, offset + size));
+    this.#partial = bytes.slice(whole);
+    if (now) this.#dispatch(Infinity);
+    else this.#wake();
+  }
+
+  #wake(): void {
+    if (this.#waking) return;
+    this.#waking = true;
+    const slice = () => {
+      this.#dispatch(RECORDS_PER_TASK);
+      if (this.#readyAt < this.#ready.length && this.#gone === null) {
+        setImmediate(slice);
+      } else {
+        this.#waking = false;
+      }
+    };
+    slice();
+  }
+
+  #dispatch(limit: number): void {
+    let handed = 0;
+    while (this.#readyAt < this.#ready.length && handed < limit && this.#gone === null) {
+      const record = this.#ready[this.#readyAt++]!;
+      handed++;
+      this.#handOut(record);
+    }
+    if (this.#readyAt === this.#ready.length) {
+      this.#ready = [];
+      this.#readyAt = 0;
+    }
+    this.#update();
+  }
+
+  #handOut(bytes: Uint8Array): void {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const offset = 0;
+    {
       if (view.getUint32(offset + EVENT_RECORD.magic, true) !== EVENT_MAGIC) {
         return this.#end(new LibforksError("PROTOCOL_ERROR", "the event stream is out of step"));
       }
       const kind = view.getUint32(offset + EVENT_RECORD.kind, true);
       const tag = Number(view.getBigUint64(offset + EVENT_RECORD.tag, true));
       const waiter = this.#take(kind === KIND_EXIT ? this.#exits : kind === KIND_REPLY ? this.#replies : new Map(), tag);
-      if (!waiter) continue;
-      const start = bytes.byteOffset + offset + EVENT_RECORD.rusage;
+      if (!waiter) return;
+      const start = bytes.byteOffset + EVENT_RECORD.rusage;
       waiter.resolve({
         result: view.getInt32(offset + EVENT_RECORD.result, true),
         errno: view.getInt32(offset + EVENT_RECORD.errno, true),
@@ -248,8 +296,6 @@ export class EventStream {
         rusage: new Uint8Array(bytes.buffer.slice(start, start + EVENT_RECORD.rusageSize)),
       });
     }
-    this.#partial = bytes.slice(whole);
-    this.#update();
   }
 
   /** End-of-file (the server is gone) or a broken stream: everything
