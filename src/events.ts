@@ -110,12 +110,20 @@ export class EventStream {
     return this.#expect(this.#exits, tag, ref);
   }
 
+  /** The request was not sent, or failed: no answer is awaited any more
+   * (a waiter left behind would keep the process alive). */
+  dropReply(tag: number): void {
+    this.#take(this.#replies, tag);
+    this.#update();
+  }
+
   /** The fork failed: no exit will come. */
   failExit(tag: number, error: Error): void {
     const waiter = this.#exits.get(tag);
     if (!waiter) return;
     this.#take(this.#exits, tag);
     waiter.reject(error);
+    this.#update();
   }
 
   /** Whether the process may exit while `tag`'s exit is awaited. */

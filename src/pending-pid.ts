@@ -12,6 +12,7 @@ export class PendingPid {
   queued = false;
   #conn: ServerConn;
   #stream: EventStream;
+  readonly #tag: number;
   #value: number | null = null;
   #error: Error | null = null;
   #resolve!: (pid: number) => void;
@@ -20,6 +21,7 @@ export class PendingPid {
   constructor(conn: ServerConn, stream: EventStream, tag: number, what: string) {
     this.#conn = conn;
     this.#stream = stream;
+    this.#tag = tag;
     const { promise, resolve, reject } = Promise.withResolvers<number>();
     this.promise = promise;
     this.#resolve = resolve;
@@ -50,6 +52,7 @@ export class PendingPid {
   /** @internal */
   fail(error: Error): void {
     if (this.#value !== null || this.#error !== null) return;
+    this.#stream.dropReply(this.#tag);
     this.#error = error;
     this.#reject(error);
   }

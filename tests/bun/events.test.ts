@@ -42,6 +42,13 @@ describe("event stream", () => {
     }
   }, 60000);
 
+  test("a fork or spawn whose request could not be sent leaves nothing awaited: the process exits", async () => {
+    const { code, out } = await runProgram([process.execPath, join(import.meta.dir, "fixtures", "events-failed-send.ts")]);
+    expect(out).toContain("spawn: cannot fork");
+    expect(out).toContain("fork: cannot fork");
+    expect(code).toBe(0);
+  }, 30000);
+
   test("an idle process with an unref'd child exits by itself", async () => {
     const program = join(import.meta.dir, "fixtures", "events-idle.ts");
     const started = performance.now();
