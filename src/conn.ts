@@ -334,8 +334,12 @@ export class ServerConn {
     const result = lib.libforks_spawn_async(handle, ptr(packed.request));
     void packed.keep;
     if (result !== 0) {
+      const errno = lib.libforks_last_errno();
       const error = failure(result, "cannot fork", "libforks_spawn_async");
       pid.fail(error);
+      // A message socket with a small limit (macOS's datagrams) refuses
+      // the whole message, so nothing was sent: the socket path remains.
+      if (result === -2 /* WRITE_ERROR */ && (errno === osConstants.errno.EMSGSIZE || errno === osConstants.errno.ENOBUFS)) return null;
       throw error;
     }
     return { pid, exit };
