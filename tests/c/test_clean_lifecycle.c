@@ -82,34 +82,28 @@ static int environ_has(pid_t pid, const char *entry) {
   return 0;
 }
 
+static int start_clean_with_sleep(pid_t *pids, void *context) {
+  (void)context;
+  libforks_ServerConn conn;
+  libforks_StartOptions options = clean_options(server_path, -1);
+  if (libforks_start_ex(&conn, &options) != libforks_OK) return 1;
+  pids[0] = libforks_get_server_pid(conn);
+  int socket_fd;
+  if (libforks_fork(conn, &pids[1], &socket_fd, NULL, libforks_exec_entrypoint) != libforks_OK) return 2;
+  const char *argv[] = {"sleep", "1000", NULL}, *envp[] = {NULL};
+  if (libforks_send_exec_spec(socket_fd, "/bin/sleep", argv, envp, NULL, NULL, NULL, 0) != libforks_OK) return 3;
+  if (libforks_read_exec_result(socket_fd, NULL) != libforks_OK) return 4;
+  return 0;
+}
+
 /* A helper process starts a clean server running `sleep`, reports both
  * pids, and is SIGKILLed: both must be gone within 2 s. */
 static void check_owner_death(void) {
-  int report[2];
-  CHECK(pipe(report) == 0);
-  pid_t owner = fork();
-  CHECK(owner >= 0);
-  if (owner == 0) {
-    libforks_ServerConn conn;
-    libforks_StartOptions options = clean_options(server_path, -1);
-    if (libforks_start_ex(&conn, &options) != libforks_OK) _exit(1);
-    pid_t pids[2] = {libforks_get_server_pid(conn), 0};
-    int socket_fd;
-    if (libforks_fork(conn, &pids[1], &socket_fd, NULL, libforks_exec_entrypoint) != libforks_OK) _exit(2);
-    const char *argv[] = {"sleep", "1000", NULL}, *envp[] = {NULL};
-    if (libforks_send_exec_spec(socket_fd, "/bin/sleep", argv, envp, NULL, NULL, NULL, 0) != libforks_OK) _exit(3);
-    if (libforks_read_exec_result(socket_fd, NULL) != libforks_OK) _exit(4);
-    if (write(report[1], pids, sizeof pids) != sizeof pids) _exit(5);
-    for (;;) pause();
-  }
-  close(report[1]);
   pid_t pids[2];
-  CHECK(read(report[0], pids, sizeof pids) == sizeof pids);
-  close(report[0]);
+  pid_t owner = start_owner(start_clean_with_sleep, NULL, pids, 2, 0);
   CHECK(kill(owner, SIGKILL) == 0);
   CHECK(waitpid(owner, NULL, 0) == owner);
-  CHECK(wait_exited(pids[0], 2000) >= 0);
-  CHECK(wait_exited(pids[1], 2000) >= 0);
+  check_all_exit(pids, 2, 2000, "their owner died");
 }
 
 int main(void) {
