@@ -177,6 +177,25 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** The first line a program writes to its piped stdout (a JSON report of
+ * the pids it started, in the owner fixtures), or what it wrote before it
+ * ended; rejects if no line comes within `ms`. */
+export async function firstLine(stdout: ReadableStream<Uint8Array>, ms: number, what: string): Promise<string> {
+  const reader = stdout.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  try {
+    while (!text.includes("\n")) {
+      const { value, done } = await within(reader.read(), ms, what);
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  return text.slice(0, text.includes("\n") ? text.indexOf("\n") : text.length);
+}
+
 /** Reads a (blocking) fd to end-of-file. */
 export function readAllSync(fd: number): string {
   const chunks: Buffer[] = [];
