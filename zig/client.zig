@@ -13,13 +13,14 @@ const server = @import("server.zig");
 const exec = @import("exec.zig");
 const tree = @import("tree.zig");
 const result_mod = @import("result.zig");
+const abi = @import("abi.zig");
 const stdio_locks = @import("stdio_locks.zig");
 const Result = result_mod.Result;
 const fail = result_mod.fail;
 const failWith = result_mod.failWith;
 
-pub const ServerConn = extern struct { private: ?*anyopaque };
-pub const Entrypoint = *const fn (ServerConn, c_int) callconv(.c) void;
+pub const ServerConn = abi.ServerConn;
+pub const Entrypoint = abi.Entrypoint;
 
 const conn_magic: u32 = 0x4e43_464c; // "LFCN"
 
@@ -52,16 +53,9 @@ const ConnState = struct {
     refs: std.atomic.Value(u32) = std.atomic.Value(u32).init(1),
 };
 
-/// libforks_StartOptions.
-pub const StartOptions = extern struct {
-    size: usize,
-    mode: c_int,
-    server_path: ?[*:0]const u8,
-    server_fd: c_int,
-};
-
-pub const mode_snapshot: c_int = 0;
-pub const mode_clean: c_int = 1;
+pub const StartOptions = abi.StartOptions;
+const mode_snapshot = abi.mode_snapshot;
+const mode_clean = abi.mode_clean;
 
 const CleanServer = struct {
     path: ?[*:0]const u8,
@@ -369,23 +363,7 @@ pub fn forkSymbol(conn: ServerConn, out: ForkOut, library: ?[*:0]const u8, symbo
 
 const ENAMETOOLONG: c_int = if (sys.is_linux) 36 else 63;
 
-/// libforks_ForkRequest.
-pub const ForkRequest = extern struct {
-    size: usize,
-    entrypoint: ?Entrypoint,
-    library: ?[*:0]const u8,
-    symbol: ?[*:0]const u8,
-    socket_fd: c_int,
-    exit_fd: c_int,
-    nonblocking: bool,
-    /// libforks_exec_entrypoint only: the whole spec is already queued on
-    /// socket_fd (at most 64 KiB), so the server may run the program
-    /// without copying itself.
-    spec_queued: bool = false,
-    /// The exit fd carries the child's struct rusage right after its
-    /// libforks_ExitEvent (one write of both).
-    exit_rusage: bool = false,
-};
+pub const ForkRequest = abi.ForkRequest;
 
 /// Sends a fork request without waiting for the server: the child's
 /// socket end and the exit pipe's write end are the caller's (it made them
@@ -526,8 +504,7 @@ pub fn killAllAsync(conn: ServerConn, signal: c_int, reply_fd: ?*c_int) Result {
     return send(state, &request, &.{}, out);
 }
 
-/// libforks_kill_async flags.
-pub const kill_tree: c_int = 1;
+pub const kill_tree = abi.kill_tree;
 
 pub fn kill(conn: ServerConn, pid: sys.pid_t, signal: c_int, flags: c_int) Result {
     var reply_fd: c_int = -1;

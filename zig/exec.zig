@@ -36,7 +36,7 @@ pub const SpecHeader = extern struct {
     reserved: u32 = 0,
 };
 
-pub const Step = enum(i32) { receive_spec = 1, map_fds = 2, chdir = 3, execve = 4 };
+pub const Step = @import("abi.zig").ExecStep;
 
 const ErrorRecord = extern struct {
     magic: u32 = error_magic,

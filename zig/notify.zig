@@ -20,14 +20,15 @@ const std = @import("std");
 const sys = @import("sys.zig");
 const limits = @import("limits.zig");
 const result_mod = @import("result.zig");
+const abi = @import("abi.zig");
 const Result = result_mod.Result;
 
-pub const event_readable: u32 = 1;
-pub const event_writable: u32 = 4;
-pub const event_error: u32 = 8;
-pub const event_hangup: u32 = 16;
+pub const event_readable = abi.event_readable;
+pub const event_writable = abi.event_writable;
+pub const event_error = abi.event_error;
+pub const event_hangup = abi.event_hangup;
 
-const token_bits = 48;
+const token_bits = abi.doorbell_token_bits;
 const token_mask: u64 = (1 << token_bits) - 1;
 
 /// Records collected from one doorbell's set in one pass, and the most it

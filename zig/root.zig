@@ -272,7 +272,8 @@ test {
     _ = protocol;
     _ = fdpass;
     _ = result_mod;
-    _ = @import("limits_test.zig");
+    _ = @import("abi_test.zig");
+    _ = @import("abi.zig");
     _ = @import("entry_cache.zig");
     _ = handles;
     _ = @import("tree.zig");

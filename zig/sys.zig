@@ -15,16 +15,8 @@ comptime {
 
 pub const pid_t = c_int;
 pub const fd_t = c_int;
-/// struct rusage as glibc, musl and macOS lay it out on 64-bit targets
-/// (std.os.linux.rusage carries 128 extra reserved bytes: the kernel's
-/// layout, not the C library's, so it must not be used with wait4).
-pub const rusage = extern struct {
-    utime_sec: i64,
-    utime_usec: i64,
-    stime_sec: i64,
-    stime_usec: i64,
-    longs: [14]i64,
-};
+/// struct rusage (abi.zig: it is part of libforks_Reply).
+pub const rusage = @import("abi.zig").rusage;
 
 comptime {
     std.debug.assert(@sizeOf(rusage) == 144);

@@ -112,7 +112,9 @@ extern "C" {
  * to the server, made at their fork; it ends when the child exits, so a
  * process the child made with a plain fork() loses it then).
  * Passed by value: it holds a single pointer. */
+/* generated: ServerConn (from zig/abi.zig by zig build: do not edit) */
 typedef struct { void *private; } libforks_ServerConn;
+/* end generated: ServerConn */
 
 /* Written (exactly once, 8 bytes; followed by a struct rusage when the
  * fork asked for exit_rusage) on a child's exit fd when it has exited
@@ -121,11 +123,14 @@ typedef struct { void *private; } libforks_ServerConn;
  * event is dropped and only end-of-file comes; libforks_wait still reports
  * the status.) wait_status is decoded with WIFEXITED,
  * WEXITSTATUS, WIFSIGNALED, WTERMSIG. */
+/* generated: ExitEvent (from zig/abi.zig by zig build: do not edit) */
 typedef struct {
   pid_t pid;       /* Child process pid */
   int wait_status; /* Status returned by waitpid(2) */
 } libforks_ExitEvent;
+/* end generated: ExitEvent */
 
+/* generated: results (from zig/abi.zig by zig build: do not edit) */
 typedef enum {
   libforks_OK = 0, /* No error */
   libforks_READ_ERROR = -1,
@@ -148,12 +153,14 @@ typedef enum {
   libforks_THREAD_ERROR = -17,     /* the readiness thread could not be started */
   libforks_LIMIT_ERROR = -18,      /* a fixed limit of this library was reached */
 } libforks_Result;
+/* end generated: results */
 
 /* Fixed limits. Requests beyond them fail with libforks_LIMIT_ERROR. The
  * server raises its own RLIMIT_NOFILE to hold them; when the hard limit is
  * too low for that, it accepts fewer running children (three fds each) and
  * fork fails with LIMIT_ERROR past that, or errno EMFILE when a request's
  * fds could not be received. */
+/* generated: limits (from zig/abi.zig by zig build: do not edit) */
 #define LIBFORKS_MAX_CHILDREN 4096     /* running children per server */
 #define LIBFORKS_MAX_PENDING 1024      /* outstanding waits per server */
 #define LIBFORKS_MAX_EXIT_RECORDS 1024 /* remembered exits of the owner's children */
@@ -161,6 +168,7 @@ typedef enum {
 #define LIBFORKS_MAX_SYMBOL 1024       /* symbol name for libforks_fork_symbol */
 #define LIBFORKS_MAX_FDS 253           /* fds in one message (Linux SCM_MAX_FD) */
 #define LIBFORKS_MAX_SHARE_TOKENS 1024 /* unattached libforks_conn_token tokens per process */
+/* end generated: limits */
 
 /* What one child of the server may hold (see "Who may do what" below):
  * the owner may use every table to its end; a child's whole subtree (what
@@ -174,12 +182,14 @@ typedef enum {
  * makes it smaller), their waits LIBFORKS_OWNER_RESERVED_PENDING short of
  * LIBFORKS_MAX_PENDING, and their children's remembered exits number at
  * most LIBFORKS_MAX_PEER_EXIT_RECORDS. Past a quota: LIMIT_ERROR. */
+/* generated: quotas (from zig/abi.zig by zig build: do not edit) */
 #define LIBFORKS_MAX_CHILDREN_PER_PEER 256
 #define LIBFORKS_OWNER_RESERVED_CHILDREN 1024
 #define LIBFORKS_MAX_PENDING_PER_PEER 64
 #define LIBFORKS_OWNER_RESERVED_PENDING 256
 #define LIBFORKS_MAX_EXIT_RECORDS_PER_PEER 64
 #define LIBFORKS_MAX_PEER_EXIT_RECORDS 256
+/* end generated: quotas */
 
 /* ------------------------------------------------------------------ */
 /* Server life                                                         */
@@ -214,9 +224,12 @@ typedef enum {
 libforks_Result libforks_start(libforks_ServerConn *conn_ptr);
 
 /* How a server is made. */
+/* generated: modes (from zig/abi.zig by zig build: do not edit) */
 #define libforks_MODE_SNAPSHOT 0 /* a fork of the caller (libforks_start) */
 #define libforks_MODE_CLEAN 1    /* a fresh libforks-server program */
+/* end generated: modes */
 
+/* generated: StartOptions (from zig/abi.zig by zig build: do not edit) */
 typedef struct {
   size_t size;             /* sizeof(libforks_StartOptions) */
   int mode;                /* libforks_MODE_* */
@@ -225,6 +238,7 @@ typedef struct {
   int server_fd;           /* clean, Linux: an fd of that executable (e.g. a
                               memfd) run with fexecve; -1 to use server_path */
 } libforks_StartOptions;
+/* end generated: StartOptions */
 
 /* libforks_start with options. NULL options: snapshot mode.
  *
@@ -279,7 +293,9 @@ libforks_Result libforks_kill(libforks_ServerConn conn, pid_t pid, int signal);
  * pidfds): the child only. */
 libforks_Result libforks_kill_tree(libforks_ServerConn conn, pid_t pid, int signal);
 
+/* generated: kill_flags (from zig/abi.zig by zig build: do not edit) */
 #define LIBFORKS_KILL_TREE 1 /* libforks_kill_async: as libforks_kill_tree */
+/* end generated: kill_flags */
 
 /* libforks_kill / libforks_kill_tree (flags LIBFORKS_KILL_TREE) returning
  * a reply fd instead of waiting (see "Asynchronous requests"). */
@@ -422,37 +438,41 @@ libforks_Result libforks_fork_symbol(
  * server and the caller still owns (and closes) its copies. The pid
  * arrives on *reply_fd_ptr: poll it, then libforks_reply_read gives
  * reply.pid, or the fork's error. */
+/* generated: ForkRequest (from zig/abi.zig by zig build: do not edit) */
 typedef struct {
-  size_t size;          /* sizeof(libforks_ForkRequest) */
+  size_t size;         /* sizeof(libforks_ForkRequest) */
   void (*entrypoint)(libforks_ServerConn conn, int socket_fd); /* or NULL */
-  const char *library;  /* with symbol, as libforks_fork_symbol */
-  const char *symbol;   /* NULL when entrypoint is given */
-  int socket_fd;        /* the child's socket end, or -1 */
-  int exit_fd;          /* write end of the exit pipe (an anonymous pipe,
-                           else INVALID_ARGUMENT in the reply), or -1 */
-  bool nonblocking;     /* WOULD_BLOCK instead of waiting when the
-                           connection's queue is full (poll
-                           libforks_conn_fd for writing, then retry) */
-  bool spec_queued;     /* entrypoint libforks_exec_entrypoint only: the
-                           whole exec spec (at most 64 KiB of strings, 4,096
-                           strings) is already queued on the caller's end of
-                           socket_fd. The server then starts the program as
-                           posix_spawn does (CLONE_VM | CLONE_VFORK on
-                           Linux), without copying itself: for the owner's
-                           requests only (the server waits while such a
-                           program starts); a child's is an ordinary fork. */
-  bool exit_rusage;     /* with exit_fd: the child's rusage is written
-                           right after its libforks_ExitEvent, in the same
-                           write of libforks_EXIT_MESSAGE_SIZE bytes: read
-                           both at once. The rusage is the kernel's layout,
-                           which is glibc's and macOS's struct rusage
-                           whole; musl's struct rusage declares 128 more
-                           reserved bytes after it, which are not sent. */
+  const char *library; /* with symbol, as libforks_fork_symbol */
+  const char *symbol;  /* NULL when entrypoint is given */
+  int socket_fd;       /* the child's socket end, or -1 */
+  int exit_fd;         /* write end of the exit pipe (an anonymous pipe, else
+                          INVALID_ARGUMENT in the reply), or -1 */
+  bool nonblocking;    /* WOULD_BLOCK instead of waiting when the
+                          connection's queue is full (poll libforks_conn_fd
+                          for writing, then retry) */
+  bool spec_queued;    /* entrypoint libforks_exec_entrypoint only: the whole
+                          exec spec (at most 64 KiB of strings, 4,096
+                          strings) is already queued on the caller's end of
+                          socket_fd. The server then starts the program as
+                          posix_spawn does (CLONE_VM | CLONE_VFORK on Linux),
+                          without copying itself: for the owner's requests
+                          only (the server waits while such a program
+                          starts); a child's is an ordinary fork. */
+  bool exit_rusage;    /* with exit_fd: the child's rusage is written right
+                          after its libforks_ExitEvent, in the same write of
+                          libforks_EXIT_MESSAGE_SIZE bytes: read both at
+                          once. The rusage is the kernel's layout, which is
+                          glibc's and macOS's struct rusage whole; musl's
+                          struct rusage declares 128 more reserved bytes
+                          after it, which are not sent. */
 } libforks_ForkRequest;
+/* end generated: ForkRequest */
 
 /* An exit event and the rusage after it (exit_rusage), on 64-bit Linux and
  * macOS: 8 + 144 bytes. */
+/* generated: exit_message_size (from zig/abi.zig by zig build: do not edit) */
 #define libforks_EXIT_MESSAGE_SIZE 152
+/* end generated: exit_message_size */
 
 libforks_Result libforks_fork_async(libforks_ServerConn conn,
                                     const libforks_ForkRequest *request,
@@ -521,6 +541,7 @@ libforks_Result libforks_wait_all(libforks_ServerConn conn);
  * readable when the server has answered. Poll it, then pass it to
  * libforks_reply_read, which reads the answer and closes it. This is how
  * an event loop (such as Bun's) waits without blocking or a thread. */
+/* generated: Reply (from zig/abi.zig by zig build: do not edit) */
 typedef struct {
   int32_t result;       /* a libforks_Result */
   int32_t error_number; /* errno when result says a system call failed */
@@ -528,6 +549,7 @@ typedef struct {
   int32_t wait_status;  /* waitpid(2) status (wait) */
   struct rusage rusage; /* the child's rusage (wait) */
 } libforks_Reply;
+/* end generated: Reply */
 
 libforks_Result libforks_wait_async(libforks_ServerConn conn, pid_t pid,
                                     int options, int *reply_fd_ptr);
