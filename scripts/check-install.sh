@@ -107,6 +107,8 @@ install_tarball() {
   (cd "$APP" && as_user bun add "./libforks-$VERSION.tgz") || return 1
   # Only the package itself: no devDependencies, tests, bench or sources.
   local installed
+  # npm package names: no newline or glob character to trip over.
+  # shellcheck disable=SC2010
   installed=$(cd "$APP/node_modules" && ls -A | grep -vxE '\.bin|\.cache' | tr '\n' ' ')
   [[ "$installed" == "libforks " ]] || { echo "node_modules holds: $installed"; return 1; }
   for dir in tests bench src zig examples node_modules; do
