@@ -28,13 +28,6 @@ export interface WaitResult {
   rusage: { userMicros: number; systemMicros: number; maxRssKiB: number };
 }
 
-/** What libforks_fork returns. Fds are owned by the caller. */
-export interface ForkedFds {
-  pid: number;
-  socketFd: number | null;
-  exitFd: number;
-}
-
 /** A token for `ForkServer.attach()` in another thread (a Worker) of this
  * process, made by `server.share()`; structured-clone-able. */
 export interface SharedConn {
@@ -89,8 +82,8 @@ const fromNative = Symbol("ServerConn from native");
  * @example
  * ```ts
  * const conn = ServerConn.start();
- * const { pid, exitFd } = conn.fork(symbols.work.ptr, false);
- * const result = await conn.wait(pid, false);
+ * console.log(conn.pid); // the server's pid
+ * await conn.waitAll(); // no child is running
  * await conn.stop(true, false);
  * ```
  */
@@ -237,22 +230,6 @@ export class ServerConn {
     return this.#conn;
   }
 
-  /** libforks_fork with a native function pointer, waiting for the pid.
-   * @throws {LibforksError} `FORK_ERROR` (errno `EAGAIN`, ...),
-   *   `SERVER_GONE`, `LIMIT_ERROR`. */
-  fork(entrypoint: number, socket: boolean): ForkedFds {
-    const handle = this.#handle();
-    if (this.clean) throw new LibforksError("INVALID_ARGUMENT", "entrypoint must be { library, symbol } on a clean server");
-    if (typeof entrypoint !== "number" || !Number.isSafeInteger(entrypoint) || entrypoint <= 0) {
-      throw new LibforksError("INVALID_ARGUMENT", "entrypoint must be a native function pointer");
-    }
-    this.checkEntrypoint(entrypoint, "entrypoint");
-    const out = new Int32Array(3);
-    const result = lib.libforks_fork(handle, ptr(out, 0), socket ? ptr(out, 4) : null, ptr(out, 8), entrypoint as Pointer);
-    if (result !== 0) throw failure(result, "cannot fork", "libforks_fork");
-    return { pid: out[0]!, socketFd: socket ? out[1]! : null, exitFd: out[2]! };
-  }
-
   /** @internal Forks libforks_exec_entrypoint on `childControl` (the caller keeps
    * and closes it) and waits for the pid. With `specQueued`, the spec is
    * already in the socket and the server starts the program in place. */
@@ -282,29 +259,6 @@ export class ServerConn {
       throw failure(replied, "cannot fork", "fork");
     }
     return { pid: new DataView(reply).getInt32(Reply.offset.pid, true), exitFd: adoptFd(exitRead) };
-  }
-
-  /** libforks_fork_symbol: `library` dlopen'd in the child (null: the
-   * server's image).
-   * @throws {LibforksError} `LOAD_ERROR` when the library or symbol cannot
-   *   be loaded; as `fork` otherwise. */
-  forkSymbol(library: string | null, symbol: string, socket: boolean): ForkedFds {
-    const out = new Int32Array(3);
-    const libraryBytes = library === null ? null : Buffer.from(`${library}\0`);
-    const symbolBytes = Buffer.from(`${symbol}\0`);
-    const result = lib.libforks_fork_symbol(
-      this.#handle(),
-      ptr(out, 0),
-      socket ? ptr(out, 4) : null,
-      ptr(out, 8),
-      libraryBytes ? ptr(libraryBytes) : null,
-      ptr(symbolBytes),
-    );
-    if (result !== 0) {
-      const where = library === null ? `symbol ${symbol}` : `symbol ${symbol} of ${library}`;
-      throw failure(result, result === Result.LOAD_ERROR ? `cannot load ${where}` : `cannot fork ${where}`, "libforks_fork_symbol");
-    }
-    return { pid: out[0]!, socketFd: socket ? out[1]! : null, exitFd: out[2]! };
   }
 
   /** @internal libforks_fork_async: returns at once; the pid follows. Requests are
