@@ -81,7 +81,8 @@ fn rootModule(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.bui
 
 const AbiGeneration = struct {
     update: *std.Build.Step.UpdateSourceFiles,
-    /// The generated lib/include/libforks.h, before it is copied back.
+    /// The generated lib/include/libforks.h (libforks_ext.h beside it),
+    /// before it is copied back.
     header: std.Build.LazyPath,
 };
 
@@ -100,7 +101,7 @@ fn addAbiGeneration(b: *std.Build) AbiGeneration {
     const update = b.addUpdateSourceFiles();
     update.addCopyFileToSource(ts, "src/abi.ts");
     var header: ?std.Build.LazyPath = null;
-    for ([_][]const u8{"libforks.h"}) |name| {
+    for ([_][]const u8{ "libforks.h", "libforks_ext.h" }) |name| {
         run.addFileArg(b.path(b.fmt("lib/include/{s}", .{name})));
         const out = run.addOutputFileArg(b.fmt("include/{s}", .{name}));
         update.addCopyFileToSource(out, b.fmt("lib/include/{s}", .{name}));

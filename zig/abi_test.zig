@@ -5,7 +5,9 @@
 
 const std = @import("std");
 const abi = @import("abi.zig");
-const c = @cImport(@cInclude("libforks.h"));
+const c = @cImport(@cInclude("libforks_ext.h"));
+/// The fork-server API alone.
+const api = @cImport(@cInclude("libforks.h"));
 
 fn expectSameLayout(comptime Zig: type, comptime C: type) !void {
     try std.testing.expectEqual(@sizeOf(Zig), @sizeOf(C));
@@ -32,5 +34,16 @@ test "the header's result codes and limits are abi.zig's" {
     }
     inline for (abi.limits ++ abi.quotas ++ abi.modes ++ abi.kill_flags) |constant| {
         try std.testing.expectEqual(constant.value, @field(c, constant.c_name));
+    }
+}
+
+test "libforks.h is the fork-server API, libforks_ext.h the binding support" {
+    // The seed's functions, in libforks.h.
+    inline for (.{ "libforks_start", "libforks_get_server_pid", "libforks_kill_all", "libforks_wait", "libforks_wait_all", "libforks_stop", "libforks_free_conn", "libforks_fork", "libforks_read_socket_fds", "libforks_write_socket_fds" }) |name| {
+        try std.testing.expect(@hasDecl(api, name));
+    }
+    inline for (.{ "libforks_pipe", "libforks_socketpair", "libforks_set_nonblocking", "libforks_memfd", "libforks_doorbell_open", "libforks_watch", "libforks_reply_read", "libforks_wait_async", "libforks_fork_async", "libforks_conn_token" }) |name| {
+        try std.testing.expect(!@hasDecl(api, name));
+        try std.testing.expect(@hasDecl(c, name));
     }
 }
