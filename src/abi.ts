@@ -130,7 +130,7 @@ export const ExitEvent = {
   },
 } as const;
 
-/** struct ExitMessage: 152 bytes. */
+/** libforks_ExitEvent then struct rusage (libforks_EXIT_MESSAGE_SIZE): 152 bytes. */
 export const ExitMessage = {
   size: 152,
   offset: {

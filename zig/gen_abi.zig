@@ -299,7 +299,8 @@ fn writeConstants(w: Writer, name: []const u8, doc: []const u8, constants: []con
 
 fn writeLayout(w: Writer, comptime T: type) !void {
     const short = comptime std.mem.trimLeft(u8, @typeName(T)[std.mem.lastIndexOfScalar(u8, @typeName(T), '.').? + 1 ..], " ");
-    const c_name = if (@hasDecl(T, "c_name")) T.c_name else "struct " ++ short;
+    // ExitMessage has no C name: the header gives only its size.
+    const c_name = if (@hasDecl(T, "c_name")) T.c_name else if (T == abi.rusage) "struct rusage" else "libforks_ExitEvent then struct rusage (libforks_EXIT_MESSAGE_SIZE)";
     const fields = @typeInfo(T).@"struct".fields;
     try w.print("\n/** {s}: {d} bytes. */\nexport const {s} = {{\n  size: {d},\n  offset: {{\n", .{ c_name, @sizeOf(T), tsTypeName(short), @sizeOf(T) });
     inline for (fields) |field| try w.print("    {s}: {d},\n", .{ field.name, @offsetOf(T, field.name) });
