@@ -354,7 +354,6 @@ pub const Sigaction = if (is_linux) extern struct {
 pub extern "c" fn sigaction(sig: c_int, act: ?*const Sigaction, old: ?*Sigaction) c_int;
 pub extern "c" fn sigemptyset(set: *sigset_t) c_int;
 pub extern "c" fn sigfillset(set: *sigset_t) c_int;
-pub extern "c" fn sigismember(set: *const sigset_t, sig: c_int) c_int;
 pub extern "c" fn pthread_sigmask(how: c_int, set: ?*const sigset_t, old: ?*sigset_t) c_int;
 
 pub fn setDisposition(sig: c_int, handler: usize, flags: c_int) c_int {
@@ -414,7 +413,6 @@ pub const MAP_PRIVATE: c_int = 2;
 pub const MAP_ANONYMOUS: c_int = if (is_linux) 0x20 else 0x1000;
 pub const MAP_FAILED: usize = std.math.maxInt(usize);
 pub extern "c" fn mmap(addr: ?*anyopaque, len: usize, prot: c_int, flags: c_int, fd: fd_t, offset: i64) usize;
-pub extern "c" fn munmap(addr: *anyopaque, len: usize) c_int;
 
 // ---------------------------------------------------------------- threads
 
