@@ -39,13 +39,22 @@ pub fn build(b: *std.Build) void {
     }
     b.getInstallStep().dependOn(&update_lib.step);
 
+    const abi = addAbiGeneration(b);
+    b.getInstallStep().dependOn(&abi.update.step);
+    const abi_step = b.step("abi", "Regenerate src/abi.ts and the generated parts of lib/include/*.h from zig/abi.zig");
+    abi_step.dependOn(&abi.update.step);
+
     const native = b.standardTargetOptions(.{});
-    const unit_tests = b.addTest(.{ .root_module = rootModule(b, native, .Debug) });
+    const unit_module = rootModule(b, native, .Debug);
+    // abi_test.zig reads the generated header through the C compiler.
+    unit_module.addIncludePath(abi.header.dirname());
+    const unit_tests = b.addTest(.{ .root_module = unit_module });
     const run_unit_tests = b.addRunArtifact(unit_tests);
 
     const c_tests = b.addSystemCommand(&.{ "bash", "tests/c/run.sh" });
     c_tests.setCwd(b.path("."));
     c_tests.step.dependOn(&update_lib.step);
+    c_tests.step.dependOn(&abi.update.step);
     c_tests.has_side_effects = true;
 
     const test_step = b.step("test", "Run the Zig unit tests and the C test suite");
@@ -67,8 +76,38 @@ fn rootModule(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.bui
         // Server and children must never unwind into the host's frames.
         .unwind_tables = .none,
     });
-    module.addAnonymousImport("libforks_h", .{ .root_source_file = b.path("lib/include/libforks.h") });
     return module;
+}
+
+const AbiGeneration = struct {
+    update: *std.Build.Step.UpdateSourceFiles,
+    /// The generated lib/include/libforks.h (libforks_ext.h beside it),
+    /// before it is copied back.
+    header: std.Build.LazyPath,
+};
+
+/// zig/gen_abi.zig writes src/abi.ts and the marked sections of the
+/// headers from zig/abi.zig; the results are copied into the source tree,
+/// where they are committed (CI fails when they are stale, as for lib/).
+fn addAbiGeneration(b: *std.Build) AbiGeneration {
+    const host = b.graph.host;
+    const generator = b.addExecutable(.{
+        .name = "gen_abi",
+        .root_module = b.createModule(.{ .root_source_file = b.path("zig/gen_abi.zig"), .target = host, .optimize = .Debug }),
+    });
+    generator.root_module.addImport("abi", b.createModule(.{ .root_source_file = b.path("zig/abi.zig"), .target = host }));
+    const run = b.addRunArtifact(generator);
+    const ts = run.addOutputFileArg("abi.ts");
+    const update = b.addUpdateSourceFiles();
+    update.addCopyFileToSource(ts, "src/abi.ts");
+    var header: ?std.Build.LazyPath = null;
+    for ([_][]const u8{ "libforks.h", "libforks_ext.h" }) |name| {
+        run.addFileArg(b.path(b.fmt("lib/include/{s}", .{name})));
+        const out = run.addOutputFileArg(b.fmt("include/{s}", .{name}));
+        update.addCopyFileToSource(out, b.fmt("lib/include/{s}", .{name}));
+        if (header == null) header = out;
+    }
+    return .{ .update = update, .header = header.? };
 }
 
 /// libforks-server, the program a clean server runs. Dynamically linked

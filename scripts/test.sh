@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: installs the toolchain if needed, rebuilds lib/, and runs every
-# suite: the Zig unit tests, the C tests (tests/c/run.sh), the Bun tests
+# suite: the Zig unit tests, the linters (scripts/lint.sh), the C tests
+# (tests/c/run.sh), the Bun tests
 # (tests/bun), the type check, the package build and the install check
 # (scripts/check-install.sh). Each suite's output is shown as it runs; its
 # counts are read from that output. The last line is `N passed, N failed`
@@ -147,6 +148,9 @@ suite() {
     record "$name" 0 1 "no 'N passed, N failed' line, $(why "$status")"
   fi
 }
+
+# The linters (scripts/lint.sh): import cycles, zig fmt, ShellCheck, Biome.
+suite lint "${LIBFORKS_CHECK_TIMEOUT:-300}" scripts/lint.sh
 
 # The C tests; then again under ASan + UBSan and valgrind; then the fuzzer
 # over the server's request decoder (1,000,000 executions).

@@ -14,12 +14,13 @@ import { LibforksError, checkFd, describe } from "./errors.ts";
 import { getDoorbell, ERROR, HANGUP, READABLE, WRITABLE } from "./doorbell.ts";
 import { adoptFd, closeAdopted, releaseFd } from "./owned.ts";
 import { argError, argTypeError, argValueError } from "./node-errors.ts";
+import { limits } from "./abi.ts";
 
 const PART_SIZE = 60 * 1024;
 const HEADER_SIZE = 4;
 const MORE = 1;
-/** Most fds in one message (Linux SCM_MAX_FD). */
-export const MAX_FDS = 253;
+/** Most fds in one message: 253 (Linux SCM_MAX_FD, LIBFORKS_MAX_FDS). */
+export const MAX_FDS: number = limits.maxFds;
 /** Sends that may wait for room in the socket at once; one more is
  * refused (LIMIT_ERROR) instead of growing memory without bound. */
 export const MAX_QUEUED_SENDS = 4096;

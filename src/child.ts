@@ -6,7 +6,8 @@ import { argTypeError } from "./node-errors.ts";
 import { getDoorbell, READABLE } from "./doorbell.ts";
 import { ExitEvent } from "./exit-event.ts";
 import { signalNumber, signalName } from "./signals.ts";
-import { decodeRusage, RUSAGE_SIZE } from "./resource-usage.ts";
+import { decodeRusage } from "./resource-usage.ts";
+import { ExitEvent as ExitEventLayout, ExitMessage } from "./abi.ts";
 import type { ResourceUsage } from "bun";
 import { childExited, type Channel } from "./channel.ts";
 import { closeAdopted } from "./owned.ts";
@@ -31,8 +32,8 @@ export interface ChildStreams {
 }
 
 /** An exit event, then the child's struct rusage (the fork asks for it). */
-const EXIT_EVENT_SIZE = 8;
-const EXIT_MESSAGE_SIZE = EXIT_EVENT_SIZE + RUSAGE_SIZE;
+const EXIT_EVENT_SIZE = ExitEventLayout.size;
+const EXIT_MESSAGE_SIZE = ExitMessage.size;
 
 /**
  * A process forked (`server.fork`) or spawned (`server.spawn`,

@@ -7,6 +7,7 @@ import { closeSync, readFileSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { isEmbedded, isExecutable, lib, serverExecutablePath } from "./native.ts";
 import { LibforksError, codeOf } from "./errors.ts";
+import { ForkRequest, modes, Reply, Result, Rusage, StartOptions } from "./abi.ts";
 import { argValueError } from "./node-errors.ts";
 import { getDoorbell, READABLE, WRITABLE } from "./doorbell.ts";
 import { pipe, socketPair } from "./fds.ts";
@@ -25,13 +26,6 @@ export interface WaitResult {
   event: ExitEvent;
   /** User and system CPU time of the child, in microseconds. */
   rusage: { userMicros: number; systemMicros: number; maxRssKiB: number };
-}
-
-/** What libforks_fork returns. Fds are owned by the caller. */
-export interface ForkedFds {
-  pid: number;
-  socketFd: number | null;
-  exitFd: number;
 }
 
 /** A token for `ForkServer.attach()` in another thread (a Worker) of this
@@ -71,8 +65,6 @@ interface QueuedFork {
   pid: PendingPid;
 }
 
-/** libforks_Reply: result, errno, pid, wait_status, then struct rusage. */
-const REPLY_SIZE = 16 + 144;
 
 export function failure(result: number, what: string, syscall: string): LibforksError {
   return new LibforksError(codeOf(result), what, { errno: lib.libforks_last_errno(), syscall });
@@ -90,8 +82,8 @@ const fromNative = Symbol("ServerConn from native");
  * @example
  * ```ts
  * const conn = ServerConn.start();
- * const { pid, exitFd } = conn.fork(symbols.work.ptr, false);
- * const result = await conn.wait(pid, false);
+ * console.log(conn.pid); // the server's pid
+ * await conn.waitAll(); // no child is running
  * await conn.stop(true, false);
  * ```
  */
@@ -165,13 +157,12 @@ export class ServerConn {
       }
     }
     const pathBytes = Buffer.from(`${path}\0`);
-    // libforks_StartOptions: size_t size; int mode; (pad) const char *server_path; int server_fd.
-    const options = new ArrayBuffer(32);
+    const options = new ArrayBuffer(StartOptions.size);
     const view = new DataView(options);
-    view.setBigUint64(0, 32n, true);
-    view.setInt32(8, 1, true); // libforks_MODE_CLEAN
-    view.setBigUint64(16, fromMemfd ? 0n : BigInt(ptr(pathBytes)), true);
-    view.setInt32(24, memfd, true);
+    view.setBigUint64(StartOptions.offset.size, BigInt(StartOptions.size), true);
+    view.setInt32(StartOptions.offset.mode, modes.clean, true);
+    view.setBigUint64(StartOptions.offset.server_path, fromMemfd ? 0n : BigInt(ptr(pathBytes)), true);
+    view.setInt32(StartOptions.offset.server_fd, memfd, true);
     const out = new BigUint64Array(1);
     const result = lib.libforks_start_ex(ptr(out), ptr(options));
     if (memfd >= 0) closeSync(memfd);
@@ -205,7 +196,7 @@ export class ServerConn {
     }
     const out = new BigUint64Array(1);
     const result = lib.libforks_conn_attach(BigInt(handle), ptr(out));
-    if (result === -12 /* NOT_OWNER */) throw failure(result, "token was made in another process", "libforks_conn_attach");
+    if (result === Result.NOT_OWNER) throw failure(result, "token was made in another process", "libforks_conn_attach");
     if (result !== 0) throw failure(result, "token is not a live share() token of this process: unknown, already attached, or dropped when its server stopped", "libforks_conn_attach");
     const conn = new ServerConn(fromNative, Number(out[0]) as Pointer, token.clean === true);
     (conn as { attached: boolean }).attached = true;
@@ -239,37 +230,21 @@ export class ServerConn {
     return this.#conn;
   }
 
-  /** libforks_fork with a native function pointer, waiting for the pid.
-   * @throws {LibforksError} `FORK_ERROR` (errno `EAGAIN`, ...),
-   *   `SERVER_GONE`, `LIMIT_ERROR`. */
-  fork(entrypoint: number, socket: boolean): ForkedFds {
-    const handle = this.#handle();
-    if (this.clean) throw new LibforksError("INVALID_ARGUMENT", "entrypoint must be { library, symbol } on a clean server");
-    if (typeof entrypoint !== "number" || !Number.isSafeInteger(entrypoint) || entrypoint <= 0) {
-      throw new LibforksError("INVALID_ARGUMENT", "entrypoint must be a native function pointer");
-    }
-    this.checkEntrypoint(entrypoint, "entrypoint");
-    const out = new Int32Array(3);
-    const result = lib.libforks_fork(handle, ptr(out, 0), socket ? ptr(out, 4) : null, ptr(out, 8), entrypoint as Pointer);
-    if (result !== 0) throw failure(result, "cannot fork", "libforks_fork");
-    return { pid: out[0]!, socketFd: socket ? out[1]! : null, exitFd: out[2]! };
-  }
-
   /** @internal Forks libforks_exec_entrypoint on `childControl` (the caller keeps
    * and closes it) and waits for the pid. With `specQueued`, the spec is
    * already in the socket and the server starts the program in place. */
   forkExec(childControl: number, specQueued: boolean): { pid: number; exitFd: number } {
     const handle = this.#handle();
     const [exitRead, exitWrite] = pipe();
-    const request = new ArrayBuffer(48);
+    const request = new ArrayBuffer(ForkRequest.size);
     const view = new DataView(request);
-    view.setBigUint64(0, 48n, true);
-    view.setBigUint64(8, BigInt((lib.libforks_exec_entrypoint as unknown as { ptr: number }).ptr), true);
-    view.setInt32(32, childControl, true);
-    view.setInt32(36, exitWrite, true);
-    view.setUint8(40, 0); // blocking send
-    view.setUint8(41, specQueued ? 1 : 0);
-    view.setUint8(42, 1); // exit_rusage: resourceUsage() after the exit
+    view.setBigUint64(ForkRequest.offset.size, BigInt(ForkRequest.size), true);
+    view.setBigUint64(ForkRequest.offset.entrypoint, BigInt((lib.libforks_exec_entrypoint as unknown as { ptr: number }).ptr), true);
+    view.setInt32(ForkRequest.offset.socket_fd, childControl, true);
+    view.setInt32(ForkRequest.offset.exit_fd, exitWrite, true);
+    view.setUint8(ForkRequest.offset.nonblocking, 0); // blocking send
+    view.setUint8(ForkRequest.offset.spec_queued, specQueued ? 1 : 0);
+    view.setUint8(ForkRequest.offset.exit_rusage, 1); // resourceUsage() after the exit
     const out = new Int32Array(1);
     const result = lib.libforks_fork_async(handle, ptr(request), ptr(out));
     closeSync(exitWrite);
@@ -277,36 +252,13 @@ export class ServerConn {
       closeSync(exitRead);
       throw failure(result, "cannot fork", "libforks_fork_async");
     }
-    const reply = new ArrayBuffer(REPLY_SIZE);
+    const reply = new ArrayBuffer(Reply.size);
     const replied = lib.libforks_reply_read(out[0]!, ptr(reply)); // closes it
     if (replied !== 0) {
       closeSync(exitRead);
       throw failure(replied, "cannot fork", "fork");
     }
-    return { pid: new DataView(reply).getInt32(8, true), exitFd: adoptFd(exitRead) };
-  }
-
-  /** libforks_fork_symbol: `library` dlopen'd in the child (null: the
-   * server's image).
-   * @throws {LibforksError} `LOAD_ERROR` when the library or symbol cannot
-   *   be loaded; as `fork` otherwise. */
-  forkSymbol(library: string | null, symbol: string, socket: boolean): ForkedFds {
-    const out = new Int32Array(3);
-    const libraryBytes = library === null ? null : Buffer.from(`${library}\0`);
-    const symbolBytes = Buffer.from(`${symbol}\0`);
-    const result = lib.libforks_fork_symbol(
-      this.#handle(),
-      ptr(out, 0),
-      socket ? ptr(out, 4) : null,
-      ptr(out, 8),
-      libraryBytes ? ptr(libraryBytes) : null,
-      ptr(symbolBytes),
-    );
-    if (result !== 0) {
-      const where = library === null ? `symbol ${symbol}` : `symbol ${symbol} of ${library}`;
-      throw failure(result, result === -15 ? `cannot load ${where}` : `cannot fork ${where}`, "libforks_fork_symbol");
-    }
-    return { pid: out[0]!, socketFd: socket ? out[1]! : null, exitFd: out[2]! };
+    return { pid: new DataView(reply).getInt32(Reply.offset.pid, true), exitFd: adoptFd(exitRead) };
   }
 
   /** @internal libforks_fork_async: returns at once; the pid follows. Requests are
@@ -315,19 +267,17 @@ export class ServerConn {
   forkAsync(target: ForkTarget, socket: boolean, firstMessage?: { data: Uint8Array; fds: number[] }): StartedFork {
     const handle = this.#handle();
     const keep: Buffer[] = [];
-    // libforks_ForkRequest: size_t size; entrypoint; library; symbol;
-    // int socket_fd; int exit_fd; bool nonblocking.
-    const request = new ArrayBuffer(48);
+    const request = new ArrayBuffer(ForkRequest.size);
     const view = new DataView(request);
-    view.setBigUint64(0, 48n, true);
+    view.setBigUint64(ForkRequest.offset.size, BigInt(ForkRequest.size), true);
     if ("entrypoint" in target) {
       this.checkEntrypoint(target.entrypoint, "entrypoint");
-      view.setBigUint64(8, BigInt(target.entrypoint), true);
+      view.setBigUint64(ForkRequest.offset.entrypoint, BigInt(target.entrypoint), true);
     } else {
       if (target.library !== null) keep.push(Buffer.from(`${target.library}\0`));
       keep.push(Buffer.from(`${target.symbol}\0`));
-      if (target.library !== null) view.setBigUint64(16, BigInt(ptr(keep[0]!)), true);
-      view.setBigUint64(24, BigInt(ptr(keep[keep.length - 1]!)), true);
+      if (target.library !== null) view.setBigUint64(ForkRequest.offset.library, BigInt(ptr(keep[0]!)), true);
+      view.setBigUint64(ForkRequest.offset.symbol, BigInt(ptr(keep[keep.length - 1]!)), true);
     }
     const [exitRead, exitWrite] = pipe();
     let parentSocket: number | null = null;
@@ -347,10 +297,10 @@ export class ServerConn {
         throw error;
       }
     }
-    view.setInt32(32, childSocket, true);
-    view.setInt32(36, exitWrite, true);
-    view.setUint8(40, 1); // nonblocking
-    view.setUint8(42, 1); // exit_rusage: resourceUsage() after the exit
+    view.setInt32(ForkRequest.offset.socket_fd, childSocket, true);
+    view.setInt32(ForkRequest.offset.exit_fd, exitWrite, true);
+    view.setUint8(ForkRequest.offset.nonblocking, 1);
+    view.setUint8(ForkRequest.offset.exit_rusage, 1); // resourceUsage() after the exit
     const childFds = childSocket >= 0 ? [childSocket, exitWrite] : [exitWrite];
     const pid = new PendingPid(this);
     const what =
@@ -383,14 +333,14 @@ export class ServerConn {
   /** Sends one fork request. "queue": the connection is full (only when
    * not blocking). On success or failure the child's fd copies are closed. */
   #sendFork(handle: Pointer, fork: QueuedFork, blocking: boolean): "sent" | "queue" | LibforksError {
-    new DataView(fork.request).setUint8(40, blocking ? 0 : 1);
+    new DataView(fork.request).setUint8(ForkRequest.offset.nonblocking, blocking ? 0 : 1);
     const out = new Int32Array(1);
     const result = lib.libforks_fork_async(handle, ptr(fork.request), ptr(out));
     void fork.keep;
-    if (result === -14 /* WOULD_BLOCK */ && !blocking) return "queue";
+    if (result === Result.WOULD_BLOCK && !blocking) return "queue";
     for (const fd of fork.childFds) closeAdopted(fd);
     if (result !== 0) {
-      const message = fork.what === "cannot fork" ? fork.what : `cannot ${result === -15 ? "load" : "fork"} ${fork.what}`;
+      const message = fork.what === "cannot fork" ? fork.what : `cannot ${result === Result.LOAD_ERROR ? "load" : "fork"} ${fork.what}`;
       const error = failure(result, message, "libforks_fork_async");
       fork.pid.fail(error);
       return error;
@@ -479,7 +429,7 @@ export class ServerConn {
     const result = lib.libforks_kill_async(this.#handle(), pid, signal, tree ? 1 : 0, ptr(out));
     if (result !== 0) throw failure(result, `cannot send signal ${signal} to ${pid}`, "libforks_kill");
     const reply = await readReplyWhenReady(out[0]!);
-    if (reply.result === -3 /* KILL_ERROR */ && reply.errno === osConstants.errno.ESRCH) return false;
+    if (reply.result === Result.KILL_ERROR && reply.errno === osConstants.errno.ESRCH) return false;
     if (reply.result !== 0) throw replyFailure(reply, `cannot send signal ${signal} to ${pid}`, "libforks_kill");
     return true;
   }
@@ -493,7 +443,7 @@ export class ServerConn {
     const result = lib.libforks_wait_async(this.#handle(), pid, noHang ? 1 : 0, ptr(out));
     if (result !== 0) throw failure(result, `cannot wait for ${pid}`, "libforks_wait");
     const reply = await readReplyWhenReady(out[0]!);
-    if (reply.result === -14) return null;
+    if (reply.result === Result.WOULD_BLOCK) return null;
     if (reply.result !== 0) throw replyFailure(reply, `cannot wait for ${pid}`, "libforks_wait");
     return reply.wait!;
   }
@@ -517,13 +467,13 @@ export class ServerConn {
     const handle = this.#handle();
     const out = new Int32Array(1);
     const result = lib.libforks_stop_async(handle, wait, serverOnly, ptr(out));
-    if (result === -12 /* NOT_OWNER */) throw failure(result, "only the process that started the server may stop it", "libforks_stop");
+    if (result === Result.NOT_OWNER) throw failure(result, "only the process that started the server may stop it", "libforks_stop");
     // A stop that was not sent, or that the server refused, leaves the
     // server running and this connection usable: the caller may retry.
-    if (result !== 0 && result !== -11 /* SERVER_GONE */) throw failure(result, "cannot stop the fork server", "libforks_stop");
+    if (result !== 0 && result !== Result.SERVER_GONE) throw failure(result, "cannot stop the fork server", "libforks_stop");
     if (result === 0) {
       const reply = await readReplyWhenReady(out[0]!);
-      if (reply.result !== 0 && reply.result !== -11) throw replyFailure(reply, "cannot stop the fork server", "libforks_stop");
+      if (reply.result !== 0 && reply.result !== Result.SERVER_GONE) throw replyFailure(reply, "cannot stop the fork server", "libforks_stop");
     }
     if (this.#conn !== handle) return; // stopped meanwhile by a concurrent call
     this.#conn = null;
@@ -606,29 +556,29 @@ export class PendingPid {
     if (this.#replyFd < 0) return;
     const fd = this.#replyFd;
     this.#replyFd = -1;
-    const buffer = new ArrayBuffer(REPLY_SIZE);
+    const buffer = new ArrayBuffer(Reply.size);
     releaseFd(fd);
     const result = lib.libforks_reply_read(fd, ptr(buffer)); // closes fd
     if (result !== 0) {
       this.fail(failure(result, "cannot fork", "fork"));
       return;
     }
-    this.#value = new DataView(buffer).getInt32(8, true);
+    this.#value = new DataView(buffer).getInt32(Reply.offset.pid, true);
     this.#resolve(this.#value);
   }
 }
 
-interface Reply {
+interface ReplyFields {
   result: number;
   errno: number;
   wait?: WaitResult;
 }
 
-function replyFailure(reply: Reply, what: string, syscall: string): LibforksError {
+function replyFailure(reply: ReplyFields, what: string, syscall: string): LibforksError {
   return new LibforksError(codeOf(reply.result), what, { errno: reply.errno, syscall });
 }
 
-async function readReplyWhenReady(replyFd: number): Promise<Reply> {
+async function readReplyWhenReady(replyFd: number): Promise<ReplyFields> {
   adoptFd(replyFd);
   try {
     await getDoorbell().wait(replyFd, READABLE).promise;
@@ -636,21 +586,25 @@ async function readReplyWhenReady(replyFd: number): Promise<Reply> {
     closeAdopted(replyFd);
     throw error;
   }
-  const buffer = new ArrayBuffer(REPLY_SIZE);
+  const buffer = new ArrayBuffer(Reply.size);
   releaseFd(replyFd);
   // Closes replyFd.
   const result = lib.libforks_reply_read(replyFd, ptr(buffer));
   const view = new DataView(buffer);
-  const reply: Reply = { result, errno: view.getInt32(4, true) };
+  const reply: ReplyFields = { result, errno: view.getInt32(Reply.offset.error_number, true) };
   if (result === 0) {
-    const pid = view.getInt32(8, true);
-    const status = view.getInt32(12, true);
-    const micros = (offset: number) => Number(view.getBigInt64(offset, true)) * 1e6 + Number(view.getBigInt64(offset + 8, true));
+    const pid = view.getInt32(Reply.offset.pid, true);
+    const status = view.getInt32(Reply.offset.wait_status, true);
+    const long = (name: keyof typeof Rusage.offset) => Number(view.getBigInt64(Reply.offset.rusage + Rusage.offset[name], true));
     reply.wait = {
       pid,
       status,
       event: new ExitEvent(pid, status),
-      rusage: { userMicros: micros(16), systemMicros: micros(32), maxRssKiB: Number(view.getBigInt64(48, true)) },
+      rusage: {
+        userMicros: long("utime_sec") * 1e6 + long("utime_usec"),
+        systemMicros: long("stime_sec") * 1e6 + long("stime_usec"),
+        maxRssKiB: long("maxrss"),
+      },
     };
   }
   return reply;

@@ -8,8 +8,8 @@
 
 const std = @import("std");
 const sys = @import("sys.zig");
+const abi = @import("abi.zig");
 const protocol = @import("protocol.zig");
-const server = @import("server.zig");
 const client = @import("client.zig");
 const exec = @import("exec.zig");
 const tree = @import("tree.zig");
@@ -27,37 +27,52 @@ pub const Start = struct {
     entry: u64,
     symbol: ?protocol.SymbolPayload,
     builtin_exec: bool,
+    /// The server's in-place exec child (server.spawnInPlace): it runs in
+    /// the server's memory while the server waits (exec.run).
+    in_place: bool = false,
+
+    // What the child needs of the server's state, as values: the child
+    // reads no server global.
+    server_pid: sys.pid_t,
+    /// Signals whose disposition the server changed.
+    changed_signals: []const c_int,
+    /// The owner's inheritable fds the server kept, or null when it did
+    /// not record them all (then the child closes by table).
+    inherited: ?[]const sys.fd_t,
+    /// The owner's fd limit, restored in the child; cur 0: unchanged.
+    caller_nofile: sys.rlimit,
+    /// Closes every fd the server holds (server.forEachServerFd).
+    close_server_fds: *const fn () void,
 };
 
 pub fn run(start: Start) noreturn {
     // Dispositions first, mask second: signals are still blocked (see
     // server.handleFork), so none can reach a server handler in between.
     // The server set every other signal to its default when it started.
-    for (server.changed_signals) |sig| _ = sys.setDisposition(sig, sys.SIG_DFL, 0);
+    for (start.changed_signals) |sig| _ = sys.setDisposition(sig, sys.SIG_DFL, 0);
     // Before anything of the caller's runs, so nothing it starts can be
     // outside the tree: die with the server, and join its cgroup (this
     // uses one of the server's fds, closed just below).
-    if (!tree.dieWithServer(server.state.server_pid)) sys._exit(127);
+    if (!tree.dieWithServer(start.server_pid)) sys._exit(127);
     tree.joinCgroup();
 
-    if (!closeAllButKept(start.conn_fd, start.channel_fd)) {
-        server.forEachServerFd({}, closeFd);
+    if (!closeAllButKept(start.inherited, start.conn_fd, start.channel_fd)) {
+        start.close_server_fds();
         for (start.request_fds) |fd| {
             if (fd >= 0) _ = sys.close(fd);
         }
     }
-    if (server.state.caller_nofile.cur != 0) _ = sys.setrlimit(sys.RLIMIT_NOFILE, &server.state.caller_nofile);
+    if (start.caller_nofile.cur != 0) _ = sys.setrlimit(sys.RLIMIT_NOFILE, &start.caller_nofile);
     // The fds just closed free the low numbers; moving the child's two fds
     // there keeps them below FD_SETSIZE for entrypoints that use select().
     const conn_fd = moveLow(start.conn_fd);
     const channel_fd = if (start.channel_fd >= 0) moveLow(start.channel_fd) else -1;
 
-    const conn = client.initChildConn(conn_fd, server.state.server_pid);
+    const conn = client.initChildConn(conn_fd, start.server_pid);
     sys.unblockAllSignals();
 
-    const entry: client.Entrypoint = if (start.builtin_exec)
-        &exec.entrypoint
-    else if (start.symbol) |symbol|
+    if (start.builtin_exec) exec.run(channel_fd, start.in_place);
+    const entry: abi.Entrypoint = if (start.symbol) |symbol|
         loadSymbol(symbol)
     else
         @ptrFromInt(start.entry);
@@ -75,11 +90,12 @@ pub fn run(start: Start) noreturn {
 /// closing the gaps between those with close_range(2) costs a few system
 /// calls instead of one per fd (the server holds three per running child).
 /// False when that is not possible; the caller then closes by table.
-fn closeAllButKept(conn_fd: sys.fd_t, channel_fd: sys.fd_t) bool {
-    if (!sys.is_linux or server.state.inherited_overflow) return false;
-    var kept: [server.max_inherited + 2]sys.fd_t = undefined;
+fn closeAllButKept(inherited_fds: ?[]const sys.fd_t, conn_fd: sys.fd_t, channel_fd: sys.fd_t) bool {
+    const inherited = inherited_fds orelse return false;
+    var kept: [256]sys.fd_t = undefined;
+    if (!sys.is_linux or inherited.len + 2 > kept.len) return false;
     var count: usize = 0;
-    for (server.state.inherited[0..server.state.inherited_count]) |fd| {
+    for (inherited) |fd| {
         kept[count] = fd;
         count += 1;
     }
@@ -105,10 +121,6 @@ fn closeRange(first: u32, last: u32) bool {
     return linux.E.init(rc) == .SUCCESS;
 }
 
-fn closeFd(_: void, fd: sys.fd_t) void {
-    _ = sys.close(fd);
-}
-
 fn moveLow(fd: sys.fd_t) sys.fd_t {
     const low = sys.fcntl(fd, sys.F_DUPFD_CLOEXEC, @as(c_int, 3));
     if (low < 0 or low > fd) {
@@ -119,7 +131,7 @@ fn moveLow(fd: sys.fd_t) sys.fd_t {
     return low;
 }
 
-fn loadSymbol(symbol: protocol.SymbolPayload) client.Entrypoint {
+fn loadSymbol(symbol: protocol.SymbolPayload) abi.Entrypoint {
     const handle = if (symbol.library.len == 0)
         sys.RTLD_DEFAULT
     else

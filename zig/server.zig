@@ -19,7 +19,6 @@ const limits = @import("limits.zig");
 const protocol = @import("protocol.zig");
 const fdpass = @import("fdpass.zig");
 const child = @import("child.zig");
-const exec = @import("exec.zig");
 const entry_cache = @import("entry_cache.zig");
 const peers = @import("peers.zig");
 const poller = @import("poller.zig");
@@ -612,6 +611,11 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
             protocol.splitSymbolPayload(std.mem.asBytes(&state.request)[@sizeOf(protocol.RequestHeader)..][0..header.payload_len]) catch unreachable
         else
             null,
+        .server_pid = state.server_pid,
+        .changed_signals = &changed_signals,
+        .inherited = if (state.inherited_overflow) null else state.inherited[0..state.inherited_count],
+        .caller_nofile = state.caller_nofile,
+        .close_server_fds = closeServerFds,
     };
     if (state.kind == .clean) {
         if (start.symbol) |symbol| {
@@ -632,7 +636,6 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
     const pid = if (in_place) spawnInPlace(&start) else sys.fork();
     if (pid == 0) child.run(start);
     const fork_errno = sys.errno();
-    exec.in_place = false; // written by an in-place child in our memory
     sys.setSignalMask(&old_mask);
 
     if (pid < 0) {
@@ -675,14 +678,22 @@ const CLONE_VM: c_int = 0x100;
 const CLONE_VFORK: c_int = 0x4000;
 
 fn inPlaceMain(_: ?*anyopaque) callconv(.c) c_int {
-    exec.in_place = true;
     child.run(in_place_start);
 }
 
 fn spawnInPlace(start: *const child.Start) sys.pid_t {
     in_place_start = start.*;
+    in_place_start.in_place = true;
     const top = @intFromPtr(&in_place_stack) + in_place_stack.len;
     return clone(&inPlaceMain, @ptrFromInt(top), CLONE_VM | CLONE_VFORK | sys.SIGCHLD, null);
+}
+
+fn closeServerFds() void {
+    forEachServerFd({}, closeFd);
+}
+
+fn closeFd(_: void, fd: sys.fd_t) void {
+    _ = sys.close(fd);
 }
 
 /// Every fd the server holds besides stdio, the caller's inheritable ones

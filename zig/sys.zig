@@ -15,16 +15,8 @@ comptime {
 
 pub const pid_t = c_int;
 pub const fd_t = c_int;
-/// struct rusage as glibc, musl and macOS lay it out on 64-bit targets
-/// (std.os.linux.rusage carries 128 extra reserved bytes: the kernel's
-/// layout, not the C library's, so it must not be used with wait4).
-pub const rusage = extern struct {
-    utime_sec: i64,
-    utime_usec: i64,
-    stime_sec: i64,
-    stime_usec: i64,
-    longs: [14]i64,
-};
+/// struct rusage (abi.zig: it is part of libforks_Reply).
+pub const rusage = @import("abi.zig").rusage;
 
 comptime {
     std.debug.assert(@sizeOf(rusage) == 144);
@@ -362,7 +354,6 @@ pub const Sigaction = if (is_linux) extern struct {
 pub extern "c" fn sigaction(sig: c_int, act: ?*const Sigaction, old: ?*Sigaction) c_int;
 pub extern "c" fn sigemptyset(set: *sigset_t) c_int;
 pub extern "c" fn sigfillset(set: *sigset_t) c_int;
-pub extern "c" fn sigismember(set: *const sigset_t, sig: c_int) c_int;
 pub extern "c" fn pthread_sigmask(how: c_int, set: ?*const sigset_t, old: ?*sigset_t) c_int;
 
 pub fn setDisposition(sig: c_int, handler: usize, flags: c_int) c_int {
@@ -422,7 +413,6 @@ pub const MAP_PRIVATE: c_int = 2;
 pub const MAP_ANONYMOUS: c_int = if (is_linux) 0x20 else 0x1000;
 pub const MAP_FAILED: usize = std.math.maxInt(usize);
 pub extern "c" fn mmap(addr: ?*anyopaque, len: usize, prot: c_int, flags: c_int, fd: fd_t, offset: i64) usize;
-pub extern "c" fn munmap(addr: *anyopaque, len: usize) c_int;
 
 // ---------------------------------------------------------------- threads
 

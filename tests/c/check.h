@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libforks.h>
+#include <libforks_ext.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>

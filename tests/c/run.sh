@@ -7,7 +7,7 @@
 # each test, e.g. "chroot DIR": scripts/test-targets.sh) may be set. Run
 # from anywhere.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 root=$PWD
 case "$(uname -m)" in
   x86_64) platform=linux-x64 ;;
