@@ -27,6 +27,7 @@ const write_end = @import("write_end.zig");
 const exits = @import("exits.zig");
 const tree = @import("tree.zig");
 const signals = @import("signals.zig");
+const child_fork = @import("child_fork.zig");
 const Result = @import("result.zig").Result;
 const Peer = peers.Peer;
 
@@ -590,12 +591,13 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
 
     // Without signalfd, signals are blocked across fork so the child cannot
     // run the server's handlers before it resets them (signals.zig).
-    // The C library's fork() again, not a raw system call: the server is
-    // single-threaded, so the locks fork() takes are free and it cannot
-    // block; in exchange the child gets what only fork() maintains (the
-    // thread descriptor's tid used by raise() and pthread_kill(), reset
-    // malloc and stdio state, atfork child handlers of libraries that
-    // registered them), so entrypoints may use ordinary libc.
+    // The C library's fork() (in a snapshot server _Fork(), without the
+    // host's atfork handlers: child_fork.zig), not a raw system call: the
+    // server is single-threaded, so the locks fork() takes are free and it
+    // cannot block; in exchange the child gets what only the C library
+    // maintains (the thread descriptor's tid used by raise() and
+    // pthread_kill(), its robust-mutex list), so entrypoints may use
+    // ordinary libc.
     var start = child.Start{
         .conn_fd = conn[1],
         .channel_fd = channel_fd,
@@ -623,7 +625,7 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
     // long as that process likes). The owner can only stall its own
     // server; a child's program is started by an ordinary fork.
     const in_place = sys.is_linux and header.flags & protocol.Flags.spec_queued != 0 and peer == peers.owner;
-    const pid = if (in_place) spawnInPlace(&start) else sys.fork();
+    const pid = if (in_place) spawnInPlace(&start) else child_fork.fork();
     if (pid == 0) child.run(start);
     const fork_errno = sys.errno();
     exec.in_place = false; // written by an in-place child in our memory
