@@ -25,6 +25,7 @@ const CASES = [
   { id: "fdpass", file: "fdpass.ts" },
   { id: "memory", file: "memory.ts" },
   { id: "clean", file: "clean.ts" },
+  { id: "stop", file: "stop.ts" },
 ];
 
 function option(name: string): string | undefined {
