@@ -16,7 +16,7 @@ import type { Row, Target } from "../lib/result.ts";
 const startedAt = now();
 const entries = compileEntries();
 const children = 1000;
-const rounds = pick(4, 1);
+const rounds = pick(4, 2);
 
 async function bunStop(mode: "snapshot" | "clean"): Promise<{ samples: number[]; elapsedSeconds: number; extra: Record<string, number> }> {
   const server = ForkServer.start({ mode });
