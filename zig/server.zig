@@ -92,6 +92,13 @@ pub const State = struct {
     phase: Phase,
     kill_deadline_ms: i64,
     killed: bool,
+    /// While terminating: a reap happened since the last look for newly
+    /// adopted orphans (signalAdoptedAsTree), which is made at most every
+    /// adopted_scan_ms: it reads the list of all the server's children
+    /// from /proc, so once per reap batch it would cost, with 1,000
+    /// children exiting, a scan of 1,000 pids per batch.
+    adopted_scan_due: bool,
+    next_adopted_scan_ms: i64,
     /// Exit once no child is left (stop without wait, or owner gone).
     exit_when_empty: bool,
 
@@ -141,6 +148,8 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
     exits.reset(&state.exits);
     state.phase = .serving;
     state.killed = false;
+    state.adopted_scan_due = false;
+    state.next_adopted_scan_ms = 0;
     state.exit_when_empty = false;
     state.caller_nofile = .{ .cur = 0, .max = 0 };
     state.raised_nofile = false;
@@ -308,8 +317,8 @@ fn serve() noreturn {
             if (received.child) {
                 reapChildren();
                 // A process that died left its children to the server:
-                // they get what the rest of the tree got.
-                if (state.phase == .terminating) signalAdoptedAsTree();
+                // they get what the rest of the tree got (scanAdopted).
+                if (state.phase == .terminating) state.adopted_scan_due = true;
             }
             // Signals cannot be lost this way, but if they are: stop
             // polling the fd, reap at every turn instead, and shut down.
@@ -338,6 +347,7 @@ fn serve() noreturn {
         }
 
         checkOwnerAlive();
+        scanAdopted();
         if (state.phase == .terminating and !state.killed and nowMs() >= state.kill_deadline_ms) {
             killTree();
             state.killed = true;
@@ -346,16 +356,37 @@ fn serve() noreturn {
 }
 
 /// An idle server sleeps until something happens: the only deadlines are
-/// the kill after the grace period and, without an owner pidfd, the next
-/// probe of the owner's pid.
+/// the kill after the grace period, during a stop the next look for
+/// adopted orphans, and without an owner pidfd the next probe of the
+/// owner's pid.
 fn pollTimeout() c_int {
-    if (state.phase == .terminating and !state.killed) {
-        const left = state.kill_deadline_ms - nowMs();
-        return @intCast(std.math.clamp(left, 0, limits.owner_check_ms));
-    }
-    if (probesOwner()) return limits.owner_check_ms;
-    return -1;
+    const now = nowMs();
+    var wait_ms: i64 = -1;
+    if (state.phase == .terminating and !state.killed) wait_ms = sooner(wait_ms, state.kill_deadline_ms - now);
+    if (state.adopted_scan_due) wait_ms = sooner(wait_ms, state.next_adopted_scan_ms - now);
+    if (probesOwner()) wait_ms = sooner(wait_ms, limits.owner_check_ms);
+    if (wait_ms < 0) return -1;
+    return @intCast(@min(wait_ms, limits.owner_check_ms));
 }
+
+/// The earlier of two waits in ms, -1 meaning none; a deadline already
+/// past is 0.
+fn sooner(current: i64, candidate: i64) i64 {
+    const due = @max(candidate, 0);
+    return if (current < 0) due else @min(current, due);
+}
+
+fn scanAdopted() void {
+    if (!state.adopted_scan_due) return;
+    const now = nowMs();
+    if (now < state.next_adopted_scan_ms) return;
+    state.adopted_scan_due = false;
+    state.next_adopted_scan_ms = now + adopted_scan_ms;
+    signalAdoptedAsTree();
+}
+
+/// How late an orphan adopted during a stop may get the tree's signal.
+const adopted_scan_ms = 10;
 
 fn probesOwner() bool {
     return state.phase == .serving and tree.state.owner_pidfd < 0;
