@@ -357,14 +357,16 @@ fn serve() noreturn {
 
 /// An idle server sleeps until something happens: the only deadlines are
 /// the kill after the grace period, during a stop the next look for
-/// adopted orphans, and without an owner pidfd the next probe of the
-/// owner's pid.
+/// adopted orphans, without an owner pidfd the next probe of the owner's
+/// pid, and, should signals ever be lost, the next reap.
 fn pollTimeout() c_int {
     const now = nowMs();
     var wait_ms: i64 = -1;
     if (state.phase == .terminating and !state.killed) wait_ms = sooner(wait_ms, state.kill_deadline_ms - now);
     if (state.adopted_scan_due) wait_ms = sooner(wait_ms, state.next_adopted_scan_ms - now);
     if (probesOwner()) wait_ms = sooner(wait_ms, limits.owner_check_ms);
+    // Signals lost (see serve): reaping waits for the next turn.
+    if (signals.fd() < 0) wait_ms = sooner(wait_ms, limits.owner_check_ms);
     if (wait_ms < 0) return -1;
     return @intCast(@min(wait_ms, limits.owner_check_ms));
 }
