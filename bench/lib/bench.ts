@@ -160,6 +160,7 @@ export function compileEntries() {
     symbols: {
       bench_exit_now: entrySignature,
       bench_pause: entrySignature,
+      bench_kill_reap: entrySignature,
       bench_echo_fds: entrySignature,
     },
   });
