@@ -7,7 +7,7 @@
 Runs the command twice under `strace -f` (with N and with 0 forks), so what
 start-up and shutdown cost cancels out, and prints per fork: the server's
 system calls by name, the mean per child, and the caller's. The server is
-the process that waits in epoll. Not run by the suite
+the process two forks below the caller (caller, middle process, server); the caller's count covers all its threads. Not run by the suite
 (strace slows everything down; the counts, not the times, are the result).
 """
 import collections
@@ -22,38 +22,69 @@ LINE = re.compile(r"^(\d+)\s+(?:<\.\.\. )?([a-z_0-9]+)\(")
 
 
 def trace(command):
+    """Per pid (thread id) its system calls; the process tree of non-thread
+    clones; which thread ids belong to which process."""
     with tempfile.NamedTemporaryFile(suffix=".strace") as out:
         subprocess.run(["strace", "-f", "-qq", "-o", out.name, *command], check=True, stdout=subprocess.DEVNULL)
         calls = collections.defaultdict(collections.Counter)
-        children = collections.defaultdict(list)
+        parent = {}
+        owner = {}  # thread id -> the process (thread group) it belongs to
+        pending = {}  # pid -> flags of its unfinished clone
+        first = None
         for line in open(out.name, errors="replace"):
-            m = LINE.match(line)
-            if not m or "resumed>" in line:
+            m = re.match(r"^(\d+)\s+(.*)$", line)
+            if not m:
                 continue
-            pid, name = int(m.group(1)), m.group(2)
-            calls[pid][name] += 1
-            if name in ("clone", "clone3", "fork", "vfork"):
-                r = re.search(r"= (\d+)\s*$", line)
-                if r:
-                    children[pid].append(int(r.group(1)))
-        # A clone that was still unfinished when the child started has its
-        # result on the resumed line.
-        for line in open(out.name, errors="replace"):
-            if "resumed>" in line and ("clone" in line or "fork" in line):
-                m = re.match(r"^(\d+)\s+<\.\.\. (?:clone3?|v?fork) resumed>.*= (\d+)\s*$", line)
-                if m:
-                    children[int(m.group(1))].append(int(m.group(2)))
-        return calls, children
+            pid, rest = int(m.group(1)), m.group(2)
+            if first is None:
+                first = pid
+            owner.setdefault(pid, pid)
+            name = LINE.match(line)
+            if name and "resumed>" not in line:
+                calls[pid][name.group(2)] += 1
+            is_clone = re.match(r"(?:<\.\.\. )?(clone3?|v?fork)\b", rest)
+            if not is_clone:
+                continue
+            if "resumed>" not in rest and "<unfinished" in rest:
+                pending[pid] = rest
+                continue
+            flags = pending.pop(pid, "") + rest
+            r = re.search(r"= (\d+)\s*$", rest)
+            if not r:
+                continue
+            child = int(r.group(1))
+            if "CLONE_THREAD" in flags:
+                owner[child] = owner[pid]
+            else:
+                parent[child] = owner[pid]
+                owner[child] = child
+        return calls, parent, owner, first
 
 
-def split(calls, children, caller):
-    # The server is the one process with a poll loop.
-    server = max(calls, key=lambda p: calls[p]["epoll_pwait"] + calls[p]["epoll_wait"] + calls[p]["poll"])
-    kids = children[server]
+def split(calls, parent, owner, root):
+    """The server is the process two forks below the caller (caller ->
+    middle process -> server); its children are the processes it forked."""
+    def depth(p):
+        d = 0
+        while p in parent:
+            p = parent[p]
+            d += 1
+        return d if p == root else -1
+
+    def process_calls(p):
+        total = collections.Counter()
+        for tid, proc in owner.items():
+            if proc == p:
+                total.update(calls.get(tid, {}))
+        return total
+
+    candidates = [p for p in set(owner.values()) if depth(p) == 2]
+    server = max(candidates, key=lambda p: sum(process_calls(p).values()))
+    kids = [p for p, up in parent.items() if up == server]
     per_child = collections.Counter()
     for kid in kids:
-        per_child.update(calls.get(kid, {}))
-    return calls[server], per_child, len(kids), calls[caller]
+        per_child.update(process_calls(kid))
+    return process_calls(server), per_child, len(kids), process_calls(root)
 
 
 def main():
@@ -66,9 +97,8 @@ def main():
     runs = []
     for count in (n, 0):
         command = [part.replace("{N}", str(count)) for part in template]
-        calls, children = trace(command)
-        caller = min(calls)
-        runs.append(split(calls, children, caller))
+        calls, parent, owner, root = trace(command)
+        runs.append(split(calls, parent, owner, root))
     (server, kids, forks, caller), (server0, kids0, forks0, caller0) = runs
     forks -= forks0
     if forks <= 0:
