@@ -46,17 +46,7 @@ static long context_switches(pid_t pid) {
 
 static unsigned long long bit(int sig) { return 1ULL << (sig - 1); }
 
-static void check_server(libforks_ServerConn conn, const char *kind) {
-  pid_t server = libforks_get_server_pid(conn);
-  CHECK(server > 0);
-  pid_t child;
-  int exit_fd;
-  if (strcmp(kind, "clean") == 0) {
-    CHECK_OK(libforks_fork_symbol(conn, &child, NULL, &exit_fd, "libc.so.6", "pause"));
-  } else {
-    CHECK_OK(libforks_fork(conn, &child, NULL, &exit_fd, pause_entry));
-  }
-
+static void check_quiet(pid_t server, const char *kind) {
   unsigned long long caught = status_mask(server, "SigCgt");
   unsigned long long ignored = status_mask(server, "SigIgn");
   unsigned long long blocked = status_mask(server, "SigBlk");
@@ -75,6 +65,23 @@ static void check_server(libforks_ServerConn conn, const char *kind) {
   long after = context_switches(server);
   if (after != before) fprintf(stderr, "%s server woke %ld times while idle\n", kind, after - before);
   CHECK(after == before);
+}
+
+static void check_server(libforks_ServerConn conn, const char *kind) {
+  pid_t server = libforks_get_server_pid(conn);
+  CHECK(server > 0);
+  pid_t child;
+  int exit_fd;
+  if (strcmp(kind, "clean") == 0) {
+    CHECK_OK(libforks_fork_symbol(conn, &child, NULL, &exit_fd, "libc.so.6", "pause"));
+  } else {
+    CHECK_OK(libforks_fork(conn, &child, NULL, &exit_fd, pause_entry));
+  }
+
+  /* qemu-user catches every signal itself and runs a thread of its own:
+   * the kernel's view of the server's dispositions and wake-ups is the
+   * emulator's there, so only what the server does is checked. */
+  if (!test_emulated()) check_quiet(server, kind);
 
   /* Terminal signals stay pending; the server serves on. */
   CHECK(kill(server, SIGINT) == 0 && kill(server, SIGHUP) == 0 && kill(server, SIGPIPE) == 0);
