@@ -25,6 +25,8 @@ const poller = @import("poller.zig");
 const write_end = @import("write_end.zig");
 const exits = @import("exits.zig");
 const tree = @import("tree.zig");
+const signals = @import("signals.zig");
+const child_fork = @import("child_fork.zig");
 const Result = @import("result.zig").Result;
 const Peer = peers.Peer;
 
@@ -60,7 +62,17 @@ pub const State = struct {
     server_pid: sys.pid_t,
     /// RLIMIT_NOFILE as the caller had it; children get it back.
     caller_nofile: sys.rlimit,
+    /// The server raised RLIMIT_NOFILE above caller_nofile: children set
+    /// it back.
+    raised_nofile: bool,
+    /// A pipe of the server's own: write_end.zig's sample of an anonymous
+    /// pipe and its spare's source; without signalfd also where the
+    /// signal handlers wake the loop (signals.zig).
     wake_pipe: [2]sys.fd_t,
+    /// Without an owner pidfd, when the owner's pid is probed next
+    /// (checkOwnerAlive): at most once per owner_check_ms, whatever the
+    /// number of requests.
+    next_owner_probe_ms: i64,
 
     /// The connection of the process that started the server: its end
     /// means the owner is gone, and only it may stop the server. -1 once
@@ -79,6 +91,13 @@ pub const State = struct {
     phase: Phase,
     kill_deadline_ms: i64,
     killed: bool,
+    /// While terminating: a reap happened since the last look for newly
+    /// adopted orphans (signalAdoptedAsTree), which is made at most every
+    /// adopted_scan_ms: it reads the list of all the server's children
+    /// from /proc, so once per reap batch it would cost, with 1,000
+    /// children exiting, a scan of 1,000 pids per batch.
+    adopted_scan_due: bool,
+    next_adopted_scan_ms: i64,
     /// Exit once no child is left (stop without wait, or owner gone).
     exit_when_empty: bool,
 
@@ -114,7 +133,7 @@ pub const max_inherited = 64;
 /// server). `owner_fd` is the server's end of the owner's connection, on
 /// which it announces its pid once ready. All signals are
 /// blocked on entry (the caller blocked them around fork), so no handler of
-/// the host runs here before the dispositions below replace them.
+/// the host runs here before signals.init replaces them.
 pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kind: Kind) noreturn {
     // A server started from a child of another server starts from a copy
     // of that server's tables: begin empty.
@@ -128,15 +147,18 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
     exits.reset(&state.exits);
     state.phase = .serving;
     state.killed = false;
+    state.adopted_scan_due = false;
+    state.next_adopted_scan_ms = 0;
     state.exit_when_empty = false;
     state.caller_nofile = .{ .cur = 0, .max = 0 };
+    state.raised_nofile = false;
+    state.next_owner_probe_ms = 0;
     state.inherited_count = 0;
     state.inherited_overflow = true; // until /proc/self/fd was read
     state.wake_pipe = .{ -1, -1 };
     state.owner_pid = owner_pid;
     state.server_pid = sys.getpid();
 
-    resetSignals();
     closeInheritedCloexecFds(owner_fd, owner_pidfd);
     raiseFdLimit();
     // Before the first child: orphans of the tree come to the server, and
@@ -152,7 +174,11 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
         sys._exit(1);
     }
     write_end.init(state.wake_pipe[0]);
-    if (!poller.init() or !poller.add(state.wake_pipe[0], key_wake) or !poller.add(owner_fd, key_owner) or
+    if (!signals.init(state.wake_pipe)) {
+        announce(owner_fd, .{ .result = @intFromEnum(Result.PIPE_CREATION_ERROR), .error_number = sys.errno() }, -1);
+        sys._exit(1);
+    }
+    if (!poller.init() or !poller.add(signals.fd(), key_wake) or !poller.add(owner_fd, key_owner) or
         (owner_pidfd >= 0 and !poller.add(owner_pidfd, key_owner_pidfd)))
     {
         announce(owner_fd, .{ .result = @intFromEnum(Result.SOCKET_CREATION_ERROR), .error_number = sys.errno() }, -1);
@@ -172,7 +198,7 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
         _ = sys.setsockopt(owner_fd, sys.SOL_SOCKET, sys.SO_PASSCRED, &on, @sizeOf(c_int));
     }
 
-    sys.unblockAllSignals();
+    signals.startServing();
     serve();
 }
 
@@ -182,34 +208,6 @@ fn announce(fd: sys.fd_t, hello: protocol.Reply, with_fd: sys.fd_t) void {
     // end: never wait on it.
     const fds = [1]sys.fd_t{with_fd};
     _ = fdpass.sendFlags(fd, std.mem.asBytes(&hello), if (with_fd >= 0) &fds else &.{}, sys.MSG_DONTWAIT);
-}
-
-fn onSignal(sig: c_int) callconv(.c) void {
-    const saved = sys.errno();
-    const byte: [1]u8 = .{if (sig == sys.SIGTERM) 't' else 'c'};
-    _ = sys.write(state.wake_pipe[1], &byte, 1);
-    sys.setErrno(saved);
-}
-
-/// The host's handlers point into the host's code and state: none may run
-/// here. SIGPIPE is ignored so a vanished reader costs an EPIPE, not the
-/// server. Terminal signals are ignored: on Ctrl-C the owner dies, and the
-/// server must live long enough to stop the children in order.
-/// The only signals whose disposition the server leaves non-default: a
-/// new child resets just these.
-pub const changed_signals = [_]c_int{ sys.SIGPIPE, sys.SIGINT, sys.SIGQUIT, sys.SIGHUP, sys.SIGCHLD, sys.SIGTERM };
-
-fn resetSignals() void {
-    var sig: c_int = 1;
-    while (sig < sys.NSIG) : (sig += 1) {
-        if (sig == sys.SIGKILL or sig == sys.SIGSTOP) continue;
-        _ = sys.setDisposition(sig, sys.SIG_DFL, 0);
-    }
-    for (changed_signals[0..4]) |ignored| {
-        _ = sys.setDisposition(ignored, sys.SIG_IGN, 0);
-    }
-    _ = sys.setDisposition(sys.SIGCHLD, @intFromPtr(&onSignal), sys.SA_RESTART | sys.SA_NOCLDSTOP);
-    _ = sys.setDisposition(sys.SIGTERM, @intFromPtr(&onSignal), sys.SA_RESTART);
 }
 
 /// Close-on-exec fds are the host's private ones (Bun's epoll, eventfds,
@@ -263,7 +261,10 @@ fn raiseFdLimit() void {
     var usable = state.caller_nofile.cur;
     if (usable < needed) {
         const raised = sys.rlimit{ .cur = @min(needed, state.caller_nofile.max), .max = state.caller_nofile.max };
-        if (sys.setrlimit(sys.RLIMIT_NOFILE, &raised) == 0) usable = raised.cur;
+        if (sys.setrlimit(sys.RLIMIT_NOFILE, &raised) == 0) {
+            usable = raised.cur;
+            state.raised_nofile = raised.cur != state.caller_nofile.cur;
+        }
     }
     // Each child costs an exit pipe end, its connection and, briefly, the
     // fds of its request. Under a low limit, keep half for the rest.
@@ -305,27 +306,28 @@ fn serve() noreturn {
         }
         const batch = events[0..@intCast(@max(ready, 0))];
 
-        // SIGCHLD writes to the wake pipe: reap only then (wait4 scans
-        // every child, a cost that grows with their number). Reaped first,
-        // so requests in this batch see the exits.
+        // Reap only on SIGCHLD (wait4 scans every child, a cost that
+        // grows with their number). Reaped first, so requests in this
+        // batch see the exits.
         for (batch) |event| {
             if (event.key != key_wake) continue;
-            drainWakePipe();
-            reapChildren();
-            // A process that died left its children to the server: they
-            // get what the rest of the tree got.
-            if (state.phase == .terminating) signalAdoptedAsTree();
-            // The server holds both ends, so the pipe cannot hang up; if it
-            // fails anyway, signals are lost: close it (nothing polls it
-            // again), reap at every turn instead, and shut down.
+            const received = signals.take();
+            if (received.terminate) beginTermination();
+            if (received.child) {
+                reapChildren();
+                // A process that died left its children to the server:
+                // they get what the rest of the tree got (scanAdopted).
+                if (state.phase == .terminating) state.adopted_scan_due = true;
+            }
+            // Signals cannot be lost this way, but if they are: stop
+            // polling the fd, reap at every turn instead, and shut down.
             if (event.events & (poller.HUP | poller.ERR) != 0) {
-                poller.remove(state.wake_pipe[0]);
-                _ = sys.close(state.wake_pipe[0]);
-                state.wake_pipe[0] = -1;
+                poller.remove(signals.fd());
+                signals.lost();
                 beginTermination();
             }
         }
-        if (state.wake_pipe[0] < 0) reapChildren();
+        if (signals.fd() < 0) reapChildren();
         for (batch) |event| {
             if (event.key == key_wake) continue;
             if (event.key == key_owner_pidfd) {
@@ -344,6 +346,7 @@ fn serve() noreturn {
         }
 
         checkOwnerAlive();
+        scanAdopted();
         if (state.phase == .terminating and !state.killed and nowMs() >= state.kill_deadline_ms) {
             killTree();
             state.killed = true;
@@ -351,23 +354,43 @@ fn serve() noreturn {
     }
 }
 
+/// An idle server sleeps until something happens: the only deadlines are
+/// the kill after the grace period, during a stop the next look for
+/// adopted orphans, without an owner pidfd the next probe of the owner's
+/// pid, and, should signals ever be lost, the next reap.
 fn pollTimeout() c_int {
-    if (state.phase == .terminating and !state.killed) {
-        const left = state.kill_deadline_ms - nowMs();
-        return @intCast(std.math.clamp(left, 0, limits.owner_check_ms));
-    }
-    return limits.owner_check_ms;
+    const now = nowMs();
+    var wait_ms: i64 = -1;
+    if (state.phase == .terminating and !state.killed) wait_ms = sooner(wait_ms, state.kill_deadline_ms - now);
+    if (state.adopted_scan_due) wait_ms = sooner(wait_ms, state.next_adopted_scan_ms - now);
+    if (probesOwner()) wait_ms = sooner(wait_ms, limits.owner_check_ms);
+    // Signals lost (see serve): reaping waits for the next turn.
+    if (signals.fd() < 0) wait_ms = sooner(wait_ms, limits.owner_check_ms);
+    if (wait_ms < 0) return -1;
+    return @intCast(@min(wait_ms, limits.owner_check_ms));
 }
 
-fn drainWakePipe() void {
-    var buf: [64]u8 = undefined;
-    while (true) {
-        const n = sys.read(state.wake_pipe[0], &buf, buf.len);
-        if (n <= 0) break;
-        for (buf[0..@intCast(n)]) |byte| {
-            if (byte == 't') beginTermination();
-        }
-    }
+/// The earlier of two waits in ms, -1 meaning none; a deadline already
+/// past is 0.
+fn sooner(current: i64, candidate: i64) i64 {
+    const due = @max(candidate, 0);
+    return if (current < 0) due else @min(current, due);
+}
+
+fn scanAdopted() void {
+    if (!state.adopted_scan_due) return;
+    const now = nowMs();
+    if (now < state.next_adopted_scan_ms) return;
+    state.adopted_scan_due = false;
+    state.next_adopted_scan_ms = now + adopted_scan_ms;
+    signalAdoptedAsTree();
+}
+
+/// How late an orphan adopted during a stop may get the tree's signal.
+const adopted_scan_ms = 10;
+
+fn probesOwner() bool {
+    return state.phase == .serving and tree.state.owner_pidfd < 0;
 }
 
 /// The owner's connection normally reports its death (end-of-file), but a
@@ -376,7 +399,12 @@ fn drainWakePipe() void {
 /// in the poll set (a zombie owner counts as gone), or, without pidfds, a
 /// probe of its pid.
 fn checkOwnerAlive() void {
-    if (state.phase != .serving or tree.state.owner_pidfd >= 0) return;
+    if (!probesOwner()) return;
+    // The clock is read without a system call (vDSO); the probe is one
+    // kill(2) at most every owner_check_ms, not one per request.
+    const now = nowMs();
+    if (now < state.next_owner_probe_ms) return;
+    state.next_owner_probe_ms = now + limits.owner_check_ms;
     if (tree.ownerProbeSaysGone(state.owner_pid)) beginTermination();
 }
 
@@ -593,14 +621,15 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
         return replyError(reply_fd, .LIMIT_ERROR, err);
     }
 
-    // Signals stay blocked across fork so the child cannot run the server's
-    // handlers (which write to the server's wake pipe) before it resets them.
-    // The C library's fork() again, not a raw system call: the server is
-    // single-threaded, so the locks fork() takes are free and it cannot
-    // block; in exchange the child gets what only fork() maintains (the
-    // thread descriptor's tid used by raise() and pthread_kill(), reset
-    // malloc and stdio state, atfork child handlers of libraries that
-    // registered them), so entrypoints may use ordinary libc.
+    // Without signalfd, signals are blocked across fork so the child cannot
+    // run the server's handlers before it resets them (signals.zig).
+    // The C library's fork() (in a snapshot server _Fork(), without the
+    // host's atfork handlers: child_fork.zig), not a raw system call: the
+    // server is single-threaded, so the locks fork() takes are free and it
+    // cannot block; in exchange the child gets what only the C library
+    // maintains (the thread descriptor's tid used by raise() and
+    // pthread_kill(), its robust-mutex list), so entrypoints may use
+    // ordinary libc.
     var start = child.Start{
         .conn_fd = conn[1],
         .channel_fd = channel_fd,
@@ -612,9 +641,8 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
         else
             null,
         .server_pid = state.server_pid,
-        .changed_signals = &changed_signals,
         .inherited = if (state.inherited_overflow) null else state.inherited[0..state.inherited_count],
-        .caller_nofile = state.caller_nofile,
+        .caller_nofile = if (state.raised_nofile) state.caller_nofile else .{ .cur = 0, .max = 0 },
         .close_server_fds = closeServerFds,
     };
     if (state.kind == .clean) {
@@ -626,17 +654,17 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
         }
     }
     var old_mask: sys.sigset_t = undefined;
-    sys.blockAllSignals(&old_mask);
+    signals.blockForFork(&old_mask);
     // In place only for the owner: the server is suspended until the
     // program is exec'd, and chdir and execve follow paths the requester
     // chose (one on a file system a process serves, FUSE, could take as
     // long as that process likes). The owner can only stall its own
     // server; a child's program is started by an ordinary fork.
     const in_place = sys.is_linux and header.flags & protocol.Flags.spec_queued != 0 and peer == peers.owner;
-    const pid = if (in_place) spawnInPlace(&start) else sys.fork();
+    const pid = if (in_place) spawnInPlace(&start) else child_fork.fork();
     if (pid == 0) child.run(start);
     const fork_errno = sys.errno();
-    sys.setSignalMask(&old_mask);
+    signals.restoreAfterFork(&old_mask);
 
     if (pid < 0) {
         poller.remove(conn[0]);
@@ -702,6 +730,7 @@ fn closeFd(_: void, fd: sys.fd_t) void {
 pub fn forEachServerFd(context: anytype, comptime visit: fn (@TypeOf(context), sys.fd_t) void) void {
     if (state.wake_pipe[0] >= 0) visit(context, state.wake_pipe[0]);
     visit(context, state.wake_pipe[1]);
+    signals.forEachFd(context, visit);
     if (state.owner_fd >= 0) visit(context, state.owner_fd);
     if (poller.fd() >= 0) visit(context, poller.fd());
     write_end.forEachFd(context, visit);

@@ -12,6 +12,7 @@ const server = @import("server.zig");
 const tree = @import("tree.zig");
 const result_mod = @import("result.zig");
 const stdio_locks = @import("stdio_locks.zig");
+const child_fork = @import("child_fork.zig");
 const Result = result_mod.Result;
 const Error = result_mod.Error;
 const withErrno = result_mod.withErrno;
@@ -63,6 +64,8 @@ fn startWith(conn_ptr: ?*ServerConn, clean: ?CleanServer) Error!void {
     // locks are the exception musl and macOS leave: stdio_locks.zig.
     // Signals are blocked across the fork so that no host handler runs in
     // the new process before the server replaces them.
+    // Here, where dlsym is allowed: a snapshot server inherits it.
+    child_fork.lookUp();
     var old_mask: sys.sigset_t = undefined;
     sys.blockAllSignals(&old_mask);
     stdio_locks.lockBeforeFork();

@@ -26,6 +26,7 @@ export const native = cc({
     sleep200ms: entry,
     sleep_long: entry,
     write_to_passed_fds: entry,
+    libc_in_child: entry,
     exit_with_received_code: entry,
     channel_echo: entry,
     send_pipe_to_parent: entry,
