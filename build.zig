@@ -4,6 +4,12 @@
 //! (CI rebuilds and fails if lib/ changes).
 //!
 //! `zig build test` runs the Zig unit tests and the C test suite.
+//!
+//! `zig build -Ddarwin-paths=true` builds instead, for this machine (Linux
+//! only), a libforks.so and libforks-server that take every code path the
+//! macOS build takes (sys.paths), into zig-out/darwin-paths/ and never into
+//! lib/: the tests run them under the XNU socket-limit emulation of
+//! tests/darwin-paths/ (scripts/test.sh, suite darwin-paths).
 
 const std = @import("std");
 
@@ -27,20 +33,35 @@ const platforms = [_]Platform{
 
 pub fn build(b: *std.Build) void {
     const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimization mode (default: ReleaseSafe)") orelse .ReleaseSafe;
+    const darwin_paths = b.option(bool, "darwin-paths", "Build for this Linux machine, taking every code path of the macOS build, into zig-out/darwin-paths/ (lib/ is left alone)") orelse false;
+    const options = b.addOptions();
+    options.addOption(bool, "darwin_paths", darwin_paths);
 
     const update_lib = b.addUpdateSourceFiles();
-    for (platforms) |platform| {
-        const query = std.Target.Query.parse(.{ .arch_os_abi = platform.query }) catch @panic("bad target");
+    if (darwin_paths) {
+        const host = b.graph.host.result;
+        if (host.os.tag != .linux) @panic("-Ddarwin-paths=true builds for Linux only");
+        const query = std.Target.Query.parse(.{ .arch_os_abi = if (host.cpu.arch == .aarch64) "aarch64-linux-gnu.2.17" else "x86_64-linux-gnu.2.17" }) catch @panic("bad target");
         const target = b.resolveTargetQuery(query);
-        const library = addLibrary(b, target, optimize);
-        update_lib.addCopyFileToSource(library.getEmittedBin(), b.fmt("lib/{s}/{s}", .{ platform.dir, platform.file }));
-        const server = addServerExecutable(b, target, optimize);
-        update_lib.addCopyFileToSource(server.getEmittedBin(), b.fmt("lib/{s}/libforks-server", .{platform.dir}));
+        const dest: std.Build.InstallDir = .{ .custom = "darwin-paths" };
+        const library = addLibrary(b, target, optimize, options);
+        b.getInstallStep().dependOn(&b.addInstallArtifact(library, .{ .dest_dir = .{ .override = dest } }).step);
+        const server = addServerExecutable(b, target, optimize, options);
+        b.getInstallStep().dependOn(&b.addInstallArtifact(server, .{ .dest_dir = .{ .override = dest } }).step);
+    } else {
+        for (platforms) |platform| {
+            const query = std.Target.Query.parse(.{ .arch_os_abi = platform.query }) catch @panic("bad target");
+            const target = b.resolveTargetQuery(query);
+            const library = addLibrary(b, target, optimize, options);
+            update_lib.addCopyFileToSource(library.getEmittedBin(), b.fmt("lib/{s}/{s}", .{ platform.dir, platform.file }));
+            const server = addServerExecutable(b, target, optimize, options);
+            update_lib.addCopyFileToSource(server.getEmittedBin(), b.fmt("lib/{s}/libforks-server", .{platform.dir}));
+        }
+        b.getInstallStep().dependOn(&update_lib.step);
     }
-    b.getInstallStep().dependOn(&update_lib.step);
 
     const native = b.standardTargetOptions(.{});
-    const unit_tests = b.addTest(.{ .root_module = rootModule(b, native, .Debug) });
+    const unit_tests = b.addTest(.{ .root_module = rootModule(b, native, .Debug, options) });
     const run_unit_tests = b.addRunArtifact(unit_tests);
 
     const c_tests = b.addSystemCommand(&.{ "bash", "tests/c/run.sh" });
@@ -58,7 +79,7 @@ pub fn build(b: *std.Build) void {
     addBenchmarks(b);
 }
 
-fn rootModule(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builtin.OptimizeMode) *std.Build.Module {
+fn rootModule(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builtin.OptimizeMode, options: *std.Build.Step.Options) *std.Build.Module {
     const module = b.createModule(.{
         .root_source_file = b.path("zig/root.zig"),
         .target = target,
@@ -68,12 +89,13 @@ fn rootModule(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.bui
         .unwind_tables = .none,
     });
     module.addAnonymousImport("libforks_h", .{ .root_source_file = b.path("lib/include/libforks.h") });
+    module.addOptions("build_options", options);
     return module;
 }
 
 /// libforks-server, the program a clean server runs. Dynamically linked
 /// (musl included) so its children can dlopen their entrypoints.
-fn addServerExecutable(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builtin.OptimizeMode) *std.Build.Step.Compile {
+fn addServerExecutable(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builtin.OptimizeMode, options: *std.Build.Step.Options) *std.Build.Step.Compile {
     const module = b.createModule(.{
         .root_source_file = b.path("zig/server_main.zig"),
         .target = target,
@@ -83,6 +105,7 @@ fn addServerExecutable(b: *std.Build, target: std.Build.ResolvedTarget, optimize
         .pic = true,
         .unwind_tables = .none,
     });
+    module.addOptions("build_options", options);
     const executable = b.addExecutable(.{
         .name = "libforks-server",
         .root_module = module,
@@ -92,8 +115,8 @@ fn addServerExecutable(b: *std.Build, target: std.Build.ResolvedTarget, optimize
     return executable;
 }
 
-fn addLibrary(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builtin.OptimizeMode) *std.Build.Step.Compile {
-    const module = rootModule(b, target, optimize);
+fn addLibrary(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builtin.OptimizeMode, options: *std.Build.Step.Options) *std.Build.Step.Compile {
+    const module = rootModule(b, target, optimize, options);
     module.strip = true;
     module.pic = true;
     const library = b.addLibrary(.{

@@ -76,7 +76,7 @@ pub fn run(start: Start) noreturn {
 /// calls instead of one per fd (the server holds three per running child).
 /// False when that is not possible; the caller then closes by table.
 fn closeAllButKept(conn_fd: sys.fd_t, channel_fd: sys.fd_t) bool {
-    if (!sys.is_linux or server.state.inherited_overflow) return false;
+    if (!sys.linux_paths or server.state.inherited_overflow) return false;
     var kept: [server.max_inherited + 2]sys.fd_t = undefined;
     var count: usize = 0;
     for (server.state.inherited[0..server.state.inherited_count]) |fd| {

@@ -22,7 +22,7 @@ fn cmsgSpace(data_len: usize) usize {
 /// struct ucred (Linux SCM_CREDENTIALS): pid, uid, gid.
 const Ucred = extern struct { pid: sys.pid_t, uid: u32, gid: u32 };
 const SCM_CREDENTIALS: c_int = 2;
-const creds_space: usize = if (sys.is_linux) cmsgSpace(@sizeOf(Ucred)) else 0;
+const creds_space: usize = if (sys.linux_paths) cmsgSpace(@sizeOf(Ucred)) else 0;
 
 const control_capacity = cmsgSpace(max_fds * @sizeOf(sys.fd_t)) + creds_space;
 
@@ -48,7 +48,7 @@ pub fn sendFlags(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, f
 /// sender's own), so a receiver that turns SO_PASSCRED on only after this
 /// was sent still learns who sent it. Elsewhere, the same as sendFlags.
 pub fn sendWithCredentials(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, flags: c_int) c_int {
-    return sendControl(socket_fd, data, fds, flags, sys.is_linux);
+    return sendControl(socket_fd, data, fds, flags, sys.linux_paths);
 }
 
 fn sendControl(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, flags: c_int, credentials: bool) c_int {
@@ -182,7 +182,7 @@ pub fn receiveMaybeTruncated(socket_fd: sys.fd_t, data: []u8, fds: []sys.fd_t, f
                 }
             }
         }
-        if (sys.is_linux and header.level == sys.SOL_SOCKET and header.type == SCM_CREDENTIALS and len >= cmsg_data_offset + @sizeOf(Ucred)) {
+        if (sys.linux_paths and header.level == sys.SOL_SOCKET and header.type == SCM_CREDENTIALS and len >= cmsg_data_offset + @sizeOf(Ucred)) {
             var creds: Ucred = undefined;
             @memcpy(std.mem.asBytes(&creds), control.bytes[offset + cmsg_data_offset ..][0..@sizeOf(Ucred)]);
             sender_pid = creds.pid;
@@ -191,7 +191,7 @@ pub fn receiveMaybeTruncated(socket_fd: sys.fd_t, data: []u8, fds: []sys.fd_t, f
     }
     for (fds[count..capacity]) |*slot| slot.* = -1;
 
-    if (sys.is_darwin) {
+    if (!sys.linux_paths) {
         for (fds[0..count]) |fd| _ = sys.setCloexec(fd);
     }
     return .{

@@ -198,7 +198,7 @@ export fn libforks_pipe(fds: ?*[2]c_int) c_int {
 
 export fn libforks_memfd(name: ?[*:0]const u8) c_int {
     result_mod.clear();
-    if (!sys.is_linux) {
+    if (!sys.linux_paths) {
         _ = result_mod.failWith(.INVALID_ARGUMENT, sys.E.NOSYS);
         return -1;
     }
