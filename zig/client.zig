@@ -310,8 +310,11 @@ fn sendRequest(state: *ConnState, request: *const protocol.Request, extra_fds: [
     _ = sys.close(pipe_fds[1]);
     if (sent != 0) {
         _ = sys.close(pipe_fds[0]);
-        if (send_errno == sys.E.AGAIN) return failWith(.WOULD_BLOCK, send_errno);
-        if (send_errno == sys.E.PIPE or send_errno == sys.E.CONNRESET) return failWith(.SERVER_GONE, send_errno);
+        // ENOBUFS: a full datagram socket, not waited for when non-blocking
+        // (fdpass.waitForRoom). ECONNREFUSED: a datagram socket whose
+        // peer is gone.
+        if (send_errno == sys.E.AGAIN or send_errno == sys.E.NOBUFS) return failWith(.WOULD_BLOCK, send_errno);
+        if (send_errno == sys.E.PIPE or send_errno == sys.E.CONNRESET or send_errno == sys.E.CONNREFUSED) return failWith(.SERVER_GONE, send_errno);
         return failWith(.WRITE_ERROR, send_errno);
     }
     reply_fd.* = pipe_fds[0];

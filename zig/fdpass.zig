@@ -59,6 +59,7 @@ fn sendControl(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, fla
     var control: ControlBuffer = .{};
     var sent: usize = 0;
     var control_pending = fds.len > 0 or credentials;
+    var backoff_ms: u32 = 0;
     while (sent < data.len) {
         var iov = [1]sys.iovec{.{ .base = @constCast(data.ptr + sent), .len = data.len - sent }};
         var message = sys.msghdr{ .iov = &iov, .iovlen = 1, .control = null, .controllen = 0 };
@@ -90,12 +91,33 @@ fn sendControl(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, fla
         const n = sys.sendmsg(socket_fd, &message, sys.MSG_NOSIGNAL | flags);
         if (n < 0) {
             if (sys.errno() == sys.E.INTR) continue;
+            if (sys.errno() == sys.E.NOBUFS and waitForRoom(socket_fd, flags, &backoff_ms)) continue;
             return -1;
         }
         control_pending = false;
         sent += @intCast(n);
     }
     return 0;
+}
+
+/// darwin paths: XNU fails a datagram send to a full receiver with ENOBUFS
+/// at once, blocking socket or not, and its datagram sockets always poll
+/// writable, so there is nothing to wait on: a blocking send sleeps and
+/// tries again, 1 ms at first, doubling up to 32 ms (a slow reader costs
+/// at most 31 wake-ups a second, never a busy loop). A non-blocking one
+/// (MSG_DONTWAIT or O_NONBLOCK: the server, event loops) returns ENOBUFS
+/// to its caller, who retries later. A send never waits on Linux paths,
+/// where a full receiver blocks or gives EAGAIN and ENOBUFS means memory.
+fn waitForRoom(socket_fd: sys.fd_t, flags: c_int, backoff_ms: *u32) bool {
+    if (sys.linux_paths or flags & sys.MSG_DONTWAIT != 0) return false;
+    const status = sys.fcntl(socket_fd, sys.F_GETFL);
+    if (status < 0 or status & sys.O_NONBLOCK != 0) {
+        sys.setErrno(sys.E.NOBUFS);
+        return false;
+    }
+    backoff_ms.* = std.math.clamp(backoff_ms.* * 2, 1, 32);
+    sys.sleepMs(backoff_ms.*);
+    return true;
 }
 
 pub const Received = struct {

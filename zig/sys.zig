@@ -71,6 +71,8 @@ pub const E = struct {
     pub const NOSYS: c_int = if (is_linux) 38 else 78;
     pub const MSGSIZE: c_int = if (is_linux) 90 else 40;
     pub const CONNRESET: c_int = if (is_linux) 104 else 54;
+    pub const NOBUFS: c_int = if (is_linux) 105 else 55;
+    pub const CONNREFUSED: c_int = if (is_linux) 111 else 61;
     pub const NOENT: c_int = 2;
     pub const ACCES: c_int = 13;
 };
@@ -236,6 +238,8 @@ pub const SOL_SOCKET: c_int = if (is_linux) 1 else 0xffff;
 pub const SCM_RIGHTS: c_int = 1;
 pub const SO_NOSIGPIPE: c_int = 0x1022; // macOS only (emulated by tests/darwin-paths on Linux)
 pub const SO_PASSCRED: c_int = 16; // Linux only
+pub const SO_SNDBUF: c_int = if (is_linux) 7 else 0x1001;
+pub const SO_RCVBUF: c_int = if (is_linux) 8 else 0x1002;
 pub const SHUT_RDWR: c_int = 2;
 
 pub const MSG_TRUNC: c_int = if (is_linux) 0x20 else 0x10;
@@ -295,14 +299,29 @@ pub extern "c" fn recvmsg(fd: fd_t, msg: *msghdr, flags: c_int) isize;
 pub extern "c" fn shutdown(fd: fd_t, how: c_int) c_int;
 pub extern "c" fn setsockopt(fd: fd_t, level: c_int, name: c_int, value: ?*const anyopaque, len: u32) c_int;
 
+/// darwin paths: the buffers of every datagram socket pair libforks makes.
+/// XNU's defaults, a 2,048-byte datagram at most (a longer one fails with
+/// EMSGSIZE) and 4,096 bytes queued per receiver (then ENOBUFS), fit
+/// neither a fork request naming a symbol (protocol.Request, 5,152
+/// bytes), an exec-spec chunk (exec.zig, 32 KiB), a channel part
+/// (src/channel.ts, 60 KiB and its header), nor more than a few pipelined
+/// requests; SO_SNDBUF raises the first per sending socket, SO_RCVBUF the
+/// second per receiving one, within XNU's sb_max (about 7 MiB).
+pub const datagram_max: c_int = 64 * 1024;
+pub const datagram_queue: c_int = 256 * 1024;
+
 /// A close-on-exec AF_UNIX socket pair of `kind`. On macOS SIGPIPE is
-/// suppressed per socket, as MSG_NOSIGNAL does not exist there.
+/// suppressed per socket, as MSG_NOSIGNAL does not exist there, and a
+/// datagram pair gets buffers that hold what libforks sends on it.
 pub fn socketpairCloexec(kind: c_int, fds: *[2]fd_t) c_int {
     if (socketpair(AF_UNIX, kind | SOCK_CLOEXEC, 0, fds) != 0) return -1;
     if (!linux_paths) {
         const one: c_int = 1;
         for (fds) |fd| {
-            if (setCloexec(fd) != 0 or setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, @sizeOf(c_int)) != 0) {
+            if (setCloexec(fd) != 0 or setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, @sizeOf(c_int)) != 0 or
+                (kind == SOCK_DGRAM and (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &datagram_max, @sizeOf(c_int)) != 0 or
+                setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &datagram_queue, @sizeOf(c_int)) != 0)))
+            {
                 closeKeepErrno(fds[0]);
                 closeKeepErrno(fds[1]);
                 return -1;
@@ -310,6 +329,16 @@ pub fn socketpairCloexec(kind: c_int, fds: *[2]fd_t) c_int {
         }
     }
     return 0;
+}
+
+const timespec = extern struct { sec: i64, nsec: i64 };
+extern "c" fn nanosleep(wanted: *const timespec, left: ?*timespec) c_int;
+
+/// Sleeps `ms` milliseconds (async-signal-safe; an interrupted sleep just
+/// ends sooner).
+pub fn sleepMs(ms: u32) void {
+    const wanted = timespec{ .sec = ms / 1000, .nsec = @as(i64, ms % 1000) * 1_000_000 };
+    _ = nanosleep(&wanted, null);
 }
 
 // ---------------------------------------------------------------- processes
@@ -346,6 +375,26 @@ pub const pollfd = extern struct {
 };
 
 pub extern "c" fn poll(fds: [*]pollfd, count: c_uint, timeout_ms: c_int) c_int;
+
+/// macOS only: kqueue(2) and kevent(2), struct kevent as XNU lays it out
+/// on 64-bit targets.
+pub const Kevent = extern struct {
+    ident: usize,
+    filter: i16,
+    flags: u16,
+    fflags: u32,
+    data: isize,
+    udata: usize,
+};
+pub const EVFILT_PROC: i16 = -5;
+pub const EV_ADD: u16 = 0x1;
+pub const NOTE_EXIT: u32 = 0x80000000;
+pub const kqueue = if (is_darwin) struct {
+    extern "c" fn kqueue() c_int;
+}.kqueue else undefined;
+pub const kevent = if (is_darwin) struct {
+    extern "c" fn kevent(kq: c_int, changes: ?[*]const Kevent, nchanges: c_int, events: ?[*]Kevent, nevents: c_int, timeout: ?*const anyopaque) c_int;
+}.kevent else undefined;
 
 // ---------------------------------------------------------------- signals
 
