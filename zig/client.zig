@@ -248,7 +248,7 @@ pub fn serverPid(conn: ServerConn) sys.pid_t {
 
 /// pidfd_open(2): close-on-exec; -1 where the kernel lacks it.
 fn openPidfd(pid: sys.pid_t) sys.fd_t {
-    if (!sys.linux_paths) return -1;
+    if (!sys.linux_paths) return tree.watchExit(pid); // a kqueue on macOS
     const linux = std.os.linux;
     const rc = linux.syscall2(.pidfd_open, @as(usize, @intCast(pid)), 0);
     if (linux.E.init(rc) != .SUCCESS) return -1;
@@ -652,7 +652,11 @@ pub fn stopFinish(conn: ServerConn) Result {
 fn waitForServerEnd(fd: sys.fd_t, pidfd: sys.fd_t) void {
     var sink: [64]u8 = undefined;
     var no_fds: [0]sys.fd_t = .{};
-    while (fdpass.receive(fd, &sink, &no_fds, 0)) |received| {
+    // A datagram socket (darwin paths) reports no end-of-file when its
+    // peer closes (Linux reports nothing, XNU sets an error but wakes no
+    // reader): there only the exit watch says the server is gone.
+    while (sys.linux_paths) {
+        const received = fdpass.receive(fd, &sink, &no_fds, 0) orelse break;
         if (received.len == 0) break;
     }
     // End-of-file comes as the exiting server closes its fds, a moment

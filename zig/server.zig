@@ -144,6 +144,7 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
     // every child can join the tree's cgroup.
     tree.becomeSubreaper();
     tree.createCgroup(state.server_pid);
+    tree.watchOwner(owner_pid);
 
     if (sys.pipeCloexec(&state.wake_pipe) != 0 or
         sys.setNonblocking(state.wake_pipe[0], true) != 0 or
@@ -154,7 +155,7 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
     }
     write_end.init(state.wake_pipe[0]);
     if (!poller.init() or !poller.add(state.wake_pipe[0], key_wake) or !poller.add(owner_fd, key_owner) or
-        (owner_pidfd >= 0 and !poller.add(owner_pidfd, key_owner_pidfd)))
+        (tree.state.owner_pidfd >= 0 and !poller.add(tree.state.owner_pidfd, key_owner_pidfd)))
     {
         announce(owner_fd, .{ .result = @intFromEnum(Result.SOCKET_CREATION_ERROR), .error_number = sys.errno() }, -1);
         sys._exit(1);

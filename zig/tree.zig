@@ -103,6 +103,41 @@ pub fn openOwnerPidfd(owner_pid: sys.pid_t) sys.fd_t {
     return fd;
 }
 
+/// A pollable fd that becomes readable when process `pid` exits, or -1
+/// (it is gone already, or cannot be watched). On macOS, a kqueue holding
+/// EVFILT_PROC NOTE_EXIT for `pid` (a kqueue fd polls readable while an
+/// event is pending); kqueues are not inherited across fork, so each
+/// process that watches opens its own. On Linux a pidfd, which the
+/// darwin-paths build stands in for the kqueue, opened at the same
+/// moments. Unlike a pidfd opened by the owner's own child, a watch set up
+/// after the middle process exited cannot tell a pid reused in between
+/// (microseconds after start; the owner's connection ending is then what
+/// stops the server).
+pub fn watchExit(pid: sys.pid_t) sys.fd_t {
+    if (sys.is_darwin) {
+        const kq = sys.kqueue();
+        if (kq < 0) return -1;
+        _ = sys.setCloexec(kq);
+        const change = [1]sys.Kevent{.{ .ident = @intCast(pid), .filter = sys.EVFILT_PROC, .flags = sys.EV_ADD, .fflags = sys.NOTE_EXIT, .data = 0, .udata = 0 }};
+        if (sys.kevent(kq, &change, 1, null, 0, null) != 0) {
+            rawClose(kq);
+            return -1;
+        }
+        return kq;
+    }
+    const rc = linux.syscall2(.pidfd_open, @as(usize, @intCast(pid)), 0);
+    return if (succeeded(rc)) @intCast(rc) else -1;
+}
+
+/// darwin paths, in a new server: the owner's exit is watched by the
+/// server itself (watchExit), there being no pidfd for the middle process
+/// to open; the 250 ms probe (ownerProbeSaysGone) remains for a watch that
+/// could not be set up.
+pub fn watchOwner(owner_pid: sys.pid_t) void {
+    if (sys.linux_paths or state.owner_pidfd >= 0) return;
+    state.owner_pidfd = watchExit(owner_pid);
+}
+
 /// The owner has exited, zombie included: a pidfd is readable from the
 /// moment its process exits, reaped or not.
 pub fn ownerPidfdExited() bool {
