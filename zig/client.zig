@@ -312,9 +312,9 @@ fn sendRequest(state: *ConnState, request: *const protocol.Request, extra_fds: [
         _ = sys.close(pipe_fds[0]);
         // ENOBUFS: a full datagram socket, not waited for when non-blocking
         // (fdpass.waitForRoom). ECONNREFUSED: a datagram socket whose
-        // peer is gone.
+        // peer is gone, ENOTCONN once that was reported.
         if (send_errno == sys.E.AGAIN or send_errno == sys.E.NOBUFS) return failWith(.WOULD_BLOCK, send_errno);
-        if (send_errno == sys.E.PIPE or send_errno == sys.E.CONNRESET or send_errno == sys.E.CONNREFUSED) return failWith(.SERVER_GONE, send_errno);
+        if (send_errno == sys.E.PIPE or send_errno == sys.E.CONNRESET or send_errno == sys.E.CONNREFUSED or send_errno == sys.E.NOTCONN) return failWith(.SERVER_GONE, send_errno);
         return failWith(.WRITE_ERROR, send_errno);
     }
     reply_fd.* = pipe_fds[0];

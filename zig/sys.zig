@@ -73,6 +73,7 @@ pub const E = struct {
     pub const CONNRESET: c_int = if (is_linux) 104 else 54;
     pub const NOBUFS: c_int = if (is_linux) 105 else 55;
     pub const CONNREFUSED: c_int = if (is_linux) 111 else 61;
+    pub const NOTCONN: c_int = if (is_linux) 107 else 57;
     pub const NOENT: c_int = 2;
     pub const ACCES: c_int = 13;
 };
