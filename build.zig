@@ -127,9 +127,18 @@ fn addLibrary(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.bui
     // No UBSan runtime: there is no C code to check, and its handlers
     // would be exported into the host process.
     library.bundle_ubsan_rt = false;
-    // Export the C API only (ELF; Mach-O exports are not filtered by the
-    // linker Zig ships).
+    // Export the C API only. ELF: the version script. Mach-O, which the
+    // linker Zig ships filters by no list: compiler_rt is not bundled
+    // (libSystem carries it), or its ~260 weak symbols would be exported
+    // into the host on x86-64.
     if (target.result.os.tag == .linux) library.setVersionScript(b.path("zig/libforks.map"));
+    // Stack probes call __zig_probe_stack, which only Zig's compiler_rt
+    // has, so the x86-64 build goes without them, as the arm64 build
+    // already does (it references no probe).
+    if (target.result.os.tag.isDarwin()) {
+        library.bundle_compiler_rt = false;
+        module.stack_check = false;
+    }
     return library;
 }
 
