@@ -85,7 +85,7 @@ struct header {
   _Atomic uint64_t emsgsize;
   _Atomic uint64_t enobufs;
   _Atomic uint64_t resets;
-  _Atomic uint64_t overwritten; // slots of sockets still listed, taken by newer ones
+  _Atomic uint64_t overwritten; // slots of earlier sockets (closed or live) taken by newer ones
   _Atomic uint64_t untracked_peer;
   uint8_t pad[4096 - 64];
 };
