@@ -11,7 +11,7 @@
 # Time limits per step, in seconds (environment): LIBFORKS_BUILD_TIMEOUT
 # (900), LIBFORKS_UNIT_TIMEOUT (600), LIBFORKS_C_TIMEOUT (900),
 # LIBFORKS_BUN_TIMEOUT (900), LIBFORKS_TARGET_TIMEOUT (1800 per target
-# suite), LIBFORKS_CHECK_TIMEOUT (300).
+# suite), LIBFORKS_DARWIN_PATHS_TIMEOUT (1800), LIBFORKS_CHECK_TIMEOUT (300).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -204,6 +204,14 @@ for target in $targets; do
     suite "$target_suite-${target#linux-}" "${LIBFORKS_TARGET_TIMEOUT:-1800}" scripts/test-targets.sh "$target" "$target_suite"
   done
 done
+
+# --- macOS's code paths, on Linux -----------------------------------------------------
+# tests/darwin-paths/run.sh: the darwin-paths build (-Ddarwin-paths=true,
+# into zig-out/darwin-paths/) under an emulation of XNU's datagram socket
+# limits: the emulation's own check, the Zig unit tests, the C suite (its
+# known failures, listed with their reasons, counted apart), a Bun test
+# file, and the check that lib/'s dylibs export the C API only.
+suite darwin-paths "${LIBFORKS_DARWIN_PATHS_TIMEOUT:-1800}" tests/darwin-paths/run.sh
 
 # --- Type check: one test ------------------------------------------------------------
 if run typecheck "${LIBFORKS_CHECK_TIMEOUT:-300}" "$BIN/tsc" --noEmit -p . --pretty false; then

@@ -104,7 +104,7 @@ const max_kept = 256;
 fn moveLowThenClose(inherited_fds: ?[]const sys.fd_t, conn_fd: sys.fd_t, channel_fd: sys.fd_t) ?[2]sys.fd_t {
     const inherited_list = inherited_fds orelse return null;
     var kept: [max_kept]sys.fd_t = undefined;
-    if (!sys.is_linux or inherited_list.len + 2 > kept.len) return null;
+    if (!sys.linux_paths or inherited_list.len + 2 > kept.len) return null;
     var count: usize = 0;
     for (inherited_list) |fd| {
         kept[count] = fd;

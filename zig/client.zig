@@ -128,8 +128,11 @@ fn sendRequest(state: *ConnState, request: *const protocol.Request, extra_fds: [
     _ = sys.close(pipe_fds[1]);
     if (sent != 0) {
         _ = sys.close(pipe_fds[0]);
-        if (send_errno == sys.E.AGAIN) return withErrno(error.WOULD_BLOCK, send_errno);
-        if (send_errno == sys.E.PIPE or send_errno == sys.E.CONNRESET) return withErrno(error.SERVER_GONE, send_errno);
+        // ENOBUFS: a full datagram socket, not waited for when non-blocking
+        // (fdpass.waitForRoom). ECONNREFUSED: a datagram socket whose
+        // peer is gone, ENOTCONN once that was reported.
+        if (send_errno == sys.E.AGAIN or send_errno == sys.E.NOBUFS) return withErrno(error.WOULD_BLOCK, send_errno);
+        if (send_errno == sys.E.PIPE or send_errno == sys.E.CONNRESET or send_errno == sys.E.CONNREFUSED or send_errno == sys.E.NOTCONN) return withErrno(error.SERVER_GONE, send_errno);
         return withErrno(error.WRITE_ERROR, send_errno);
     }
     reply_fd.* = pipe_fds[0];
@@ -417,7 +420,11 @@ pub fn stopFinish(conn: ServerConn) Error!void {
 fn waitForServerEnd(fd: sys.fd_t, pidfd: sys.fd_t) void {
     var sink: [64]u8 = undefined;
     var no_fds: [0]sys.fd_t = .{};
-    while (fdpass.receive(fd, &sink, &no_fds, 0)) |received| {
+    // A datagram socket (darwin paths) reports no end-of-file when its
+    // peer closes (Linux reports nothing, XNU sets an error but wakes no
+    // reader): there only the exit watch says the server is gone.
+    while (sys.linux_paths) {
+        const received = fdpass.receive(fd, &sink, &no_fds, 0) orelse break;
         if (received.len == 0) break;
     }
     // End-of-file comes as the exiting server closes its fds, a moment

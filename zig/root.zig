@@ -226,7 +226,7 @@ export fn libforks_memfd(name: ?[*:0]const u8) c_int {
 }
 
 fn memfd(name: ?[*:0]const u8) Error!c_int {
-    if (!sys.is_linux) return result_mod.withErrno(error.INVALID_ARGUMENT, sys.E.NOSYS);
+    if (!sys.linux_paths) return result_mod.withErrno(error.INVALID_ARGUMENT, sys.E.NOSYS);
     const fd = memfd_create(name orelse "libforks", 1); // MFD_CLOEXEC
     if (fd < 0) return error.PIPE_CREATION_ERROR;
     return fd;

@@ -165,6 +165,7 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
     // every child can join the tree's cgroup.
     tree.becomeSubreaper();
     tree.createCgroup(state.server_pid);
+    tree.watchOwner(owner_pid);
 
     if (sys.pipeCloexec(&state.wake_pipe) != 0 or
         sys.setNonblocking(state.wake_pipe[0], true) != 0 or
@@ -179,7 +180,7 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
         sys._exit(1);
     }
     if (!poller.init() or !poller.add(signals.fd(), key_wake) or !poller.add(owner_fd, key_owner) or
-        (owner_pidfd >= 0 and !poller.add(owner_pidfd, key_owner_pidfd)))
+        (tree.state.owner_pidfd >= 0 and !poller.add(tree.state.owner_pidfd, key_owner_pidfd)))
     {
         announce(owner_fd, .{ .result = @intFromEnum(Result.SOCKET_CREATION_ERROR), .error_number = sys.errno() }, -1);
         sys._exit(1);
@@ -193,7 +194,7 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
     // must have no address at all. A message sent before this line has no
     // credentials, which is why the client attaches its own to a stop
     // request (the kernel checks them: a process can only claim its pid).
-    if (sys.is_linux) {
+    if (sys.linux_paths) {
         const on: c_int = 1;
         _ = sys.setsockopt(owner_fd, sys.SOL_SOCKET, sys.SO_PASSCRED, &on, @sizeOf(c_int));
     }
@@ -544,7 +545,7 @@ fn handleReadable(peer: Peer, hung_up: bool) void {
         .wait_all => handleWaitAll(peer, reply_fd),
         .kill => handleKill(peer, &header, reply_fd),
         .stop => handleStop(&header, reply_fd, peer == peers.owner and
-            (!sys.is_linux or received.sender_pid == state.owner_pid)),
+            (!sys.linux_paths or received.sender_pid == state.owner_pid)),
         _ => unreachable, // decode() rejects unknown ops
     }
 }
@@ -660,7 +661,7 @@ fn handleFork(peer: Peer, header: *const protocol.RequestHeader, reply_fd: sys.f
     // chose (one on a file system a process serves, FUSE, could take as
     // long as that process likes). The owner can only stall its own
     // server; a child's program is started by an ordinary fork.
-    const in_place = sys.is_linux and header.flags & protocol.Flags.spec_queued != 0 and peer == peers.owner;
+    const in_place = sys.linux_paths and header.flags & protocol.Flags.spec_queued != 0 and peer == peers.owner;
     const pid = if (in_place) spawnInPlace(&start) else child_fork.fork();
     if (pid == 0) child.run(start);
     const fork_errno = sys.errno();

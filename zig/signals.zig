@@ -22,7 +22,7 @@
 const std = @import("std");
 const sys = @import("sys.zig");
 
-const use_signalfd = sys.is_linux;
+const use_signalfd = sys.linux_paths;
 
 /// What the last take() found.
 pub const Received = struct {

@@ -36,7 +36,7 @@ pub fn startEx(conn_ptr: ?*ServerConn, options: ?*const abi.StartOptions) Error!
         abi.mode_snapshot => return startWith(conn_ptr, null),
         abi.mode_clean => {
             if (given.server_fd < 0 and given.server_path == null) return invalid();
-            if (given.server_fd >= 0 and !sys.is_linux) return invalid();
+            if (given.server_fd >= 0 and !sys.linux_paths) return invalid();
             return startWith(conn_ptr, .{ .path = given.server_path, .fd = given.server_fd });
         },
         else => return invalid(),
@@ -147,7 +147,7 @@ fn execServer(program: CleanServer, socket_fd: sys.fd_t, owner_pid: sys.pid_t, o
         const pidfd_arg = std.fmt.bufPrintZ(&pidfd_text, "{d}", .{owner_pidfd}) catch unreachable;
         const argv = [_:null]?[*:0]const u8{ "libforks-server", owner_arg.ptr, fd_arg.ptr, pidfd_arg.ptr };
         const envp = if (sys.is_darwin) _NSGetEnviron().* else environ;
-        if (sys.is_linux and program.fd >= 0) {
+        if (sys.linux_paths and program.fd >= 0) {
             _ = fexecve(program.fd, &argv, envp);
         } else {
             _ = sys.execve(program.path.?, &argv, envp);
@@ -172,7 +172,7 @@ fn readAnnouncement(fd: sys.fd_t, out: *protocol.Reply, cgroup_fd: *sys.fd_t) Er
 
 /// pidfd_open(2): close-on-exec; -1 where the kernel lacks it.
 fn openPidfd(pid: sys.pid_t) sys.fd_t {
-    if (!sys.is_linux) return -1;
+    if (!sys.linux_paths) return tree.watchExit(pid); // a kqueue on macOS
     const linux = std.os.linux;
     const rc = linux.syscall2(.pidfd_open, @as(usize, @intCast(pid)), 0);
     if (linux.E.init(rc) != .SUCCESS) return -1;
