@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# scripts/test-targets.sh TARGET SUITE [BUN TEST FILE...]: runs one suite
-# ("c" or "bun"; the Bun suite may be narrowed to some files) of the
+# scripts/test-targets.sh TARGET SUITE [TEST...]: runs one suite ("c" or
+# "bun"; it may be narrowed to some C tests or Bun test files) of the
 # prebuilt library of TARGET (linux-x64-musl, linux-arm64, linux-arm64-musl)
 # on this x86-64 Linux machine, as a user of that platform would run it:
 #
@@ -156,7 +156,9 @@ musl_cxx_libs() {
 }
 
 # --- The root ----------------------------------------------------------------------
-# Built once per target, C library and version of this script, then reused.
+# Built once per target, C library, pinned versions and version of the code
+# that builds it (build_root and its helpers, not the rest of this script),
+# then reused.
 if [[ "$target" == linux-arm64 ]]; then
   libc=glibc-$GLIBC_DEB
 elif [[ "$suite" == c ]]; then
@@ -164,8 +166,6 @@ elif [[ "$suite" == c ]]; then
 else
   libc=musl-$MUSL_NEW_DEB
 fi
-stamp=$( (echo "$target $libc $suite"; cat "${BASH_SOURCE[0]}") | sha256sum | cut -c1-12)
-root=$CACHE/roots/$target-$suite-$stamp
 
 build_root() {
   local new=$root.partial.$$
@@ -235,6 +235,9 @@ EOF
   mv -T "$new" "$root" 2>/dev/null || rm -rf "$new" # a concurrent run was first
 }
 
+stamp=$( (echo "$target $libc $suite $BUN_VERSION $BUSYBOX_DEB $GLIBC_DEB $MUSL_OLD_DEB $MUSL_NEW_DEB $GREENLET_WHEEL"
+  declare -f build_root deb unpacked bun_build musl_cxx_libs) | sha256sum | cut -c1-12)
+root=$CACHE/roots/$target-$suite-$stamp
 if [[ ! -d "$root" ]]; then
   # Roots made by older versions of this script.
   for old in "$CACHE/roots/$target-$suite-"*; do
@@ -293,13 +296,14 @@ inner() {
     chroot "$root" /bin/sh -c "cd '$ROOT' && $LIBFORKS_TARGET_COMMAND"
     return
   fi
-  local bun_tests
+  local bun_tests c_tests
   read -r -a bun_tests <<<"$BUN_TESTS"
+  read -r -a c_tests <<<"$C_TESTS"
   if [[ "$suite" == c ]]; then
     [[ -n "$qemu" ]] && export LIBFORKS_TEST_EMULATED=1
     CC="$ZIG_DIR/zig cc -target $zig_target" LIBFORKS_LIB_DIR="$ROOT/lib/$target" BUILD_SUFFIX="-$target" \
       LIBFORKS_TEST_RUNNER="chroot $root" LIBFORKS_TEST_TIMEOUT="${LIBFORKS_TARGET_TEST_TIMEOUT:-300}" \
-      bash tests/c/run.sh
+      bash tests/c/run.sh "${c_tests[@]}"
   else
     # bun test ends with lines such as " 12 pass", " 2 fail", " 1 error";
     # they become the `N passed, N failed` line.
@@ -328,10 +332,11 @@ inner() {
     return "$status"
   fi
 }
-# Bun test files to run (all by default): arguments after SUITE.
+# Tests to run (all by default): arguments after SUITE, Bun test files or
+# C test names.
 bun_tests=("${@:3}")
 ((${#bun_tests[@]} > 0)) || bun_tests=(tests/bun)
-export BUN_TESTS="${bun_tests[*]}"
+export BUN_TESTS="${bun_tests[*]}" C_TESTS="${*:3}"
 export -f inner
 export ROOT root qemu suite target zig_target ZIG_DIR CACHE LIBFORKS_TARGET_COMMAND
 start=$SECONDS
