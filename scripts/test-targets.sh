@@ -53,7 +53,8 @@ case "$suite" in c | bun) ;; *) die "usage: scripts/test-targets.sh $target c|bu
 
 # --- Pinned versions ---------------------------------------------------------------
 BUN_VERSION=1.4.4
-QEMU_DEB=1:7.2+dfsg-7+deb12u18+b3   # qemu-user-static, Debian 12
+QEMU_DEB=1:10.0.13+ds-0+deb13u1      # qemu-user (static binaries), Debian 13: Debian 12's qemu 7.2
+                                     # refuses PR_SET_CHILD_SUBREAPER with EINVAL
 BUSYBOX_DEB=1:1.35.0-4+deb12u1+b1    # busybox-static, Debian 12 (x86-64: runs natively)
 GLIBC_DEB=2.36-9+deb12u14            # libc6:arm64, Debian 12
 MUSL_OLD_DEB=1.2.3-1                 # musl, Debian 12
@@ -250,7 +251,7 @@ if [[ ! -d "$root" ]]; then
 fi
 qemu=
 if [[ "$arch" == aarch64 ]]; then
-  qemu=$(unpacked "$(deb bookworm amd64 qemu-user-static "$QEMU_DEB")")/usr/bin/qemu-aarch64-static
+  qemu=$(unpacked "$(deb trixie amd64 qemu-user "$QEMU_DEB")")/usr/bin/qemu-aarch64
   [[ -x "$qemu" ]] || die "no $qemu"
 fi
 
