@@ -232,6 +232,9 @@ build_root() {
 exec "$ZIG_DIR/zig" cc -target $zig_target "\$@"
 EOF
     chmod +x "$new/usr/bin/gcc" "$new/opt/bun/bun" || return 1
+    # What the README's code blocks are checked with: `cc` for the C block,
+    # and `node` for tsc's `#!/usr/bin/env node` (Bun run as node).
+    ln -s gcc "$new/usr/bin/cc" && ln -s /opt/bun/bun "$new/usr/bin/node" || return 1
   fi
   mv -T "$new" "$root" 2>/dev/null || rm -rf "$new" # a concurrent run was first
 }
@@ -273,6 +276,9 @@ inner() {
         [[ -e "$misc/libforks-aarch64" ]] || { echo "cannot register qemu-aarch64 with binfmt_misc"; exit 1; }
     fi
   fi
+  # The root a mount point of its own, as / is: `unshare --mount-proc`
+  # (tree.test.ts) makes / private, which fails where / is no mount.
+  mount --bind "$root" "$root" || exit 1
   # The fresh /tmp first: the repository (a clone in /tmp, say) and the
   # caches may live below it, and must not be hidden by it.
   mount -t tmpfs -o mode=1777 tmpfs "$root/tmp" || exit 1
