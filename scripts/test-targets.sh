@@ -232,6 +232,16 @@ build_root() {
 exec "$ZIG_DIR/zig" cc -target $zig_target "\$@"
 EOF
     chmod +x "$new/usr/bin/gcc" "$new/opt/bun/bun" || return 1
+    # Under emulation also a compiler for this machine: a seccomp filter
+    # (the no-memfd fixture) can only be installed by a native program,
+    # since qemu-user refuses PR_SET_SECCOMP to the programs it runs.
+    if [[ "$arch" != x86_64 ]]; then
+      cat >"$new/usr/bin/host-gcc" <<EOF
+#!/bin/sh
+exec "$ZIG_DIR/zig" cc -target x86_64-linux-musl "\$@"
+EOF
+      chmod +x "$new/usr/bin/host-gcc" || return 1
+    fi
     # What the README's code blocks are checked with: `cc` for the C block,
     # and `node` for tsc's `#!/usr/bin/env node` (Bun run as node).
     ln -s gcc "$new/usr/bin/cc" && ln -s /opt/bun/bun "$new/usr/bin/node" || return 1
