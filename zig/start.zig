@@ -149,6 +149,18 @@ fn execServer(program: CleanServer, socket_fd: sys.fd_t, owner_pid: sys.pid_t, o
         const envp = if (sys.is_darwin) _NSGetEnviron().* else environ;
         if (sys.linux_paths and program.fd >= 0) {
             _ = fexecve(program.fd, &argv, envp);
+            // fexecve is execveat(fd, "", AT_EMPTY_PATH): the kernel names
+            // the program "/dev/fd/N", unreachable after exec since the fd
+            // is close-on-exec, and binfmt_misc refuses such a program with
+            // ENOENT (its interpreter must open it). That is every foreign
+            // binary run through binfmt_misc (qemu-user: an arm64 container
+            // on an x86-64 host). By path, the kernel opens the file itself
+            // and hands it to an interpreter registered with the O flag.
+            if (sys.errno() == sys.E.NOENT) {
+                var path_text: [32]u8 = undefined;
+                const path = std.fmt.bufPrintZ(&path_text, "/proc/self/fd/{d}", .{program.fd}) catch unreachable;
+                _ = sys.execve(path.ptr, &argv, envp);
+            }
         } else {
             _ = sys.execve(program.path.?, &argv, envp);
         }

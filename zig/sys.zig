@@ -91,7 +91,9 @@ pub const O_NONBLOCK: c_int = if (is_linux) 0o4000 else 0x4;
 pub const O_CLOEXEC: c_int = if (is_linux) 0o2000000 else 0x1000000;
 pub const O_RDONLY: c_int = 0;
 pub const O_WRONLY: c_int = 1;
-pub const O_DIRECTORY: c_int = if (is_linux) 0o200000 else 0x100000;
+/// Per architecture on Linux: 0o200000 on x86-64 is O_DIRECT on arm64,
+/// where opening a directory with it fails with EINVAL.
+pub const O_DIRECTORY: c_int = if (is_linux) @bitCast(@as(u32, @bitCast(std.os.linux.O{ .DIRECTORY = true }))) else 0x100000;
 pub const F_DUPFD_CLOEXEC: c_int = if (is_linux) 1030 else 67;
 pub const F_GETFD: c_int = 1;
 pub const F_SETFD: c_int = 2;

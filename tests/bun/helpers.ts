@@ -48,14 +48,14 @@ export function pointerOf(symbol: unknown): number {
 // (each builds to a private name, then renames).
 const buildDir = join(tmpdir(), `libforks-bun-tests-${process.getuid?.() ?? "user"}`);
 
-function gccOnce(source: string, name: string, flags: string[]): string {
-  const hash = new Bun.CryptoHasher("sha256").update(readFileSync(source)).update(flags.join(" ")).digest("hex").slice(0, 16);
+function gccOnce(source: string, name: string, flags: string[], compiler = "gcc"): string {
+  const hash = new Bun.CryptoHasher("sha256").update(readFileSync(source)).update(`${compiler} ${flags.join(" ")}`).digest("hex").slice(0, 16);
   const out = join(buildDir, `${name}-${hash}`);
   if (existsSync(out)) return out;
   mkdirSync(buildDir, { recursive: true });
   const partial = `${out}.${process.pid}.tmp`;
-  const result = Bun.spawnSync(["gcc", ...flags, "-o", partial, source], { stderr: "pipe", stdout: "pipe" });
-  if (result.exitCode !== 0) throw new Error(`gcc ${source} failed:\n${result.stderr.toString()}`);
+  const result = Bun.spawnSync([compiler, ...flags, "-o", partial, source], { stderr: "pipe", stdout: "pipe" });
+  if (result.exitCode !== 0) throw new Error(`${compiler} ${source} failed:\n${result.stderr.toString()}`);
   renameSync(partial, out);
   return out;
 }
@@ -73,9 +73,14 @@ export function buildListFds(): string {
 }
 
 /** fixtures/no-memfd.c built as a program: runs its arguments with
- * memfd_create(2) failing with ENOSYS (a seccomp filter). */
+ * memfd_create(2) failing with ENOSYS (a seccomp filter). Under qemu-user
+ * it is built for this machine (host-gcc, scripts/test-targets.sh): qemu
+ * refuses PR_SET_SECCOMP (EINVAL) to the programs it runs, so that they
+ * cannot forbid the calls it needs; a native launcher's filter holds for
+ * the emulator it then execs, and the memfd_create the emulator makes for
+ * the program fails the same way. */
 export function buildNoMemfd(): string {
-  return gccOnce(join(fixtures, "no-memfd.c"), "no-memfd", ["-O1"]);
+  return gccOnce(join(fixtures, "no-memfd.c"), "no-memfd", ["-O1"], emulated ? "host-gcc" : "gcc");
 }
 
 /** Open fds of this process. */
