@@ -25,6 +25,7 @@ const CASES = [
   { id: "fdpass", file: "fdpass.ts" },
   { id: "memory", file: "memory.ts" },
   { id: "clean", file: "clean.ts" },
+  { id: "stop", file: "stop.ts" },
 ];
 
 function option(name: string): string | undefined {
@@ -123,6 +124,12 @@ function printTable(): void {
     for (const target of result.targets) console.log(`  ${target.met ? "MET   " : "MISSED"}  ${target.text}: ${target.measured}`);
   }
   for (const failure of failures) console.log(`  FAILED  case ${failure.id}: ${failure.error}`);
+  const unflat = results.filter((r) => (r.fdGrowth ?? 0) > 8);
+  console.log(
+    unflat.length
+      ? `\nfd table NOT flat in: ${unflat.map((r) => `${r.id} (+${r.fdGrowth})`).join(", ")}: ratios against Bun.spawn there are flattered`
+      : "\nfd table flat in every case (no slice grew it by more than 8 fds)",
+  );
 }
 
 function markdown(m: Machine): string {

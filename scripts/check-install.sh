@@ -85,12 +85,12 @@ tarball_contents() {
   local listing missing=0 path
   listing=$(tar -tzf "$TARBALL" | sed 's|^package/||' | sort)
   for path in package.json README.md LICENSE NOTICE CHANGELOG.md dist/index.js dist/index.d.ts dist/node.js \
-    lib/include/libforks.h lib/linux-x64/libforks.so lib/linux-x64/libforks-server lib/linux-arm64/libforks.so \
+    lib/include/libforks.h lib/include/libforks_ext.h lib/linux-x64/libforks.so lib/linux-x64/libforks-server lib/linux-arm64/libforks.so \
     lib/linux-x64-musl/libforks.so lib/linux-arm64-musl/libforks.so lib/darwin-x64/libforks.dylib lib/darwin-arm64/libforks.dylib; do
     grep -qxF "$path" <<<"$listing" || { echo "missing from the tarball: $path"; missing=1; }
   done
   local extra
-  extra=$(grep -vE '^(package\.json|README\.md|LICENSE|NOTICE|CHANGELOG\.md|dist/(index\.js|index\.d\.ts|node\.js)|lib/(include/libforks\.h|[a-z0-9-]+/(libforks\.(so|dylib)|libforks-server)))$' <<<"$listing")
+  extra=$(grep -vE '^(package\.json|README\.md|LICENSE|NOTICE|CHANGELOG\.md|dist/(index\.js|index\.d\.ts|node\.js)|lib/(include/libforks(_ext)?\.h|[a-z0-9-]+/(libforks\.(so|dylib)|libforks-server)))$' <<<"$listing")
   [[ -z "$extra" ]] || { echo "the tarball holds files a user does not need:"; echo "$extra"; missing=1; }
   # The prebuilt programs keep their exec bit.
   tar -tvzf "$TARBALL" package/lib/linux-x64/libforks-server | grep -q '^-rwx' || { echo "libforks-server lost its exec bit"; missing=1; }
@@ -107,6 +107,8 @@ install_tarball() {
   (cd "$APP" && as_user bun add "./libforks-$VERSION.tgz") || return 1
   # Only the package itself: no devDependencies, tests, bench or sources.
   local installed
+  # npm package names: no newline or glob character to trip over.
+  # shellcheck disable=SC2010
   installed=$(cd "$APP/node_modules" && ls -A | grep -vxE '\.bin|\.cache' | tr '\n' ' ')
   [[ "$installed" == "libforks " ]] || { echo "node_modules holds: $installed"; return 1; }
   for dir in tests bench src zig examples node_modules; do

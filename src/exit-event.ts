@@ -1,6 +1,7 @@
 // ExitEvent: the typed form of libforks_ExitEvent.
 
 import { signalName } from "./signals.ts";
+import { ExitEvent as layout } from "./abi.ts";
 
 /**
  * How a child ended: the typed form of `libforks_ExitEvent` (its pid and
@@ -42,10 +43,10 @@ export class ExitEvent {
     }
   }
 
-  /** Decodes the 8 bytes written on an exit fd. */
+  /** Decodes the libforks_ExitEvent written on an exit fd. */
   static fromBytes(bytes: Uint8Array): ExitEvent {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, 8);
-    return new ExitEvent(view.getInt32(0, true), view.getInt32(4, true));
+    const view = new DataView(bytes.buffer, bytes.byteOffset, layout.size);
+    return new ExitEvent(view.getInt32(layout.offset.pid, true), view.getInt32(layout.offset.wait_status, true));
   }
 
   /** True when the child exited with code 0. */

@@ -8,7 +8,8 @@ import { LibforksError } from "./errors.ts";
 import { getDoorbell, WRITABLE } from "./doorbell.ts";
 import { adoptFd, closeAdopted } from "./owned.ts";
 import type { PendingPid } from "./pending-pid.ts";
-import { FORK_REQUEST, failure } from "./wire.ts";
+import { failure } from "./wire.ts";
+import { ForkRequest, Result } from "./abi.ts";
 
 export interface QueuedFork {
   /** For error messages: "cannot fork" or "symbol X of L". */
@@ -47,14 +48,14 @@ export class ForkQueue {
   /** Sends one fork request. "queue": the connection is full (only when
    * not blocking). On success or failure the child's fd copies are closed. */
   #send(handle: Pointer, fork: QueuedFork, blocking: boolean): "sent" | "queue" | LibforksError {
-    new DataView(fork.request).setUint8(FORK_REQUEST.nonblocking, blocking ? 0 : 1);
+    new DataView(fork.request).setUint8(ForkRequest.offset.nonblocking, blocking ? 0 : 1);
     const out = new Int32Array(1);
     const result = lib.libforks_fork_async(handle, ptr(fork.request), ptr(out));
     void fork.keep;
-    if (result === -14 /* WOULD_BLOCK */ && !blocking) return "queue";
+    if (result === Result.WOULD_BLOCK && !blocking) return "queue";
     for (const fd of fork.childFds) closeAdopted(fd);
     if (result !== 0) {
-      const message = fork.what === "cannot fork" ? fork.what : `cannot ${result === -15 ? "load" : "fork"} ${fork.what}`;
+      const message = fork.what === "cannot fork" ? fork.what : `cannot ${result === Result.LOAD_ERROR ? "load" : "fork"} ${fork.what}`;
       const error = failure(result, message, "libforks_fork_async");
       fork.pid.fail(error);
       return error;

@@ -3,6 +3,7 @@
 import { LibforksError, codeOf } from "./errors.ts";
 import type { EventStream } from "./events.ts";
 import type { ServerConn } from "./conn.ts";
+import { Result } from "./abi.ts";
 
 /** @internal The pid of a fork sent with libforks_fork_async: the
  * answer on the event stream, or read there at once (blocking briefly) by
@@ -35,7 +36,7 @@ export class PendingPid {
           this.#resolve(record.pid);
           return;
         }
-        const message = what === "cannot fork" ? what : `cannot ${record.result === -15 ? "load" : "fork"} ${what}`;
+        const message = what === "cannot fork" ? what : `cannot ${record.result === Result.LOAD_ERROR ? "load" : "fork"} ${what}`;
         this.fail(new LibforksError(codeOf(record.result), message, { errno: record.errno, syscall: "fork" }));
       },
       (error: Error) => this.fail(error),

@@ -2,27 +2,28 @@
 // shape of Bun's ResourceUsage (subprocess.resourceUsage()).
 
 import type { ResourceUsage } from "bun";
+import { Rusage } from "./abi.ts";
 
 /** sizeof(struct rusage) on 64-bit Linux and macOS (glibc, musl). */
-export const RUSAGE_SIZE = 144;
+export const RUSAGE_SIZE = Rusage.size;
 
 /** Decodes `bytes` (struct rusage: two timevals, then 14 longs). */
 export function decodeRusage(bytes: Uint8Array): ResourceUsage {
   const view = new DataView(bytes.buffer, bytes.byteOffset, RUSAGE_SIZE);
-  const long = (i: number) => view.getBigInt64(i * 8, true);
-  const user = long(0) * 1_000_000n + long(1);
-  const system = long(2) * 1_000_000n + long(3);
-  const field = (i: number) => Number(long(4 + i));
+  const long = (name: keyof typeof Rusage.offset) => view.getBigInt64(Rusage.offset[name], true);
+  const field = (name: keyof typeof Rusage.offset) => Number(long(name));
+  const user = long("utime_sec") * 1_000_000n + long("utime_usec");
+  const system = long("stime_sec") * 1_000_000n + long("stime_usec");
   // ru_maxrss is in kilobytes on Linux, bytes on macOS; Bun reports bytes.
-  const maxRSS = process.platform === "darwin" ? field(0) : field(0) * 1024;
+  const maxRSS = process.platform === "darwin" ? field("maxrss") : field("maxrss") * 1024;
   return {
-    contextSwitches: { voluntary: field(12), involuntary: field(13) },
+    contextSwitches: { voluntary: field("nvcsw"), involuntary: field("nivcsw") },
     cpuTime: { user, system, total: user + system },
     maxRSS,
-    messages: { sent: field(9), received: field(10) },
-    ops: { in: field(7), out: field(8) },
-    shmSize: field(1),
-    signalCount: field(11),
-    swapCount: field(6),
+    messages: { sent: field("msgsnd"), received: field("msgrcv") },
+    ops: { in: field("inblock"), out: field("oublock") },
+    shmSize: field("ixrss"),
+    signalCount: field("nsignals"),
+    swapCount: field("nswap"),
   };
 }

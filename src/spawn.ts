@@ -164,7 +164,7 @@ export function spawnProgram(conn: ServerConn, argv: string[], options: SpawnOpt
 function cStrings(strings: string[]): { pointers: BigUint64Array; keep: Buffer[] } {
   const keep = strings.map((s) => Buffer.from(`${s}\0`));
   const pointers = new BigUint64Array(strings.length + 1);
-  keep.forEach((buffer, i) => (pointers[i] = BigInt(ptr(buffer))));
+  for (const [i, buffer] of keep.entries()) pointers[i] = BigInt(ptr(buffer));
   return { pointers, keep };
 }
 

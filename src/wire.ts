@@ -7,15 +7,13 @@ import { LibforksError, codeOf } from "./errors.ts";
 import { getDoorbell, READABLE } from "./doorbell.ts";
 import { ExitEvent } from "./exit-event.ts";
 import { adoptFd, closeAdopted, releaseFd } from "./owned.ts";
+import { Reply as ReplyLayout, Rusage } from "./abi.ts";
 import type { EventRecord } from "./events.ts";
 import type { WaitResult } from "./conn.ts";
 
 export function failure(result: number, what: string, syscall: string): LibforksError {
   return new LibforksError(codeOf(result), what, { errno: lib.libforks_last_errno(), syscall });
 }
-
-/** libforks_Reply: result, errno, pid, wait_status, then struct rusage. */
-export const REPLY_SIZE = 16 + 144;
 
 export interface Reply {
   result: number;
@@ -36,10 +34,10 @@ export async function readStopReply(replyFd: number): Promise<Reply> {
     closeAdopted(replyFd);
     throw error;
   }
-  const buffer = new ArrayBuffer(REPLY_SIZE);
+  const buffer = new ArrayBuffer(ReplyLayout.size);
   releaseFd(replyFd);
   const result = lib.libforks_reply_read(replyFd, ptr(buffer)); // closes replyFd
-  return { result, errno: new DataView(buffer).getInt32(4, true) };
+  return { result, errno: new DataView(buffer).getInt32(ReplyLayout.offset.error_number, true) };
 }
 
 /** A wait's answer: the record's fields, decoded. */
@@ -47,29 +45,17 @@ export function replyOf(record: EventRecord): Reply {
   const reply: Reply = { result: record.result, errno: record.errno };
   if (record.result === 0) {
     const view = new DataView(record.rusage.buffer, record.rusage.byteOffset, record.rusage.byteLength);
-    const micros = (offset: number) => Number(view.getBigInt64(offset, true)) * 1e6 + Number(view.getBigInt64(offset + 8, true));
+    const long = (name: keyof typeof Rusage.offset) => Number(view.getBigInt64(Rusage.offset[name], true));
     reply.wait = {
       pid: record.pid,
       status: record.waitStatus,
       event: new ExitEvent(record.pid, record.waitStatus),
-      rusage: { userMicros: micros(0), systemMicros: micros(16), maxRssKiB: Number(view.getBigInt64(32, true)) },
+      rusage: {
+        userMicros: long("utime_sec") * 1e6 + long("utime_usec"),
+        systemMicros: long("stime_sec") * 1e6 + long("stime_usec"),
+        maxRssKiB: long("maxrss"),
+      },
     };
   }
   return reply;
 }
-
-/** zig/client.zig ForkRequest (libforks_ForkRequest). */
-export const FORK_REQUEST = {
-  size: 56,
-  entrypoint: 8,
-  library: 16,
-  symbol: 24,
-  socketFd: 32,
-  exitFd: 36,
-  nonblocking: 40,
-  specQueued: 41,
-  exitRusage: 42,
-  exitEvent: 43,
-  events: 44,
-  tag: 48,
-} as const;

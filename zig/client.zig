@@ -1,4 +1,5 @@
-//! The calls a client makes: starting a server and sending it requests.
+//! The calls a client makes on a connection: requests to the server.
+//! Starting a server is start.zig.
 //!
 //! Every request gets its own reply pipe (see protocol.zig), so a
 //! connection is shared by any number of threads without a lock: the only
@@ -9,19 +10,18 @@ const sys = @import("sys.zig");
 const limits = @import("limits.zig");
 const protocol = @import("protocol.zig");
 const fdpass = @import("fdpass.zig");
-const server = @import("server.zig");
 const exec = @import("exec.zig");
 const tree = @import("tree.zig");
 const result_mod = @import("result.zig");
-const stdio_locks = @import("stdio_locks.zig");
-const Result = result_mod.Result;
-const fail = result_mod.fail;
-const failWith = result_mod.failWith;
+const abi = @import("abi.zig");
+const Error = result_mod.Error;
+const withErrno = result_mod.withErrno;
+const invalid = result_mod.invalid;
 
-pub const ServerConn = extern struct { private: ?*anyopaque };
-pub const Entrypoint = *const fn (ServerConn, c_int) callconv(.c) void;
+pub const ServerConn = abi.ServerConn;
+pub const Entrypoint = abi.Entrypoint;
 
-const conn_magic: u32 = 0x4e43_464c; // "LFCN"
+pub const conn_magic: u32 = 0x4e43_464c; // "LFCN"
 
 pub const ConnState = struct {
     magic: u32 = conn_magic,
@@ -52,22 +52,6 @@ pub const ConnState = struct {
     refs: std.atomic.Value(u32) = std.atomic.Value(u32).init(1),
 };
 
-/// libforks_StartOptions.
-pub const StartOptions = extern struct {
-    size: usize,
-    mode: c_int,
-    server_path: ?[*:0]const u8,
-    server_fd: c_int,
-};
-
-pub const mode_snapshot: c_int = 0;
-pub const mode_clean: c_int = 1;
-
-const CleanServer = struct {
-    path: ?[*:0]const u8,
-    fd: sys.fd_t,
-};
-
 /// A child's connection: its own socket to the server, made by the server
 /// at its fork (server.zig). Each child is a separate process, so one
 /// static slot per process is enough and no allocation happens after fork.
@@ -86,173 +70,9 @@ pub fn stateOf(conn: ServerConn) ?*ConnState {
     return state;
 }
 
-// ---------------------------------------------------------------- start
-
-pub fn start(conn_ptr: ?*ServerConn) Result {
-    return startWith(conn_ptr, null);
-}
-
-pub fn startEx(conn_ptr: ?*ServerConn, options: ?*const StartOptions) Result {
-    result_mod.clear();
-    const given = options orelse return startWith(conn_ptr, null);
-    if (given.size < @sizeOf(StartOptions)) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    switch (given.mode) {
-        mode_snapshot => return startWith(conn_ptr, null),
-        mode_clean => {
-            if (given.server_fd < 0 and given.server_path == null) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-            if (given.server_fd >= 0 and !sys.is_linux) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-            return startWith(conn_ptr, .{ .path = given.server_path, .fd = given.server_fd });
-        },
-        else => return failWith(.INVALID_ARGUMENT, sys.E.INVAL),
-    }
-}
-
-fn startWith(conn_ptr: ?*ServerConn, clean: ?CleanServer) Result {
-    result_mod.clear();
-    const out = conn_ptr orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    const memory = sys.malloc(@sizeOf(ConnState)) orelse return fail(.MALLOC_ERROR);
-    const state: *ConnState = @ptrCast(@alignCast(memory));
-
-    var pair: [2]sys.fd_t = undefined;
-    if (sys.socketpairCloexec(sys.message_socket_type, &pair) != 0) {
-        const r = fail(.SOCKET_CREATION_ERROR);
-        sys.free(memory);
-        return r;
-    }
-    const owner_pid = sys.getpid();
-
-    // Why the C library's fork() for the first fork: the caller may be
-    // multithreaded (a Bun process always is). glibc, musl and macOS's
-    // fork() take the C library's internal locks (malloc arenas, stdio,
-    // the dynamic loader) before forking and reset them in the child, so
-    // the server and every child inherit them unlocked. A raw clone/fork
-    // system call would copy them in whatever state other threads left
-    // them, and a child calling malloc could deadlock forever. Stream
-    // locks are the exception musl and macOS leave: stdio_locks.zig.
-    // Signals are blocked across the fork so that no host handler runs in
-    // the new process before the server replaces them.
-    var old_mask: sys.sigset_t = undefined;
-    sys.blockAllSignals(&old_mask);
-    stdio_locks.lockBeforeFork();
-    const middle = sys.fork();
-    if (middle == 0) {
-        stdio_locks.unlockAfterFork();
-        // A short-lived middle process: the server is its child, and it
-        // exits at once, so the server is re-parented to init and the
-        // caller never has a zombie to reap (Bun does not reap unknown
-        // children).
-        _ = sys.close(pair[0]);
-        // Opened here, where the owner is this process's parent: see
-        // tree.openOwnerPidfd.
-        const owner_pidfd = tree.openOwnerPidfd(owner_pid);
-        const server_pid = sys.fork();
-        if (server_pid == 0) {
-            if (clean) |program| execServer(program, pair[1], owner_pid, owner_pidfd);
-            server.main(pair[1], owner_pid, owner_pidfd, .snapshot);
-        }
-        if (server_pid < 0) {
-            const hello = protocol.Reply{ .result = @intFromEnum(Result.FORK_ERROR), .error_number = sys.errno() };
-            _ = fdpass.send(pair[1], std.mem.asBytes(&hello), &.{});
-        }
-        sys._exit(0);
-    }
-    const fork_errno = sys.errno();
-    stdio_locks.unlockAfterFork();
-    sys.setSignalMask(&old_mask);
-    _ = sys.close(pair[1]);
-    if (middle < 0) {
-        _ = sys.close(pair[0]);
-        sys.free(memory);
-        return failWith(.FORK_ERROR, fork_errno);
-    }
-    while (sys.waitpid(middle, null, 0) < 0 and sys.errno() == sys.E.INTR) {}
-
-    var hello: protocol.Reply = undefined;
-    var cgroup_fd: sys.fd_t = -1;
-    const got = readReplyFrom(pair[0], &hello, &cgroup_fd);
-    if (got != .OK or hello.result != @intFromEnum(Result.OK)) {
-        sys.closeKeepErrno(cgroup_fd);
-        _ = sys.close(pair[0]);
-        sys.free(memory);
-        if (got != .OK) return got;
-        return failWith(@enumFromInt(hello.result), hello.error_number);
-    }
-    std.debug.assert(hello.pid > 0);
-    state.* = .{
-        .fd = pair[0],
-        .server_pid = hello.pid,
-        .owner_pid = owner_pid,
-        .heap = true,
-        .clean = clean != null,
-        .pidfd = openPidfd(hello.pid),
-        .cgroup_fd = cgroup_fd,
-    };
-    out.* = .{ .private = state };
-    return .OK;
-}
-
-const fexecve = if (sys.is_linux) struct {
-    extern "c" fn fexecve(fd: sys.fd_t, argv: [*:null]const ?[*:0]const u8, envp: [*:null]const ?[*:0]const u8) c_int;
-}.fexecve else undefined;
-extern "c" var environ: [*:null]const ?[*:0]const u8;
-extern "c" fn _NSGetEnviron() *[*:null]const ?[*:0]const u8;
-
-/// In the process that becomes a clean server: exec libforks-server,
-/// telling it the number of the fd that holds the owner's connection (the
-/// socket keeps the number the library gave it, so no inheritable fd of
-/// the caller is displaced). Only exec-safe calls: this runs in a child of
-/// a possibly multithreaded caller. On failure the reason goes back on the
-/// connection as the start-up announcement.
-fn execServer(program: CleanServer, socket_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t) noreturn {
-    // Clearing close-on-exec is what lets the socket (and the owner's
-    // pidfd) survive execve.
-    if (owner_pidfd >= 0) _ = sys.fcntl(owner_pidfd, sys.F_SETFD, @as(c_int, 0));
-    if (sys.fcntl(socket_fd, sys.F_SETFD, @as(c_int, 0)) == 0) {
-        var pid_text: [16]u8 = undefined;
-        var fd_text: [16]u8 = undefined;
-        var pidfd_text: [16]u8 = undefined;
-        const owner_arg = std.fmt.bufPrintZ(&pid_text, "{d}", .{owner_pid}) catch unreachable;
-        const fd_arg = std.fmt.bufPrintZ(&fd_text, "{d}", .{socket_fd}) catch unreachable;
-        const pidfd_arg = std.fmt.bufPrintZ(&pidfd_text, "{d}", .{owner_pidfd}) catch unreachable;
-        const argv = [_:null]?[*:0]const u8{ "libforks-server", owner_arg.ptr, fd_arg.ptr, pidfd_arg.ptr };
-        const envp = if (sys.is_darwin) _NSGetEnviron().* else environ;
-        if (sys.is_linux and program.fd >= 0) {
-            _ = fexecve(program.fd, &argv, envp);
-        } else {
-            _ = sys.execve(program.path.?, &argv, envp);
-        }
-    }
-    const hello = protocol.Reply{ .result = @intFromEnum(Result.EXEC_ERROR), .error_number = sys.errno() };
-    _ = fdpass.send(socket_fd, std.mem.asBytes(&hello), &.{});
-    sys._exit(127);
-}
-
-/// Reads one Reply message from the connection socket (the start-up
-/// announcement uses the socket itself, before any reply pipe exists).
-/// The announcement may carry one fd: the tree's cgroup directory
-/// (tree.zig), stored in *cgroup_fd (else -1).
-fn readReplyFrom(fd: sys.fd_t, out: *protocol.Reply, cgroup_fd: *sys.fd_t) Result {
-    var fds = [1]sys.fd_t{-1};
-    cgroup_fd.* = -1;
-    const received = fdpass.receive(fd, std.mem.asBytes(out), &fds, 0) orelse return fail(.READ_ERROR);
-    if (received.fd_count == 1) cgroup_fd.* = fds[0];
-    if (received.len == 0) return failWith(.SERVER_GONE, sys.E.PIPE);
-    if (received.len != @sizeOf(protocol.Reply)) return failWith(.PROTOCOL_ERROR, 0);
-    return .OK;
-}
-
 pub fn serverPid(conn: ServerConn) sys.pid_t {
     const state = stateOf(conn) orelse return -1;
     return state.server_pid;
-}
-
-/// pidfd_open(2): close-on-exec; -1 where the kernel lacks it.
-fn openPidfd(pid: sys.pid_t) sys.fd_t {
-    if (!sys.is_linux) return -1;
-    const linux = std.os.linux;
-    const rc = linux.syscall2(.pidfd_open, @as(usize, @intCast(pid)), 0);
-    if (linux.E.init(rc) != .SUCCESS) return -1;
-    return @intCast(rc);
 }
 
 pub fn freeConn(conn: ServerConn) void {
@@ -275,29 +95,27 @@ pub fn freeConn(conn: ServerConn) void {
 
 /// One more handle on the connection, for another thread's event loop (a
 /// Bun Worker): the same connection, freed by its own libforks_free_conn.
-pub fn shareConn(conn: ServerConn, out: ?*ServerConn) Result {
-    result_mod.clear();
-    const shared = out orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn shareConn(conn: ServerConn, out: ?*ServerConn) Error!void {
+    const shared = out orelse return invalid();
+    const state = stateOf(conn) orelse return invalid();
     _ = state.refs.fetchAdd(1, .acq_rel);
     shared.* = conn;
-    return .OK;
 }
 
 // ---------------------------------------------------------------- requests
 
 /// Sends `request` with a fresh reply pipe and `extra_fds`, and returns the
 /// pipe's read end in reply_fd. extra_fds are the caller's to close.
-fn send(state: *ConnState, request: *const protocol.Request, extra_fds: []const sys.fd_t, reply_fd: *sys.fd_t) Result {
+fn send(state: *ConnState, request: *const protocol.Request, extra_fds: []const sys.fd_t, reply_fd: *sys.fd_t) Error!void {
     return sendRequest(state, request, extra_fds, reply_fd, false);
 }
 
 /// A request answered on an event stream (Flags.to_events) takes no reply
 /// pipe: *reply_fd is then -1.
-pub fn sendRequest(state: *ConnState, request: *const protocol.Request, extra_fds: []const sys.fd_t, reply_fd: *sys.fd_t, nonblocking: bool) Result {
+pub fn sendRequest(state: *ConnState, request: *const protocol.Request, extra_fds: []const sys.fd_t, reply_fd: *sys.fd_t, nonblocking: bool) Error!void {
     var pipe_fds: [2]sys.fd_t = .{ -1, -1 };
     const on_stream = request.header.flags & protocol.Flags.to_events != 0;
-    if (!on_stream and sys.pipeCloexec(&pipe_fds) != 0) return fail(.PIPE_CREATION_ERROR);
+    if (!on_stream and sys.pipeCloexec(&pipe_fds) != 0) return error.PIPE_CREATION_ERROR;
     var fds: [protocol.max_request_fds]sys.fd_t = undefined;
     const first: usize = if (on_stream) 0 else 1;
     fds[0] = pipe_fds[1];
@@ -314,33 +132,32 @@ pub fn sendRequest(state: *ConnState, request: *const protocol.Request, extra_fd
     if (pipe_fds[1] >= 0) _ = sys.close(pipe_fds[1]);
     if (sent != 0) {
         if (pipe_fds[0] >= 0) _ = sys.close(pipe_fds[0]);
-        if (send_errno == sys.E.AGAIN) return failWith(.WOULD_BLOCK, send_errno);
-        if (send_errno == sys.E.PIPE or send_errno == sys.E.CONNRESET) return failWith(.SERVER_GONE, send_errno);
-        return failWith(.WRITE_ERROR, send_errno);
+        // ENOBUFS: a full datagram socket, not waited for when non-blocking
+        // (fdpass.waitForRoom). ECONNREFUSED: a datagram socket whose
+        // peer is gone, ENOTCONN once that was reported.
+        if (send_errno == sys.E.AGAIN or send_errno == sys.E.NOBUFS) return withErrno(error.WOULD_BLOCK, send_errno);
+        if (send_errno == sys.E.PIPE or send_errno == sys.E.CONNRESET or send_errno == sys.E.CONNREFUSED or send_errno == sys.E.NOTCONN) return withErrno(error.SERVER_GONE, send_errno);
+        return withErrno(error.WRITE_ERROR, send_errno);
     }
     reply_fd.* = pipe_fds[0];
-    return .OK;
 }
 
 /// Reads the server's answer from a reply pipe and closes it.
-pub fn readReply(reply_fd: sys.fd_t, out: *protocol.Reply) Result {
-    if (reply_fd < 0) return failWith(.INVALID_ARGUMENT, sys.E.BADF);
+pub fn readReply(reply_fd: sys.fd_t, out: *protocol.Reply) Error!void {
+    if (reply_fd < 0) return withErrno(error.INVALID_ARGUMENT, sys.E.BADF);
     const n = sys.readFull(reply_fd, std.mem.asBytes(out));
     const read_errno = sys.errno();
     _ = sys.close(reply_fd);
-    if (n < 0) return failWith(.READ_ERROR, read_errno);
+    if (n < 0) return withErrno(error.READ_ERROR, read_errno);
     // The server closes the pipe only after a whole reply, or by dying.
-    if (n == 0) return failWith(.SERVER_GONE, sys.E.PIPE);
-    if (n != @sizeOf(protocol.Reply)) return failWith(.PROTOCOL_ERROR, 0);
-    const result: Result = @enumFromInt(out.result);
-    if (result != .OK) return failWith(result, out.error_number);
-    return .OK;
+    if (n == 0) return withErrno(error.SERVER_GONE, sys.E.PIPE);
+    if (n != @sizeOf(protocol.Reply)) return withErrno(error.PROTOCOL_ERROR, 0);
+    if (out.result != @intFromEnum(abi.Result.OK)) return result_mod.fromReply(out.result, out.error_number);
 }
 
-fn transact(state: *ConnState, request: *const protocol.Request, extra_fds: []const sys.fd_t, out: *protocol.Reply) Result {
+fn transact(state: *ConnState, request: *const protocol.Request, extra_fds: []const sys.fd_t, out: *protocol.Reply) Error!void {
     var reply_fd: sys.fd_t = -1;
-    const sent = send(state, request, extra_fds, &reply_fd);
-    if (sent != .OK) return sent;
+    try send(state, request, extra_fds, &reply_fd);
     return readReply(reply_fd, out);
 }
 
@@ -352,50 +169,24 @@ pub const ForkOut = struct {
     exit_fd: ?*c_int,
 };
 
-pub fn fork(conn: ServerConn, out: ForkOut, entry: ?Entrypoint) Result {
-    result_mod.clear();
-    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn fork(conn: ServerConn, out: ForkOut, entry: ?Entrypoint) Error!void {
+    const state = stateOf(conn) orelse return invalid();
     var request: protocol.Request = undefined;
-    const built = buildForkRequest(state, entry, null, null, &request);
-    if (built != .OK) return built;
+    try buildForkRequest(state, entry, null, null, &request);
     return forkWith(state, &request, out);
 }
 
-pub fn forkSymbol(conn: ServerConn, out: ForkOut, library: ?[*:0]const u8, symbol: ?[*:0]const u8) Result {
-    result_mod.clear();
-    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    if (symbol == null) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn forkSymbol(conn: ServerConn, out: ForkOut, library: ?[*:0]const u8, symbol: ?[*:0]const u8) Error!void {
+    const state = stateOf(conn) orelse return invalid();
+    if (symbol == null) return invalid();
     var request: protocol.Request = undefined;
-    const built = buildForkRequest(state, null, library, symbol, &request);
-    if (built != .OK) return built;
+    try buildForkRequest(state, null, library, symbol, &request);
     return forkWith(state, &request, out);
 }
 
 const ENAMETOOLONG: c_int = if (sys.is_linux) 36 else 63;
 
-/// libforks_ForkRequest.
-pub const ForkRequest = extern struct {
-    size: usize,
-    entrypoint: ?Entrypoint,
-    library: ?[*:0]const u8,
-    symbol: ?[*:0]const u8,
-    socket_fd: c_int,
-    exit_fd: c_int,
-    nonblocking: bool,
-    /// libforks_exec_entrypoint only: the whole spec is already queued on
-    /// socket_fd (at most 64 KiB), so the server may run the program
-    /// without copying itself.
-    spec_queued: bool = false,
-    /// The exit fd carries the child's struct rusage right after its
-    /// libforks_ExitEvent (one write of both).
-    exit_rusage: bool = false,
-    /// With events: the child's exit is an event on that stream too.
-    exit_event: bool = false,
-    /// An event stream's handle (libforks_events_open), or 0: the answer
-    /// comes there, tagged with `tag`, and no reply fd is made.
-    events: u32 = 0,
-    tag: u64 = 0,
-};
+pub const ForkRequest = abi.ForkRequest;
 
 /// What callers built before the event-stream fields existed pass.
 const fork_request_v1_size = 48;
@@ -403,12 +194,11 @@ const fork_request_v1_size = 48;
 /// Sends a fork request without waiting for the server: the child's
 /// socket end and the exit pipe's write end are the caller's (it made them
 /// and keeps its copies), and the pid arrives on the reply fd.
-pub fn forkAsync(conn: ServerConn, given: ?*const ForkRequest, reply_fd: ?*c_int) Result {
-    result_mod.clear();
-    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    const caller_request = given orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    const out = reply_fd orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    if (caller_request.size < fork_request_v1_size) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn forkAsync(conn: ServerConn, given: ?*const ForkRequest, reply_fd: ?*c_int) Error!void {
+    const state = stateOf(conn) orelse return invalid();
+    const caller_request = given orelse return invalid();
+    const out = reply_fd orelse return invalid();
+    if (caller_request.size < fork_request_v1_size) return invalid();
     // Fields past the caller's size are their defaults.
     var copy = ForkRequest{ .size = 0, .entrypoint = null, .library = null, .symbol = null, .socket_fd = -1, .exit_fd = -1, .nonblocking = false };
     const known = @min(caller_request.size, @sizeOf(ForkRequest));
@@ -421,10 +211,9 @@ pub fn forkAsync(conn: ServerConn, given: ?*const ForkRequest, reply_fd: ?*c_int
         copy.tag = 0;
     }
     const fork_request = &copy;
-    if (fork_request.entrypoint == null and fork_request.symbol == null) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    if (fork_request.entrypoint == null and fork_request.symbol == null) return invalid();
     var request: protocol.Request = undefined;
-    const built = buildForkRequest(state, fork_request.entrypoint, fork_request.library, fork_request.symbol, &request);
-    if (built != .OK) return built;
+    try buildForkRequest(state, fork_request.entrypoint, fork_request.library, fork_request.symbol, &request);
     var extra: [2]sys.fd_t = undefined;
     var extra_count: usize = 0;
     if (fork_request.exit_fd >= 0) {
@@ -439,12 +228,12 @@ pub fn forkAsync(conn: ServerConn, given: ?*const ForkRequest, reply_fd: ?*c_int
     }
     if (fork_request.spec_queued) {
         if (request.header.flags & protocol.Flags.builtin_exec == 0 or fork_request.socket_fd < 0) {
-            return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+            return invalid();
         }
         request.header.flags |= protocol.Flags.spec_queued;
     }
     if (fork_request.exit_rusage) {
-        if (fork_request.exit_fd < 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+        if (fork_request.exit_fd < 0) return invalid();
         request.header.flags |= protocol.Flags.exit_rusage;
     }
     if (fork_request.events != 0) {
@@ -453,7 +242,7 @@ pub fn forkAsync(conn: ServerConn, given: ?*const ForkRequest, reply_fd: ?*c_int
         request.header.tag = fork_request.tag;
     }
     if (fork_request.exit_event) {
-        if (fork_request.events == 0 or fork_request.exit_fd >= 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+        if (fork_request.events == 0 or fork_request.exit_fd >= 0) return invalid();
         request.header.flags |= protocol.Flags.exit_event;
     }
     return sendRequest(state, &request, extra[0..extra_count], out, fork_request.nonblocking);
@@ -461,34 +250,34 @@ pub fn forkAsync(conn: ServerConn, given: ?*const ForkRequest, reply_fd: ?*c_int
 
 /// The fork request for an entrypoint (by address, or the built-in exec
 /// one by flag) or for a symbol to load in the child.
-fn buildForkRequest(state: *ConnState, entry: ?Entrypoint, library: ?[*:0]const u8, symbol: ?[*:0]const u8, request: *protocol.Request) Result {
+fn buildForkRequest(state: *ConnState, entry: ?Entrypoint, library: ?[*:0]const u8, symbol: ?[*:0]const u8, request: *protocol.Request) Error!void {
     request.* = .{ .header = .{ .op = .fork } };
     if (symbol == null) {
-        const entrypoint = entry orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+        const entrypoint = entry orelse return invalid();
         // libforks_exec_entrypoint goes by flag: the server runs its own
         // copy, which also exists in a clean server.
         if (@intFromPtr(entrypoint) == @intFromPtr(&exec.entrypoint)) {
             request.header.flags = protocol.Flags.builtin_exec;
-            return .OK;
+            return;
         }
         // A clean server is another program: a pointer into this one would
         // jump anywhere.
-        if (state.clean) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+        if (state.clean) return invalid();
         request.header.entry = @intFromPtr(entrypoint);
-        return .OK;
+        return;
     }
-    if (entry != null) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    if (entry != null) return invalid();
     const symbol_name = sys.cString(symbol.?);
     const library_path: []const u8 = if (library) |l| sys.cString(l) else "";
     // A clean server's own image exports nothing to run.
-    if (state.clean and library == null) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    if (symbol_name.len == 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    if (state.clean and library == null) return invalid();
+    if (symbol_name.len == 0) return invalid();
     if (symbol_name.len >= limits.max_symbol or library_path.len >= limits.max_path) {
-        return failWith(.LIMIT_ERROR, ENAMETOOLONG);
+        return withErrno(error.LIMIT_ERROR, ENAMETOOLONG);
     }
     // Checked here, where failing is cheap and reportable: the child would
     // only be able to exit with 127.
-    if (sys.lookUpSymbol(library, symbol.?, sys.RTLD_NOW | sys.RTLD_LOCAL) == null) return failWith(.LOAD_ERROR, sys.E.NOENT);
+    if (sys.lookUpSymbol(library, symbol.?, sys.RTLD_NOW | sys.RTLD_LOCAL) == null) return withErrno(error.LOAD_ERROR, sys.E.NOENT);
 
     request.header.flags = protocol.Flags.symbol;
     @memcpy(request.payload[0..library_path.len], library_path);
@@ -496,7 +285,6 @@ fn buildForkRequest(state: *ConnState, entry: ?Entrypoint, library: ?[*:0]const 
     @memcpy(request.payload[library_path.len + 1 ..][0..symbol_name.len], symbol_name);
     request.payload[library_path.len + 1 + symbol_name.len] = 0;
     request.header.payload_len = @intCast(library_path.len + symbol_name.len + 2);
-    return .OK;
 }
 
 pub fn connFd(conn: ServerConn) c_int {
@@ -504,7 +292,7 @@ pub fn connFd(conn: ServerConn) c_int {
     return state.fd;
 }
 
-fn forkWith(state: *ConnState, request: *protocol.Request, out: ForkOut) Result {
+fn forkWith(state: *ConnState, request: *protocol.Request, out: ForkOut) Error!void {
     var exit_pipe: [2]sys.fd_t = .{ -1, -1 };
     var channel: [2]sys.fd_t = .{ -1, -1 };
     var extra: [2]sys.fd_t = undefined;
@@ -512,74 +300,66 @@ fn forkWith(state: *ConnState, request: *protocol.Request, out: ForkOut) Result 
     defer for (extra[0..extra_count]) |fd| sys.closeKeepErrno(fd);
 
     if (out.exit_fd != null) {
-        if (sys.pipeCloexec(&exit_pipe) != 0) return fail(.PIPE_CREATION_ERROR);
+        if (sys.pipeCloexec(&exit_pipe) != 0) return error.PIPE_CREATION_ERROR;
         request.header.flags |= protocol.Flags.exit_fd;
         extra[extra_count] = exit_pipe[1];
         extra_count += 1;
     }
     if (out.socket_fd != null) {
         if (sys.socketpairCloexec(sys.message_socket_type, &channel) != 0) {
-            const r = fail(.SOCKET_CREATION_ERROR);
             sys.closeKeepErrno(exit_pipe[0]);
-            return r;
+            return error.SOCKET_CREATION_ERROR;
         }
         request.header.flags |= protocol.Flags.channel;
         extra[extra_count] = channel[1];
         extra_count += 1;
     }
     var answer: protocol.Reply = undefined;
-    const result = transact(state, request, extra[0..extra_count], &answer);
-    if (result != .OK) {
+    transact(state, request, extra[0..extra_count], &answer) catch |err| {
         sys.closeKeepErrno(exit_pipe[0]);
         sys.closeKeepErrno(channel[0]);
-        return result;
-    }
+        return err;
+    };
     std.debug.assert(answer.pid > 0);
     if (out.pid) |p| p.* = answer.pid;
     if (out.exit_fd) |p| p.* = exit_pipe[0];
     if (out.socket_fd) |p| p.* = channel[0];
-    return .OK;
 }
 
 // ---------------------------------------------------------------- signals, waits
 
-pub fn killAll(conn: ServerConn, signal: c_int) Result {
+pub fn killAll(conn: ServerConn, signal: c_int) Error!void {
     var reply_fd: c_int = -1;
-    const sent = killAllAsync(conn, signal, &reply_fd);
-    if (sent != .OK) return sent;
+    try killAllAsync(conn, signal, &reply_fd);
     var answer: protocol.Reply = undefined;
     return readReply(reply_fd, &answer);
 }
 
-pub fn killAllAsync(conn: ServerConn, signal: c_int, reply_fd: ?*c_int) Result {
-    result_mod.clear();
-    const out = reply_fd orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    if (signal < 0 or signal >= sys.NSIG) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn killAllAsync(conn: ServerConn, signal: c_int, reply_fd: ?*c_int) Error!void {
+    const out = reply_fd orelse return invalid();
+    const state = stateOf(conn) orelse return invalid();
+    if (signal < 0 or signal >= sys.NSIG) return invalid();
     const request = protocol.Request{ .header = .{ .op = .kill_all, .number = signal } };
     return send(state, &request, &.{}, out);
 }
 
-/// libforks_kill_async flags.
-pub const kill_tree: c_int = 1;
+pub const kill_tree = abi.kill_tree;
 
-pub fn kill(conn: ServerConn, pid: sys.pid_t, signal: c_int, flags: c_int) Result {
+pub fn kill(conn: ServerConn, pid: sys.pid_t, signal: c_int, flags: c_int) Error!void {
     var reply_fd: c_int = -1;
-    const sent = killAsync(conn, pid, signal, flags, &reply_fd);
-    if (sent != .OK) return sent;
+    try killAsync(conn, pid, signal, flags, &reply_fd);
     var answer: protocol.Reply = undefined;
     return readReply(reply_fd, &answer);
 }
 
 /// Signals one child through the server, which knows whether it reaped
 /// it: a kill(2) from here could reach a process that reused the pid.
-pub fn killAsync(conn: ServerConn, pid: sys.pid_t, signal: c_int, flags: c_int, reply_fd: ?*c_int) Result {
-    result_mod.clear();
-    const out = reply_fd orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    if (pid <= 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    if (signal < 0 or signal >= sys.NSIG) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    if (flags & ~kill_tree != 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn killAsync(conn: ServerConn, pid: sys.pid_t, signal: c_int, flags: c_int, reply_fd: ?*c_int) Error!void {
+    const out = reply_fd orelse return invalid();
+    const state = stateOf(conn) orelse return invalid();
+    if (pid <= 0) return invalid();
+    if (signal < 0 or signal >= sys.NSIG) return invalid();
+    if (flags & ~kill_tree != 0) return invalid();
     var request = protocol.Request{ .header = .{ .op = .kill, .number = pid, .signal = @intCast(signal) } };
     if (flags & kill_tree != 0) request.header.flags = protocol.Flags.tree;
     return send(state, &request, &.{}, out);
@@ -594,64 +374,50 @@ fn waitRequest(conn: ServerConn, pid: sys.pid_t, options: c_int, request: *proto
     return state;
 }
 
-pub fn waitpid(conn: ServerConn, pid: sys.pid_t, waited_pid: ?*sys.pid_t, stat_loc: ?*c_int, options: c_int, usage: ?*sys.rusage) Result {
-    result_mod.clear();
+pub fn waitpid(conn: ServerConn, pid: sys.pid_t, waited_pid: ?*sys.pid_t, stat_loc: ?*c_int, options: c_int, usage: ?*sys.rusage) Error!void {
     var request: protocol.Request = undefined;
-    const state = waitRequest(conn, pid, options, &request) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    const state = waitRequest(conn, pid, options, &request) orelse return invalid();
     var answer: protocol.Reply = undefined;
-    const result = transact(state, &request, &.{}, &answer);
-    if (result != .OK) return result;
+    try transact(state, &request, &.{}, &answer);
     if (waited_pid) |p| p.* = answer.pid;
     if (stat_loc) |p| p.* = answer.wait_status;
     if (usage) |p| p.* = answer.rusage;
-    return .OK;
 }
 
-pub fn waitAll(conn: ServerConn) Result {
-    result_mod.clear();
-    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn waitAll(conn: ServerConn) Error!void {
+    const state = stateOf(conn) orelse return invalid();
     const request = protocol.Request{ .header = .{ .op = .wait_all } };
     var answer: protocol.Reply = undefined;
     return transact(state, &request, &.{}, &answer);
 }
 
-pub fn waitAsync(conn: ServerConn, pid: sys.pid_t, options: c_int, reply_fd: ?*c_int) Result {
-    result_mod.clear();
-    const out = reply_fd orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn waitAsync(conn: ServerConn, pid: sys.pid_t, options: c_int, reply_fd: ?*c_int) Error!void {
+    const out = reply_fd orelse return invalid();
     var request: protocol.Request = undefined;
-    const state = waitRequest(conn, pid, options, &request) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    const state = waitRequest(conn, pid, options, &request) orelse return invalid();
     return send(state, &request, &.{}, out);
 }
 
-pub fn waitAllAsync(conn: ServerConn, reply_fd: ?*c_int) Result {
-    result_mod.clear();
-    const out = reply_fd orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn waitAllAsync(conn: ServerConn, reply_fd: ?*c_int) Error!void {
+    const out = reply_fd orelse return invalid();
+    const state = stateOf(conn) orelse return invalid();
     const request = protocol.Request{ .header = .{ .op = .wait_all } };
     return send(state, &request, &.{}, out);
 }
 
 // ---------------------------------------------------------------- stop
 
-fn ownerState(conn: ServerConn, result: *Result) ?*ConnState {
-    const state = stateOf(conn) orelse {
-        result.* = failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-        return null;
-    };
+fn ownerState(conn: ServerConn) Error!*ConnState {
+    const state = stateOf(conn) orelse return invalid();
     // A plain fork() of the owner holds a copy of its connection; only the
     // owner itself may stop the server.
-    if (state.owner_pid == 0 or state.owner_pid != sys.getpid()) {
-        result.* = failWith(.NOT_OWNER, sys.E.PERM);
-        return null;
-    }
+    if (state.owner_pid == 0 or state.owner_pid != sys.getpid()) return withErrno(error.NOT_OWNER, sys.E.PERM);
     return state;
 }
 
-pub fn stopAsync(conn: ServerConn, wait: bool, server_only: bool, reply_fd: ?*c_int) Result {
-    result_mod.clear();
-    const out = reply_fd orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    var refused: Result = .OK;
-    const state = ownerState(conn, &refused) orelse return refused;
+pub fn stopAsync(conn: ServerConn, wait: bool, server_only: bool, reply_fd: ?*c_int) Error!void {
+    const out = reply_fd orelse return invalid();
+    const state = try ownerState(conn);
     var request = protocol.Request{ .header = .{ .op = .stop } };
     if (wait) request.header.flags |= protocol.Flags.wait;
     if (server_only) request.header.flags |= protocol.Flags.server_only;
@@ -664,8 +430,8 @@ pub fn stopAsync(conn: ServerConn, wait: bool, server_only: bool, reply_fd: ?*c_
 /// After the stop reply: waits until the server process is gone (its end
 /// of the connection closes when it exits, and nothing else holds it), then
 /// frees the connection.
-pub fn stopFinish(conn: ServerConn) Result {
-    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn stopFinish(conn: ServerConn) Error!void {
+    const state = stateOf(conn) orelse return invalid();
     if (state.stopping_with_wait) waitForServerEnd(state.fd, if (state.detaching) -1 else state.pidfd);
     // When the server is this process's own child (the double fork
     // re-parents it to the caller when the caller is a subreaper or PID 1),
@@ -677,13 +443,16 @@ pub fn stopFinish(conn: ServerConn) Result {
     // fail at once with SERVER_GONE instead of waiting on a dead server.
     if (state.refs.load(.acquire) > 1) _ = sys.shutdown(state.fd, sys.SHUT_RDWR);
     freeConn(conn);
-    return .OK;
 }
 
 fn waitForServerEnd(fd: sys.fd_t, pidfd: sys.fd_t) void {
     var sink: [64]u8 = undefined;
     var no_fds: [0]sys.fd_t = .{};
-    while (fdpass.receive(fd, &sink, &no_fds, 0)) |received| {
+    // A datagram socket (darwin paths) reports no end-of-file when its
+    // peer closes (Linux reports nothing, XNU sets an error but wakes no
+    // reader): there only the exit watch says the server is gone.
+    while (sys.linux_paths) {
+        const received = fdpass.receive(fd, &sink, &no_fds, 0) orelse break;
         if (received.len == 0) break;
     }
     // End-of-file comes as the exiting server closes its fds, a moment
@@ -695,22 +464,21 @@ fn waitForServerEnd(fd: sys.fd_t, pidfd: sys.fd_t) void {
     }
 }
 
-pub fn stop(conn: ServerConn, wait: bool, server_only: bool) Result {
+pub fn stop(conn: ServerConn, wait: bool, server_only: bool) Error!void {
     var reply_fd: c_int = -1;
-    const sent = stopAsync(conn, wait, server_only, &reply_fd);
-    if (sent == .NOT_OWNER or sent == .INVALID_ARGUMENT) return sent;
-    var result = sent;
-    if (sent == .OK) {
-        var answer: protocol.Reply = undefined;
-        result = readReply(reply_fd, &answer);
-    }
-    const saved = result_mod.lastErrno();
-    _ = stopFinish(conn);
-    if (result != .OK) return failWith(result, saved);
-    return .OK;
+    stopAsync(conn, wait, server_only, &reply_fd) catch |err| switch (err) {
+        // The connection stays valid: the caller may retry.
+        error.NOT_OWNER, error.INVALID_ARGUMENT => return err,
+        else => return finishKeepingError(conn, err),
+    };
+    var answer: protocol.Reply = undefined;
+    readReply(reply_fd, &answer) catch |err| return finishKeepingError(conn, err);
+    return stopFinish(conn);
 }
 
-comptime {
-    // src/wire.ts's layout table of libforks_ForkRequest.
-    std.debug.assert(@sizeOf(ForkRequest) == 56 and @offsetOf(ForkRequest, "events") == 44 and @offsetOf(ForkRequest, "tag") == 48);
+/// stop_finish after a failed stop: the stop's error and errno are kept.
+fn finishKeepingError(conn: ServerConn, err: Error) Error {
+    const saved = sys.errno();
+    stopFinish(conn) catch {};
+    return withErrno(err, saved);
 }

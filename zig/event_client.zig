@@ -9,42 +9,33 @@ const protocol = @import("protocol.zig");
 const fdpass = @import("fdpass.zig");
 const exec = @import("exec.zig");
 const client = @import("client.zig");
+const abi = @import("abi.zig");
 const result_mod = @import("result.zig");
-const Result = result_mod.Result;
-const fail = result_mod.fail;
-const failWith = result_mod.failWith;
+const Error = result_mod.Error;
+const withErrno = result_mod.withErrno;
+const invalid = result_mod.invalid;
 const ServerConn = client.ServerConn;
 const stateOf = client.stateOf;
 const sendRequest = client.sendRequest;
 const kill_tree = client.kill_tree;
 
-
 /// libforks_EventRequest: a wait, kill or kill_all answered on a stream.
-pub const EventRequest = extern struct {
-    size: usize,
-    op: c_int,
-    pid: sys.pid_t,
-    signal: c_int,
-    flags: c_int,
-    events: u32,
-    tag: u64,
-};
+pub const EventRequest = abi.EventRequest;
 
-pub const event_op_kill_all: c_int = 2;
-pub const event_op_wait: c_int = 3;
-pub const event_op_wait_all: c_int = 4;
-pub const event_op_kill: c_int = 6;
+const event_op_kill_all = abi.event_op_kill_all;
+const event_op_wait = abi.event_op_wait;
+const event_op_wait_all = abi.event_op_wait_all;
+const event_op_kill = abi.event_op_kill;
 
-pub fn sendEventRequest(conn: ServerConn, given: ?*const EventRequest) Result {
-    result_mod.clear();
-    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    const r = given orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    if (r.size < @sizeOf(EventRequest) or r.events == 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    if (r.signal < 0 or r.signal >= sys.NSIG) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn sendEventRequest(conn: ServerConn, given: ?*const EventRequest) Error!void {
+    const state = stateOf(conn) orelse return invalid();
+    const r = given orelse return invalid();
+    if (r.size < @sizeOf(EventRequest) or r.events == 0) return invalid();
+    if (r.signal < 0 or r.signal >= sys.NSIG) return invalid();
     var request: protocol.Request = .{ .header = .{ .op = .wait, .flags = protocol.Flags.to_events, .events = r.events, .tag = r.tag } };
     switch (r.op) {
         event_op_wait => {
-            if ((r.pid != -1 and r.pid <= 0) or r.flags & ~sys.WNOHANG != 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+            if ((r.pid != -1 and r.pid <= 0) or r.flags & ~sys.WNOHANG != 0) return invalid();
             request.header.number = r.pid;
             if (r.flags & sys.WNOHANG != 0) request.header.flags |= protocol.Flags.no_hang;
         },
@@ -54,13 +45,13 @@ pub fn sendEventRequest(conn: ServerConn, given: ?*const EventRequest) Result {
             request.header.number = r.signal;
         },
         event_op_kill => {
-            if (r.pid <= 0 or r.flags & ~kill_tree != 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+            if (r.pid <= 0 or r.flags & ~kill_tree != 0) return invalid();
             request.header.op = .kill;
             request.header.number = r.pid;
             request.header.signal = @intCast(r.signal);
             if (r.flags & kill_tree != 0) request.header.flags |= protocol.Flags.tree;
         },
-        else => return failWith(.INVALID_ARGUMENT, sys.E.INVAL),
+        else => return invalid(),
     }
     var none: sys.fd_t = -1;
     return sendRequest(state, &request, &.{}, &none, false);
@@ -69,118 +60,80 @@ pub fn sendEventRequest(conn: ServerConn, given: ?*const EventRequest) Result {
 /// Opens an event stream of this connection: a pipe whose read end is the
 /// caller's (close-on-exec, non-blocking) and whose write end the server
 /// holds. Its first record is read here: the stream's handle.
-pub fn openEvents(conn: ServerConn, read_fd: ?*c_int, handle: ?*u32) Result {
-    result_mod.clear();
-    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    const out_fd = read_fd orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    const out_handle = handle orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn openEvents(conn: ServerConn, read_fd: ?*c_int, handle: ?*u32) Error!void {
+    const state = stateOf(conn) orelse return invalid();
+    const out_fd = read_fd orelse return invalid();
+    const out_handle = handle orelse return invalid();
     var pipe_fds: [2]sys.fd_t = undefined;
-    if (sys.pipeCloexec(&pipe_fds) != 0) return fail(.PIPE_CREATION_ERROR);
+    if (sys.pipeCloexec(&pipe_fds) != 0) return error.PIPE_CREATION_ERROR;
     const request = protocol.Request{ .header = .{ .op = .open_events } };
     const sent = fdpass.send(state.fd, request.bytes(), &.{pipe_fds[1]});
     const send_errno = sys.errno();
     _ = sys.close(pipe_fds[1]);
     if (sent != 0) {
         _ = sys.close(pipe_fds[0]);
-        if (send_errno == sys.E.PIPE or send_errno == sys.E.CONNRESET) return failWith(.SERVER_GONE, send_errno);
-        return failWith(.WRITE_ERROR, send_errno);
+        // As client.sendRequest: ECONNREFUSED and ENOTCONN are a datagram
+        // socket whose peer is gone.
+        if (send_errno == sys.E.PIPE or send_errno == sys.E.CONNRESET or send_errno == sys.E.CONNREFUSED or send_errno == sys.E.NOTCONN) return withErrno(error.SERVER_GONE, send_errno);
+        return withErrno(error.WRITE_ERROR, send_errno);
     }
+    errdefer sys.closeKeepErrno(pipe_fds[0]);
     var record: protocol.EventRecord = undefined;
     const n = sys.readFull(pipe_fds[0], std.mem.asBytes(&record));
-    const read_errno = sys.errno();
-    const result: Result = if (n < 0)
-        failWith(.READ_ERROR, read_errno)
-    else if (n == 0)
-        failWith(.SERVER_GONE, sys.E.PIPE)
-    else if (n != @sizeOf(protocol.EventRecord) or record.magic != protocol.event_magic)
-        failWith(.PROTOCOL_ERROR, 0)
-    else if (record.result != 0)
-        failWith(@enumFromInt(record.result), record.error_number)
-    else if (sys.setNonblocking(pipe_fds[0], true) != 0)
-        fail(.PIPE_CREATION_ERROR)
-    else
-        .OK;
-    if (result != .OK) {
-        sys.closeKeepErrno(pipe_fds[0]);
-        return result;
-    }
+    if (n < 0) return error.READ_ERROR;
+    if (n == 0) return withErrno(error.SERVER_GONE, sys.E.PIPE);
+    if (n != @sizeOf(protocol.EventRecord) or record.magic != protocol.event_magic) return withErrno(error.PROTOCOL_ERROR, 0);
+    if (record.result != 0) return result_mod.fromReply(record.result, record.error_number);
+    if (sys.setNonblocking(pipe_fds[0], true) != 0) return error.PIPE_CREATION_ERROR;
     out_fd.* = pipe_fds[0];
     out_handle.* = record.handle;
-    return .OK;
 }
 
 /// Waits up to timeout_ms (-1: no limit) for records on a stream, then
 /// reads what is there into buf (len: a multiple of the record size).
 /// Returns the bytes read, 0 at end-of-file (the server is gone), -1 with
 /// errno (EAGAIN: nothing came in time).
-pub fn readEvents(fd: c_int, buf: ?[*]u8, len: usize, timeout_ms: c_int) isize {
-    result_mod.clear();
-    const out = buf orelse {
-        sys.setErrno(sys.E.INVAL);
-        return -1;
-    };
-    if (fd < 0 or len == 0 or len % @sizeOf(protocol.EventRecord) != 0) {
-        sys.setErrno(sys.E.INVAL);
-        return -1;
-    }
+pub fn readEvents(fd: c_int, buf: ?[*]u8, len: usize, timeout_ms: c_int) Error!isize {
+    const out = buf orelse return invalid();
+    if (fd < 0 or len == 0 or len % @sizeOf(protocol.EventRecord) != 0) return invalid();
     while (true) {
         const n = sys.read(fd, out, len);
         if (n >= 0) return n;
         const err = sys.errno();
         if (err == sys.E.INTR) continue;
-        if (err != sys.E.AGAIN or timeout_ms == 0) return -1;
+        if (err != sys.E.AGAIN or timeout_ms == 0) return error.READ_ERROR;
         var ready = [1]sys.pollfd{.{ .fd = fd, .events = sys.POLLIN, .revents = 0 }};
         const polled = sys.poll(&ready, 1, timeout_ms);
         if (polled < 0 and sys.errno() == sys.E.INTR) continue;
-        if (polled <= 0) {
-            if (polled == 0) sys.setErrno(sys.E.AGAIN);
-            return -1;
-        }
+        if (polled == 0) return withErrno(error.READ_ERROR, sys.E.AGAIN);
+        if (polled < 0) return error.READ_ERROR;
     }
 }
 
 /// libforks_SpawnRequest: libforks_exec_entrypoint's spec carried in the
 /// fork request itself (protocol.Flags.spec_inline), answered on an event
 /// stream: one message, no spec on the socket.
-pub const SpawnRequest = extern struct {
-    size: usize,
-    /// The program's path, argv, envp and, with has_cwd, the directory,
-    /// each NUL-terminated, back to back.
-    strings: ?[*]const u8,
-    strings_len: usize,
-    argc: u32,
-    envc: u32,
-    has_cwd: bool,
-    fds: ?[*]const c_int,
-    targets: ?[*]const c_int,
-    fd_count: c_int,
-    /// The exec child's end of the control socket (its outcome comes
-    /// there, libforks_read_exec_result).
-    socket_fd: c_int,
-    events: u32,
-    tag: u64,
-};
+pub const SpawnRequest = abi.SpawnRequest;
 
-pub fn spawnAsync(conn: ServerConn, given: ?*const SpawnRequest) Result {
-    result_mod.clear();
-    const state = stateOf(conn) orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    const r = given orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    if (r.size < @sizeOf(SpawnRequest) or r.events == 0 or r.socket_fd < 0 or r.argc == 0) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    const strings = r.strings orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    if (r.fd_count < 0 or r.fd_count > limits.max_fds_per_message) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn spawnAsync(conn: ServerConn, given: ?*const SpawnRequest) Error!void {
+    const state = stateOf(conn) orelse return invalid();
+    const r = given orelse return invalid();
+    if (r.size < @sizeOf(SpawnRequest) or r.events == 0 or r.socket_fd < 0 or r.argc == 0) return invalid();
+    const strings = r.strings orelse return invalid();
+    if (r.fd_count < 0 or r.fd_count > limits.max_fds_per_message) return invalid();
     const fd_count: usize = @intCast(r.fd_count);
-    if (fd_count > 0 and (r.fds == null or r.targets == null)) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    if (fd_count > 0 and (r.fds == null or r.targets == null)) return invalid();
     const fds: []const c_int = if (fd_count > 0) r.fds.?[0..fd_count] else &.{};
     const targets: []const c_int = if (fd_count > 0) r.targets.?[0..fd_count] else &.{};
     for (targets, 0..) |target, i| {
-        if (target < 0 or fds[i] < 0) return failWith(.INVALID_ARGUMENT, sys.E.BADF);
-        if (std.mem.indexOfScalar(c_int, targets[0..i], target) != null) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+        if (target < 0 or fds[i] < 0) return withErrno(error.INVALID_ARGUMENT, sys.E.BADF);
+        if (std.mem.indexOfScalar(c_int, targets[0..i], target) != null) return invalid();
     }
     const body = strings[0..r.strings_len];
     const string_count = 1 + @as(usize, r.argc) + r.envc + @intFromBool(r.has_cwd);
-    if (body.len == 0 or body[body.len - 1] != 0 or std.mem.count(u8, body, "\x00") != string_count) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+    if (body.len == 0 or body[body.len - 1] != 0 or std.mem.count(u8, body, "\x00") != string_count) return invalid();
     const payload_len = @sizeOf(exec.SpecHeader) + fd_count * @sizeOf(i32) + body.len;
-    if (payload_len > protocol.spec_inline_max) return failWith(.LIMIT_ERROR, sys.E.MSGSIZE);
+    if (payload_len > protocol.spec_inline_max) return withErrno(error.LIMIT_ERROR, sys.E.MSGSIZE);
 
     var request: protocol.Request = .{ .header = .{
         .op = .fork,
@@ -210,10 +163,4 @@ pub fn spawnAsync(conn: ServerConn, given: ?*const SpawnRequest) Result {
     @memcpy(attached[1..][0..fd_count], fds);
     var none: sys.fd_t = -1;
     return sendRequest(state, &request, attached[0 .. 1 + fd_count], &none, false);
-}
-
-comptime {
-    // src/events.ts's and src/spawn-request.ts's layout tables.
-    std.debug.assert(@sizeOf(SpawnRequest) == 80 and @offsetOf(SpawnRequest, "fds") == 40 and @offsetOf(SpawnRequest, "tag") == 72);
-    std.debug.assert(@sizeOf(EventRequest) == 40 and @offsetOf(EventRequest, "tag") == 32);
 }

@@ -17,9 +17,10 @@ const std = @import("std");
 const sys = @import("sys.zig");
 const limits = @import("limits.zig");
 const fdpass = @import("fdpass.zig");
-const client = @import("client.zig");
-const Result = @import("result.zig").Result;
+const abi = @import("abi.zig");
 const result_mod = @import("result.zig");
+const Error = result_mod.Error;
+const withErrno = result_mod.withErrno;
 
 pub const spec_magic: u32 = 0x5845_464c; // "LFEX"
 const error_magic: u32 = 0x5245_464c; // "LFER"
@@ -36,7 +37,7 @@ pub const SpecHeader = extern struct {
     reserved: u32 = 0,
 };
 
-pub const Step = enum(i32) { receive_spec = 1, map_fds = 2, chdir = 3, execve = 4 };
+pub const Step = @import("abi.zig").ExecStep;
 
 const ErrorRecord = extern struct {
     magic: u32 = error_magic,
@@ -48,45 +49,51 @@ const first_message_max = @sizeOf(SpecHeader) + limits.max_fds_per_message * @si
 
 // ---------------------------------------------------------------- child side
 
-pub fn entrypoint(_: client.ServerConn, socket_fd: c_int) callconv(.c) void {
+/// libforks_exec_entrypoint, the built-in entrypoint a caller may fork.
+pub fn entrypoint(_: abi.ServerConn, socket_fd: c_int) callconv(.c) void {
+    run(socket_fd, false);
+}
+
+/// Runs the spec received on socket_fd; on failure reports the step and
+/// errno there and exits with 127. `in_place`: the server's in-place exec
+/// child (server.spawnInPlace), which runs in the server's memory while
+/// the server waits, so the spec must be queued already (reads never wait)
+/// and lives in in_place_storage, not in a mapping that would outlive the
+/// child in the server.
+pub fn run(socket_fd: c_int, in_place: bool) noreturn {
     if (socket_fd < 0) sys._exit(127);
     var control = socket_fd;
-    runSpec(&control) catch reportFailure(control);
+    runSpec(&control, in_place) catch |failed| reportFailure(control, failed, in_place);
 }
 
 /// The spec came with the fork request (protocol.Flags.spec_inline): it
 /// is in this process's memory (a copy of the server's, or the server's
 /// own for an in-place child, which leaves it untouched) and its fds are
 /// already here. Only the outcome goes back on `socket_fd`.
-pub fn runInline(socket_fd: sys.fd_t, spec: []const u8, spec_fds: []const sys.fd_t) noreturn {
+pub fn runInline(socket_fd: sys.fd_t, spec: []const u8, spec_fds: []const sys.fd_t, in_place: bool) noreturn {
     var control = socket_fd;
-    runInlineSpec(&control, spec, spec_fds) catch reportFailure(control);
+    runInlineSpec(&control, spec, spec_fds) catch |failed| reportFailure(control, failed, in_place);
 }
 
-fn reportFailure(control: sys.fd_t) noreturn {
-    {
-        const record = ErrorRecord{ .step = @intFromEnum(last_failure.step), .error_number = last_failure.error_number };
-        // An in-place child runs while the server is suspended (vfork), and
-        // the caller holds the other end of this socket: a full queue must
-        // cost the report, not the server.
-        _ = fdpass.sendFlags(control, std.mem.asBytes(&record), &.{}, if (in_place) sys.MSG_DONTWAIT else 0);
-        sys._exit(127);
-    }
+fn reportFailure(control: sys.fd_t, failed: StepError, in_place: bool) noreturn {
+    // errno is still the failing call's: nothing ran since.
+    const record = ErrorRecord{ .step = @intFromEnum(stepOf(failed)), .error_number = sys.errno() };
+    // An in-place child runs while the server is suspended (vfork), and
+    // the caller holds the other end of this socket: a full queue must
+    // cost the report, not the server.
+    _ = fdpass.sendFlags(control, std.mem.asBytes(&record), &.{}, if (in_place) sys.MSG_DONTWAIT else 0);
+    sys._exit(127);
 }
 
-fn runInlineSpec(control: *sys.fd_t, spec: []const u8, spec_fds: []const sys.fd_t) error{Failed}!noreturn {
-    if (spec.len < @sizeOf(SpecHeader)) {
-        sys.setErrno(sys.E.INVAL);
-        try failure(.receive_spec);
-    }
+fn runInlineSpec(control: *sys.fd_t, spec: []const u8, spec_fds: []const sys.fd_t) StepError!noreturn {
+    if (spec.len < @sizeOf(SpecHeader)) return stepFailed(error.ReceiveSpec, sys.E.INVAL);
     var header: SpecHeader = undefined;
     @memcpy(std.mem.asBytes(&header), spec[0..@sizeOf(SpecHeader)]);
     const targets_len = @as(usize, header.fd_count) * @sizeOf(i32);
     if (header.magic != spec_magic or header.version != 1 or header.fd_count != spec_fds.len or
         header.body_len == 0 or spec.len != @sizeOf(SpecHeader) + targets_len + header.body_len or header.has_cwd > 1)
     {
-        sys.setErrno(sys.E.INVAL);
-        try failure(.receive_spec);
+        return stepFailed(error.ReceiveSpec, sys.E.INVAL);
     }
     var target_buf: [limits.max_fds_per_message]i32 = undefined;
     const targets = target_buf[0..header.fd_count];
@@ -97,8 +104,7 @@ fn runInlineSpec(control: *sys.fd_t, spec: []const u8, spec_fds: []const sys.fd_
     const body = spec[@sizeOf(SpecHeader) + targets_len ..];
     const string_count = 1 + @as(usize, header.argc) + header.envc + header.has_cwd;
     if (string_count > in_place_max_strings or body[body.len - 1] != 0 or std.mem.count(u8, body, "\x00") != string_count) {
-        sys.setErrno(sys.E.INVAL);
-        try failure(.receive_spec);
+        return stepFailed(error.ReceiveSpec, sys.E.INVAL);
     }
     // Only the pointer arrays are written: in in_place_storage, which is
     // this child's own copy, or the in-place child's alone.
@@ -108,7 +114,7 @@ fn runInlineSpec(control: *sys.fd_t, spec: []const u8, spec_fds: []const sys.fd_
 
 /// Points argv and envp into `body`, places the fds, changes directory
 /// and execs: returns only by failing.
-fn execFrom(control: *sys.fd_t, body: []const u8, pointers: [*]?[*:0]const u8, header: SpecHeader, fds: []sys.fd_t, targets: []const i32) error{Failed}!noreturn {
+fn execFrom(control: *sys.fd_t, body: []const u8, pointers: [*]?[*:0]const u8, header: SpecHeader, fds: []sys.fd_t, targets: []const i32) StepError!noreturn {
     var strings = std.mem.splitScalar(u8, body[0 .. body.len - 1], 0);
     const path: [*:0]const u8 = @ptrCast(strings.next().?.ptr);
     const argv = pointers[0 .. header.argc + 1];
@@ -121,44 +127,46 @@ fn execFrom(control: *sys.fd_t, body: []const u8, pointers: [*]?[*:0]const u8, h
 
     try mapFds(control, fds, targets);
     if (cwd) |dir| {
-        if (sys.chdir(dir) != 0) try failure(.chdir);
+        if (sys.chdir(dir) != 0) return error.Chdir;
     }
     _ = sys.execve(path, @ptrCast(argv.ptr), @ptrCast(envp.ptr));
-    try failure(.execve);
+    return error.Execve;
 }
 
-const Failure = struct { step: Step, error_number: c_int };
+/// Which step failed; errno says why.
+const StepError = error{ ReceiveSpec, MapFds, Chdir, Execve };
 
-/// One per process, and only the exec child writes it.
-var last_failure: Failure = .{ .step = .receive_spec, .error_number = 0 };
-
-fn failure(step: Step) error{Failed}!noreturn {
-    last_failure = .{ .step = step, .error_number = sys.errno() };
-    return error.Failed;
+fn stepOf(failed: StepError) Step {
+    return switch (failed) {
+        error.ReceiveSpec => .receive_spec,
+        error.MapFds => .map_fds,
+        error.Chdir => .chdir,
+        error.Execve => .execve,
+    };
 }
 
-/// Set by the server's in-place exec child (see server.spawnInPlace): it
-/// runs in the server's memory while the server waits, so the spec must be
-/// queued already (reads never wait) and lives in in_place_storage, not in
-/// a mapping that would outlive the child in the server.
-pub var in_place = false;
+/// A failed step whose errno is not a call's.
+fn stepFailed(failed: StepError, error_number: c_int) StepError {
+    sys.setErrno(error_number);
+    return failed;
+}
+
 pub const in_place_max_body = 64 * 1024;
 pub const in_place_max_strings = 4096;
 var in_place_storage: [in_place_max_body + 8 + (in_place_max_strings + 2) * @sizeOf(usize)]u8 align(16) = undefined;
 
-fn runSpec(control: *sys.fd_t) error{Failed}!noreturn {
+fn runSpec(control: *sys.fd_t, in_place: bool) StepError!noreturn {
     const flags: c_int = if (in_place) sys.MSG_DONTWAIT else 0;
     var first: [first_message_max]u8 align(8) = undefined;
     var fds: [limits.max_fds_per_message]sys.fd_t = undefined;
-    const received = fdpass.receive(control.*, &first, &fds, flags) orelse try failure(.receive_spec);
+    const received = fdpass.receive(control.*, &first, &fds, flags) orelse return error.ReceiveSpec;
     const header: *const SpecHeader = @ptrCast(&first);
     if (received.len < @sizeOf(SpecHeader) or header.magic != spec_magic or header.version != 1 or
         header.fd_count != received.fd_count or
         received.len != @sizeOf(SpecHeader) + header.fd_count * @sizeOf(i32) or
         header.body_len == 0 or header.body_len > limits.max_exec_spec or header.has_cwd > 1)
     {
-        sys.setErrno(sys.E.INVAL);
-        try failure(.receive_spec);
+        return stepFailed(error.ReceiveSpec, sys.E.INVAL);
     }
     var target_buf: [limits.max_fds_per_message]i32 = undefined;
     const targets = target_buf[0..header.fd_count];
@@ -171,28 +179,25 @@ fn runSpec(control: *sys.fd_t) error{Failed}!noreturn {
     const pointers_len = (@as(usize, header.argc) + 1 + header.envc + 1) * @sizeOf(usize);
     const map_len = header.body_len + @alignOf(usize) + pointers_len;
     if (in_place and (header.body_len > in_place_max_body or string_count > in_place_max_strings)) {
-        sys.setErrno(sys.E.MSGSIZE);
-        try failure(.receive_spec);
+        return stepFailed(error.ReceiveSpec, sys.E.MSGSIZE);
     }
     const map = if (in_place)
         @intFromPtr(&in_place_storage)
     else
         sys.mmap(null, map_len, sys.PROT_READ | sys.PROT_WRITE, sys.MAP_PRIVATE | sys.MAP_ANONYMOUS, -1, 0);
-    if (map == sys.MAP_FAILED) try failure(.receive_spec);
+    if (map == sys.MAP_FAILED) return error.ReceiveSpec;
     const body: []u8 = @as([*]u8, @ptrFromInt(map))[0..header.body_len];
     var filled: usize = 0;
     while (filled < body.len) {
         var no_fds: [0]sys.fd_t = .{};
-        const part = fdpass.receive(control.*, body[filled..], &no_fds, flags) orelse try failure(.receive_spec);
+        const part = fdpass.receive(control.*, body[filled..], &no_fds, flags) orelse return error.ReceiveSpec;
         if (part.len == 0) {
-            sys.setErrno(sys.E.PIPE);
-            try failure(.receive_spec);
+            return stepFailed(error.ReceiveSpec, sys.E.PIPE);
         }
         filled += part.len;
     }
     if (body[body.len - 1] != 0 or std.mem.count(u8, body, "\x00") != string_count) {
-        sys.setErrno(sys.E.INVAL);
-        try failure(.receive_spec);
+        return stepFailed(error.ReceiveSpec, sys.E.INVAL);
     }
 
     const pointers: [*]?[*:0]const u8 = @ptrFromInt(std.mem.alignForward(usize, map + header.body_len, @alignOf(usize)));
@@ -203,16 +208,14 @@ fn runSpec(control: *sys.fd_t) error{Failed}!noreturn {
 /// highest target, so no dup2 can overwrite an fd still to be placed (the
 /// control socket included). Then every other fd but 0-2 is marked
 /// close-on-exec, so the program holds exactly the fds it was given.
-fn mapFds(control: *sys.fd_t, received_fds: []sys.fd_t, targets: []const i32) error{Failed}!void {
+fn mapFds(control: *sys.fd_t, received_fds: []sys.fd_t, targets: []const i32) StepError!void {
     var floor: c_int = 3;
     for (targets, 0..) |target, i| {
         if (target < 0) {
-            sys.setErrno(sys.E.BADF);
-            try failure(.map_fds);
+            return stepFailed(error.MapFds, sys.E.BADF);
         }
         for (targets[0..i]) |earlier| if (earlier == target) {
-            sys.setErrno(sys.E.INVAL);
-            try failure(.map_fds);
+            return stepFailed(error.MapFds, sys.E.INVAL);
         };
         floor = @max(floor, target + 1);
     }
@@ -220,15 +223,15 @@ fn mapFds(control: *sys.fd_t, received_fds: []sys.fd_t, targets: []const i32) er
     for (received_fds) |*fd| fd.* = try moveAbove(fd.*, floor);
     for (received_fds, targets) |fd, target| {
         // dup2 clears close-on-exec on the target: it survives execve.
-        if (sys.dup2(fd, target) < 0) try failure(.map_fds);
+        if (sys.dup2(fd, target) < 0) return error.MapFds;
     }
     markOthersCloexec(targets);
 }
 
-fn moveAbove(fd: sys.fd_t, floor: c_int) error{Failed}!sys.fd_t {
+fn moveAbove(fd: sys.fd_t, floor: c_int) StepError!sys.fd_t {
     if (fd >= floor) return fd;
     const moved = sys.fcntl(fd, sys.F_DUPFD_CLOEXEC, floor);
-    if (moved < 0) try failure(.map_fds);
+    if (moved < 0) return error.MapFds;
     _ = sys.close(fd);
     return moved;
 }
@@ -258,19 +261,18 @@ pub fn sendSpec(
     fds: ?[*]const c_int,
     targets: ?[*]const c_int,
     fd_count: usize,
-) callconv(.c) Result {
-    result_mod.clear();
-    const invalid = Result.INVALID_ARGUMENT;
-    const file = path orelse return result_mod.failWith(invalid, sys.E.INVAL);
-    const args = argv orelse return result_mod.failWith(invalid, sys.E.INVAL);
-    const env = envp orelse return result_mod.failWith(invalid, sys.E.INVAL);
-    if (fd_count > limits.max_fds_per_message) return result_mod.failWith(invalid, sys.E.INVAL);
-    if (fd_count > 0 and (fds == null or targets == null)) return result_mod.failWith(invalid, sys.E.INVAL);
+) Error!void {
+    const invalid = error.INVALID_ARGUMENT;
+    const file = path orelse return withErrno(invalid, sys.E.INVAL);
+    const args = argv orelse return withErrno(invalid, sys.E.INVAL);
+    const env = envp orelse return withErrno(invalid, sys.E.INVAL);
+    if (fd_count > limits.max_fds_per_message) return withErrno(invalid, sys.E.INVAL);
+    if (fd_count > 0 and (fds == null or targets == null)) return withErrno(invalid, sys.E.INVAL);
     const fd_list: []const c_int = if (fd_count > 0) fds.?[0..fd_count] else &.{};
     const target_list: []const c_int = if (fd_count > 0) targets.?[0..fd_count] else &.{};
     for (target_list, 0..) |target, i| {
-        if (target < 0 or fd_list[i] < 0) return result_mod.failWith(invalid, sys.E.BADF);
-        if (std.mem.indexOfScalar(c_int, target_list[0..i], target) != null) return result_mod.failWith(invalid, sys.E.INVAL);
+        if (target < 0 or fd_list[i] < 0) return withErrno(invalid, sys.E.BADF);
+        if (std.mem.indexOfScalar(c_int, target_list[0..i], target) != null) return withErrno(invalid, sys.E.INVAL);
     }
 
     const argc = std.mem.len(args);
@@ -279,7 +281,7 @@ pub fn sendSpec(
     for (args[0..argc]) |arg| body_len += sys.cString(arg.?).len + 1;
     for (env[0..envc]) |entry| body_len += sys.cString(entry.?).len + 1;
     if (cwd) |dir| body_len += sys.cString(dir).len + 1;
-    if (body_len > limits.max_exec_spec or argc == 0) return result_mod.failWith(invalid, sys.E.INVAL);
+    if (body_len > limits.max_exec_spec or argc == 0) return withErrno(invalid, sys.E.INVAL);
 
     var first: [first_message_max]u8 align(8) = undefined;
     const header = SpecHeader{
@@ -292,7 +294,7 @@ pub fn sendSpec(
     @memcpy(first[0..@sizeOf(SpecHeader)], std.mem.asBytes(&header));
     @memcpy(first[@sizeOf(SpecHeader)..][0 .. fd_count * @sizeOf(i32)], std.mem.sliceAsBytes(target_list));
     if (fdpass.send(socket_fd, first[0 .. @sizeOf(SpecHeader) + fd_count * @sizeOf(i32)], fd_list) != 0) {
-        return result_mod.fail(.WRITE_ERROR);
+        return error.WRITE_ERROR;
     }
 
     var writer = ChunkWriter{ .fd = socket_fd };
@@ -301,8 +303,7 @@ pub fn sendSpec(
     for (env[0..envc]) |entry| writer.add(sys.cString(entry.?));
     if (cwd) |dir| writer.add(sys.cString(dir));
     writer.flush();
-    if (writer.failed) return result_mod.fail(.WRITE_ERROR);
-    return .OK;
+    if (writer.failed) return error.WRITE_ERROR;
 }
 
 /// Packs NUL-terminated strings into messages of at most chunk_len bytes.
@@ -336,17 +337,16 @@ const ChunkWriter = struct {
     }
 };
 
-pub fn readResult(socket_fd: c_int, failed_step: ?*c_int) Result {
-    result_mod.clear();
-    if (socket_fd < 0) return result_mod.failWith(.INVALID_ARGUMENT, sys.E.BADF);
+pub fn readResult(socket_fd: c_int, failed_step: ?*c_int) Error!void {
+    if (socket_fd < 0) return withErrno(error.INVALID_ARGUMENT, sys.E.BADF);
     var record: ErrorRecord = undefined;
     var no_fds: [0]sys.fd_t = .{};
     const received = fdpass.receive(socket_fd, std.mem.asBytes(&record), &no_fds, 0);
     const read_errno = sys.errno();
     _ = sys.close(socket_fd);
-    const got = received orelse return result_mod.failWith(.READ_ERROR, read_errno);
-    if (got.len == 0) return .OK; // close-on-exec closed it: execve succeeded
-    if (got.len != @sizeOf(ErrorRecord) or record.magic != error_magic) return result_mod.failWith(.PROTOCOL_ERROR, 0);
+    const got = received orelse return withErrno(error.READ_ERROR, read_errno);
+    if (got.len == 0) return; // close-on-exec closed it: execve succeeded
+    if (got.len != @sizeOf(ErrorRecord) or record.magic != error_magic) return withErrno(error.PROTOCOL_ERROR, 0);
     if (failed_step) |p| p.* = record.step;
-    return result_mod.failWith(.EXEC_ERROR, record.error_number);
+    return withErrno(error.EXEC_ERROR, record.error_number);
 }

@@ -22,7 +22,7 @@ fn cmsgSpace(data_len: usize) usize {
 /// struct ucred (Linux SCM_CREDENTIALS): pid, uid, gid.
 const Ucred = extern struct { pid: sys.pid_t, uid: u32, gid: u32 };
 const SCM_CREDENTIALS: c_int = 2;
-const creds_space: usize = if (sys.is_linux) cmsgSpace(@sizeOf(Ucred)) else 0;
+const creds_space: usize = if (sys.linux_paths) cmsgSpace(@sizeOf(Ucred)) else 0;
 
 const control_capacity = cmsgSpace(max_fds * @sizeOf(sys.fd_t)) + creds_space;
 
@@ -48,7 +48,7 @@ pub fn sendFlags(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, f
 /// sender's own), so a receiver that turns SO_PASSCRED on only after this
 /// was sent still learns who sent it. Elsewhere, the same as sendFlags.
 pub fn sendWithCredentials(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, flags: c_int) c_int {
-    return sendControl(socket_fd, data, fds, flags, sys.is_linux);
+    return sendControl(socket_fd, data, fds, flags, sys.linux_paths);
 }
 
 fn sendControl(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, flags: c_int, credentials: bool) c_int {
@@ -59,6 +59,7 @@ fn sendControl(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, fla
     var control: ControlBuffer = .{};
     var sent: usize = 0;
     var control_pending = fds.len > 0 or credentials;
+    var backoff_ms: u32 = 0;
     while (sent < data.len) {
         var iov = [1]sys.iovec{.{ .base = @constCast(data.ptr + sent), .len = data.len - sent }};
         var message = sys.msghdr{ .iov = &iov, .iovlen = 1, .control = null, .controllen = 0 };
@@ -90,12 +91,33 @@ fn sendControl(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, fla
         const n = sys.sendmsg(socket_fd, &message, sys.MSG_NOSIGNAL | flags);
         if (n < 0) {
             if (sys.errno() == sys.E.INTR) continue;
+            if (sys.errno() == sys.E.NOBUFS and waitForRoom(socket_fd, flags, &backoff_ms)) continue;
             return -1;
         }
         control_pending = false;
         sent += @intCast(n);
     }
     return 0;
+}
+
+/// darwin paths: XNU fails a datagram send to a full receiver with ENOBUFS
+/// at once, blocking socket or not, and its datagram sockets always poll
+/// writable, so there is nothing to wait on: a blocking send sleeps and
+/// tries again, 1 ms at first, doubling up to 32 ms (a slow reader costs
+/// at most 31 wake-ups a second, never a busy loop). A non-blocking one
+/// (MSG_DONTWAIT or O_NONBLOCK: the server, event loops) returns ENOBUFS
+/// to its caller, who retries later. A send never waits on Linux paths,
+/// where a full receiver blocks or gives EAGAIN and ENOBUFS means memory.
+fn waitForRoom(socket_fd: sys.fd_t, flags: c_int, backoff_ms: *u32) bool {
+    if (sys.linux_paths or flags & sys.MSG_DONTWAIT != 0) return false;
+    const status = sys.fcntl(socket_fd, sys.F_GETFL);
+    if (status < 0 or status & sys.O_NONBLOCK != 0) {
+        sys.setErrno(sys.E.NOBUFS);
+        return false;
+    }
+    backoff_ms.* = std.math.clamp(backoff_ms.* * 2, 1, 32);
+    sys.sleepMs(backoff_ms.*);
+    return true;
 }
 
 pub const Received = struct {
@@ -182,7 +204,7 @@ pub fn receiveMaybeTruncated(socket_fd: sys.fd_t, data: []u8, fds: []sys.fd_t, f
                 }
             }
         }
-        if (sys.is_linux and header.level == sys.SOL_SOCKET and header.type == SCM_CREDENTIALS and len >= cmsg_data_offset + @sizeOf(Ucred)) {
+        if (sys.linux_paths and header.level == sys.SOL_SOCKET and header.type == SCM_CREDENTIALS and len >= cmsg_data_offset + @sizeOf(Ucred)) {
             var creds: Ucred = undefined;
             @memcpy(std.mem.asBytes(&creds), control.bytes[offset + cmsg_data_offset ..][0..@sizeOf(Ucred)]);
             sender_pid = creds.pid;
@@ -191,7 +213,7 @@ pub fn receiveMaybeTruncated(socket_fd: sys.fd_t, data: []u8, fds: []sys.fd_t, f
     }
     for (fds[count..capacity]) |*slot| slot.* = -1;
 
-    if (sys.is_darwin) {
+    if (!sys.linux_paths) {
         for (fds[0..count]) |fd| _ = sys.setCloexec(fd);
     }
     return .{

@@ -6,13 +6,14 @@ const std = @import("std");
 const sys = @import("sys.zig");
 const protocol = @import("protocol.zig");
 const child = @import("child.zig");
-const exec = @import("exec.zig");
 const entry_cache = @import("entry_cache.zig");
 const peers = @import("peers.zig");
 const poller = @import("poller.zig");
 const write_end = @import("write_end.zig");
 const events = @import("events.zig");
 const replies = @import("replies.zig");
+const signals = @import("signals.zig");
+const child_fork = @import("child_fork.zig");
 const server_state = @import("server_state.zig");
 const Result = @import("result.zig").Result;
 const Peer = peers.Peer;
@@ -27,7 +28,9 @@ pub fn closeAll(fds: []const sys.fd_t) void {
 }
 
 /// `fds` are the request's fds after the reply pipe, as received.
-pub fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo, fds: []const sys.fd_t) void {
+/// `close_server_fds` closes every fd of the server in a new child
+/// (server.forEachServerFd, which this file cannot import).
+pub fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo, fds: []const sys.fd_t, close_server_fds: *const fn () void) void {
     var next: usize = 0;
     var exit_fd: sys.fd_t = -1;
     var channel_fd: sys.fd_t = -1;
@@ -87,14 +90,15 @@ pub fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo
         return replyError(to, .LIMIT_ERROR, err);
     }
 
-    // Signals stay blocked across fork so the child cannot run the server's
-    // handlers (which write to the server's wake pipe) before it resets them.
-    // The C library's fork() again, not a raw system call: the server is
-    // single-threaded, so the locks fork() takes are free and it cannot
-    // block; in exchange the child gets what only fork() maintains (the
-    // thread descriptor's tid used by raise() and pthread_kill(), reset
-    // malloc and stdio state, atfork child handlers of libraries that
-    // registered them), so entrypoints may use ordinary libc.
+    // Without signalfd, signals are blocked across fork so the child cannot
+    // run the server's handlers before it resets them (signals.zig).
+    // The C library's fork() (in a snapshot server _Fork(), without the
+    // host's atfork handlers: child_fork.zig), not a raw system call: the
+    // server is single-threaded, so the locks fork() takes are free and it
+    // cannot block; in exchange the child gets what only the C library
+    // maintains (the thread descriptor's tid used by raise() and
+    // pthread_kill(), its robust-mutex list), so entrypoints may use
+    // ordinary libc.
     var start = child.Start{
         .conn_fd = conn[1],
         .channel_fd = channel_fd,
@@ -110,6 +114,10 @@ pub fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo
             protocol.splitSymbolPayload(std.mem.asBytes(&state.request)[@sizeOf(protocol.RequestHeader)..][0..header.payload_len]) catch unreachable
         else
             null,
+        .server_pid = state.server_pid,
+        .inherited = if (state.inherited_overflow) null else state.inherited[0..state.inherited_count],
+        .caller_nofile = if (state.raised_nofile) state.caller_nofile else .{ .cur = 0, .max = 0 },
+        .close_server_fds = close_server_fds,
     };
     if (state.kind == .clean) {
         if (start.symbol) |symbol| {
@@ -120,19 +128,18 @@ pub fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo
         }
     }
     var old_mask: sys.sigset_t = undefined;
-    sys.blockAllSignals(&old_mask);
+    signals.blockForFork(&old_mask);
     // In place only for the owner: the server is suspended until the
     // program is exec'd, and chdir and execve follow paths the requester
     // chose (one on a file system a process serves, FUSE, could take as
     // long as that process likes). The owner can only stall its own
     // server; a child's program is started by an ordinary fork.
     const spec_ready = header.flags & (protocol.Flags.spec_queued | protocol.Flags.spec_inline) != 0;
-    const in_place = sys.is_linux and spec_ready and peer == peers.owner;
-    const pid = if (in_place) spawnInPlace(&start) else sys.fork();
+    const in_place = sys.linux_paths and spec_ready and peer == peers.owner;
+    const pid = if (in_place) spawnInPlace(&start) else child_fork.fork();
     if (pid == 0) child.run(start);
     const fork_errno = sys.errno();
-    exec.in_place = false; // written by an in-place child in our memory
-    sys.setSignalMask(&old_mask);
+    signals.restoreAfterFork(&old_mask);
 
     if (pid < 0) {
         poller.remove(conn[0]);
@@ -176,12 +183,12 @@ const CLONE_VM: c_int = 0x100;
 const CLONE_VFORK: c_int = 0x4000;
 
 fn inPlaceMain(_: ?*anyopaque) callconv(.c) c_int {
-    exec.in_place = true;
     child.run(in_place_start);
 }
 
 fn spawnInPlace(start: *const child.Start) sys.pid_t {
     in_place_start = start.*;
+    in_place_start.in_place = true;
     const top = @intFromPtr(&in_place_stack) + in_place_stack.len;
     return clone(&inPlaceMain, @ptrFromInt(top), CLONE_VM | CLONE_VFORK | sys.SIGCHLD, null);
 }

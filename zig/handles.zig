@@ -16,8 +16,8 @@ const sys = @import("sys.zig");
 const limits = @import("limits.zig");
 const client = @import("client.zig");
 const result_mod = @import("result.zig");
-const Result = result_mod.Result;
-const failWith = result_mod.failWith;
+const Error = result_mod.Error;
+const withErrno = result_mod.withErrno;
 const ServerConn = client.ServerConn;
 
 // ---------------------------------------------------------------- tokens
@@ -46,46 +46,40 @@ fn makeToken(slot: usize, generation: u16) u64 {
 }
 
 /// A new handle on `conn` (libforks_conn_share), parked under a token.
-pub fn share(conn: ServerConn, out: ?*u64) Result {
-    result_mod.clear();
-    const token_out = out orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn share(conn: ServerConn, out: ?*u64) Error!void {
+    const token_out = out orelse return withErrno(error.INVALID_ARGUMENT, sys.E.INVAL);
     mutex.lock();
     defer mutex.unlock();
     const slot = for (tokens, 0..) |t, i| {
         if (t.value == 0) break i;
-    } else return failWith(.LIMIT_ERROR, sys.E.MFILE);
+    } else return withErrno(error.LIMIT_ERROR, sys.E.MFILE);
     var handle: ServerConn = undefined;
-    const shared = client.shareConn(conn, &handle);
-    if (shared != .OK) return shared;
+    try client.shareConn(conn, &handle);
     generations[slot] +%= 1;
     const value = makeToken(slot, generations[slot]);
     tokens[slot] = .{ .value = value, .conn = handle, .owner_pid = sys.getpid(), .maker = existing() };
     token_out.* = value;
-    return .OK;
 }
 
 /// Takes the handle parked under `token`: once, in the process that made it.
-pub fn attach(token: u64, out: ?*ServerConn) Result {
-    result_mod.clear();
-    const conn_out = out orelse return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn attach(token: u64, out: ?*ServerConn) Error!void {
+    const conn_out = out orelse return withErrno(error.INVALID_ARGUMENT, sys.E.INVAL);
     mutex.lock();
     defer mutex.unlock();
-    const slot = find(token) orelse return failWith(.INVALID_ARGUMENT, sys.E.NOENT);
+    const slot = find(token) orelse return withErrno(error.INVALID_ARGUMENT, sys.E.NOENT);
     // A fork of this process holds a copy of the table, not the threads it
     // was made for.
-    if (tokens[slot].owner_pid != sys.getpid()) return failWith(.NOT_OWNER, sys.E.PERM);
+    if (tokens[slot].owner_pid != sys.getpid()) return withErrno(error.NOT_OWNER, sys.E.PERM);
     conn_out.* = tokens[slot].conn;
     tokens[slot] = .{};
-    return .OK;
 }
 
 /// Frees the handle of a token nobody attached.
-pub fn drop(token: u64) Result {
-    result_mod.clear();
+pub fn drop(token: u64) Error!void {
     mutex.lock();
     const slot = find(token) orelse {
         mutex.unlock();
-        return failWith(.INVALID_ARGUMENT, sys.E.NOENT);
+        return withErrno(error.INVALID_ARGUMENT, sys.E.NOENT);
     };
     const conn = tokens[slot].conn;
     const mine = tokens[slot].owner_pid == sys.getpid();
@@ -94,7 +88,6 @@ pub fn drop(token: u64) Result {
     // A fork's copy of the table is forgotten, not freed: the connection
     // state it points to belongs to the process that made the token.
     if (mine) client.freeConn(conn);
-    return .OK;
 }
 
 fn find(token: u64) ?usize {
@@ -166,39 +159,32 @@ fn threadExited(value: *anyopaque) callconv(.c) void {
     allocator.destroy(set);
 }
 
-pub fn adoptConn(conn: ServerConn) Result {
-    result_mod.clear();
-    if (conn.private == null) return failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    const set = adopted() orelse return failWith(.MALLOC_ERROR, sys.E.NOMEM);
-    set.conns.append(allocator, conn) catch return failWith(.MALLOC_ERROR, sys.E.NOMEM);
-    return .OK;
+pub fn adoptConn(conn: ServerConn) Error!void {
+    if (conn.private == null) return withErrno(error.INVALID_ARGUMENT, sys.E.INVAL);
+    const set = adopted() orelse return withErrno(error.MALLOC_ERROR, sys.E.NOMEM);
+    set.conns.append(allocator, conn) catch return withErrno(error.MALLOC_ERROR, sys.E.NOMEM);
 }
 
-pub fn releaseConn(conn: ServerConn) Result {
-    result_mod.clear();
-    const set = existing() orelse return failWith(.INVALID_ARGUMENT, sys.E.NOENT);
+pub fn releaseConn(conn: ServerConn) Error!void {
+    const set = existing() orelse return withErrno(error.INVALID_ARGUMENT, sys.E.NOENT);
     for (set.conns.items, 0..) |item, i| {
         if (item.private == conn.private) {
             _ = set.conns.swapRemove(i);
-            return .OK;
+            return;
         }
     }
-    return failWith(.INVALID_ARGUMENT, sys.E.NOENT);
+    return withErrno(error.INVALID_ARGUMENT, sys.E.NOENT);
 }
 
-pub fn adoptFd(fd: sys.fd_t) Result {
-    result_mod.clear();
-    if (fd < 0) return failWith(.INVALID_ARGUMENT, sys.E.BADF);
-    const set = adopted() orelse return failWith(.MALLOC_ERROR, sys.E.NOMEM);
-    set.fds.put(allocator, fd, {}) catch return failWith(.MALLOC_ERROR, sys.E.NOMEM);
-    return .OK;
+pub fn adoptFd(fd: sys.fd_t) Error!void {
+    if (fd < 0) return withErrno(error.INVALID_ARGUMENT, sys.E.BADF);
+    const set = adopted() orelse return withErrno(error.MALLOC_ERROR, sys.E.NOMEM);
+    set.fds.put(allocator, fd, {}) catch return withErrno(error.MALLOC_ERROR, sys.E.NOMEM);
 }
 
-pub fn releaseFd(fd: sys.fd_t) Result {
-    result_mod.clear();
-    const set = existing() orelse return failWith(.INVALID_ARGUMENT, sys.E.NOENT);
-    if (!set.fds.remove(fd)) return failWith(.INVALID_ARGUMENT, sys.E.NOENT);
-    return .OK;
+pub fn releaseFd(fd: sys.fd_t) Error!void {
+    const set = existing() orelse return withErrno(error.INVALID_ARGUMENT, sys.E.NOENT);
+    if (!set.fds.remove(fd)) return withErrno(error.INVALID_ARGUMENT, sys.E.NOENT);
 }
 
 test "a token is taken once, and a forged one is refused" {
@@ -210,10 +196,10 @@ test "a token is taken once, and a forged one is refused" {
     tokens[3] = .{ .value = value, .conn = .{ .private = null }, .owner_pid = sys.getpid() };
     mutex.unlock();
     var out: ServerConn = undefined;
-    try std.testing.expectEqual(Result.INVALID_ARGUMENT, attach(value ^ (1 << 40), &out));
-    try std.testing.expectEqual(Result.INVALID_ARGUMENT, attach(12345, &out));
-    try std.testing.expectEqual(Result.INVALID_ARGUMENT, attach(0, &out));
-    try std.testing.expectEqual(Result.OK, attach(value, &out));
-    try std.testing.expectEqual(Result.INVALID_ARGUMENT, attach(value, &out));
+    try std.testing.expectError(error.INVALID_ARGUMENT, attach(value ^ (1 << 40), &out));
+    try std.testing.expectError(error.INVALID_ARGUMENT, attach(12345, &out));
+    try std.testing.expectError(error.INVALID_ARGUMENT, attach(0, &out));
+    try attach(value, &out);
+    try std.testing.expectError(error.INVALID_ARGUMENT, attach(value, &out));
     try std.testing.expect(value < (1 << 53));
 }

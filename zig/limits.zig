@@ -1,18 +1,21 @@
-//! The fixed limits a caller can reach through the API. Those published
-//! as LIBFORKS_MAX_* and LIBFORKS_OWNER_RESERVED_* in lib/include/libforks.h
-//! are checked against these by limits_test.zig. The server allocates
-//! nothing after fork: its tables are sized by these numbers. Sizes private
-//! to one module stay beside the code they bound: entry_cache.zig
-//! (max_entries, max_key), exec.zig (in_place_max_body,
-//! in_place_max_strings), server.zig (max_inherited), tree.zig (max_tree,
-//! max_terminated) and protocol.zig (max_request_fds).
+//! The fixed limits a caller can reach through the API, under the names
+//! the code uses. Those published as LIBFORKS_MAX_* and
+//! LIBFORKS_OWNER_RESERVED_* are declared in abi.zig (which generates the
+//! header's and src/abi.ts's); the others are the library's own. The server
+//! allocates nothing after fork: its tables are sized by these numbers.
+//! Sizes private to one module stay beside the code they bound, and are
+//! not here: entry_cache.zig (max_entries, max_key), exec.zig
+//! (in_place_max_body, in_place_max_strings), server.zig (max_inherited),
+//! tree.zig (max_tree, max_terminated) and protocol.zig (max_request_fds).
+
+const published = @import("abi.zig").published;
 
 /// Running children per server.
-pub const max_children = 4096;
+pub const max_children = published("LIBFORKS_MAX_CHILDREN");
 /// Outstanding waits, wait_alls and stops per server.
-pub const max_pending = 1024;
+pub const max_pending = published("LIBFORKS_MAX_PENDING");
 /// Exits remembered for a later libforks_wait.
-pub const max_exit_records = 1024;
+pub const max_exit_records = published("LIBFORKS_MAX_EXIT_RECORDS");
 
 // What one peer may hold. The owner (the process that started the server)
 // may use every table to its end; a child of the server is a peer with a
@@ -24,29 +27,29 @@ pub const max_exit_records = 1024;
 // forking does not multiply it.
 
 /// Running processes in one child's subtree, the child itself excluded.
-pub const max_children_per_peer = 256;
+pub const max_children_per_peer = published("LIBFORKS_MAX_CHILDREN_PER_PEER");
 /// Running children the owner alone may still fork when its children's
 /// subtrees have taken all they may.
-pub const owner_reserved_children = 1024;
+pub const owner_reserved_children = published("LIBFORKS_OWNER_RESERVED_CHILDREN");
 /// Outstanding waits of one child (its own requests, not its subtree's).
-pub const max_pending_per_peer = 64;
+pub const max_pending_per_peer = published("LIBFORKS_MAX_PENDING_PER_PEER");
 /// Outstanding waits only the owner's requests may take.
-pub const owner_reserved_pending = 256;
+pub const owner_reserved_pending = published("LIBFORKS_OWNER_RESERVED_PENDING");
 /// Remembered exits of processes a child forked (per forking child).
-pub const max_exit_records_per_peer = 64;
+pub const max_exit_records_per_peer = published("LIBFORKS_MAX_EXIT_RECORDS_PER_PEER");
 /// Remembered exits of processes children forked, all children together,
 /// in a table of their own: max_exit_records stay the owner's (exits.zig).
-pub const max_peer_exit_records = 256;
+pub const max_peer_exit_records = published("LIBFORKS_MAX_PEER_EXIT_RECORDS");
 /// Longest library path accepted by libforks_fork_symbol, NUL included.
-pub const max_path = 4096;
+pub const max_path = published("LIBFORKS_MAX_PATH");
 /// Longest symbol name accepted by libforks_fork_symbol, NUL included.
-pub const max_symbol = 1024;
+pub const max_symbol = published("LIBFORKS_MAX_SYMBOL");
 /// Fds in one message: Linux's SCM_MAX_FD.
-pub const max_fds_per_message = 253;
+pub const max_fds_per_message = published("LIBFORKS_MAX_FDS");
 /// Largest exec spec accepted by libforks_exec_entrypoint.
 pub const max_exec_spec = 4 * 1024 * 1024;
 /// Share tokens (libforks_conn_token) not yet attached, per process.
-pub const max_share_tokens = 1024;
+pub const max_share_tokens = published("LIBFORKS_MAX_SHARE_TOKENS");
 /// Doorbells (event loops) per process.
 pub const max_doorbells = 64;
 /// Grace between SIGTERM and SIGKILL when the server shuts down.

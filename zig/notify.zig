@@ -20,14 +20,16 @@ const std = @import("std");
 const sys = @import("sys.zig");
 const limits = @import("limits.zig");
 const result_mod = @import("result.zig");
-const Result = result_mod.Result;
+const abi = @import("abi.zig");
+const Error = result_mod.Error;
+const withErrno = result_mod.withErrno;
 
-pub const event_readable: u32 = 1;
-pub const event_writable: u32 = 4;
-pub const event_error: u32 = 8;
-pub const event_hangup: u32 = 16;
+pub const event_readable = abi.event_readable;
+pub const event_writable = abi.event_writable;
+pub const event_error = abi.event_error;
+pub const event_hangup = abi.event_hangup;
 
-const token_bits = 48;
+const token_bits = abi.doorbell_token_bits;
 const token_mask: u64 = (1 << token_bits) - 1;
 
 /// Records collected from one doorbell's set in one pass, and the most it
@@ -65,21 +67,19 @@ fn masterKey(slot: usize, generation: u32) u64 {
 
 // ---------------------------------------------------------------- API
 
-pub fn open(out: ?*c_int) Result {
-    result_mod.clear();
-    const doorbell_fd = out orelse return result_mod.failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn open(out: ?*c_int) Error!void {
+    const doorbell_fd = out orelse return withErrno(error.INVALID_ARGUMENT, sys.E.INVAL);
     mutex.lock();
     defer mutex.unlock();
     if (!thread_started) {
-        const started = startThread();
-        if (started != .OK) return started;
+        try startThread();
     }
-    const owner = threadNumber() orelse return result_mod.failWith(.THREAD_ERROR, sys.E.AGAIN);
+    const owner = threadNumber() orelse return withErrno(error.THREAD_ERROR, sys.E.AGAIN);
     const slot = for (&doorbells, 0..) |*d, i| {
         if (d.read_fd < 0) break i;
-    } else return result_mod.failWith(.LIMIT_ERROR, sys.E.MFILE);
+    } else return withErrno(error.LIMIT_ERROR, sys.E.MFILE);
     var fds: [2]sys.fd_t = undefined;
-    if (sys.pipeCloexec(&fds) != 0) return result_mod.fail(.PIPE_CREATION_ERROR);
+    if (sys.pipeCloexec(&fds) != 0) return error.PIPE_CREATION_ERROR;
     const set_fd = backend.create();
     const generation = doorbells[slot].generation +% 1;
     // The write end is non-blocking so the thread never sleeps inside a
@@ -87,24 +87,20 @@ pub fn open(out: ?*c_int) Result {
     if (set_fd < 0 or sys.setNonblocking(fds[1], true) != 0 or
         backend.arm(master_fd, set_fd, event_readable, masterKey(slot, generation)) != 0)
     {
-        const r = result_mod.fail(.PIPE_CREATION_ERROR);
         sys.closeKeepErrno(fds[0]);
         sys.closeKeepErrno(fds[1]);
         sys.closeKeepErrno(set_fd);
-        return r;
+        return error.PIPE_CREATION_ERROR;
     }
     doorbells[slot] = .{ .read_fd = fds[0], .write_fd = fds[1], .set_fd = set_fd, .generation = generation, .owner = owner };
     doorbell_fd.* = fds[0];
-    return .OK;
 }
 
-pub fn close(doorbell_fd: c_int) Result {
-    result_mod.clear();
+pub fn close(doorbell_fd: c_int) Error!void {
     mutex.lock();
     defer mutex.unlock();
-    const slot = findSlot(doorbell_fd) orelse return result_mod.failWith(.INVALID_ARGUMENT, sys.E.BADF);
+    const slot = findSlot(doorbell_fd) orelse return withErrno(error.INVALID_ARGUMENT, sys.E.BADF);
     closeSlot(slot);
-    return .OK;
 }
 
 /// With the mutex held.
@@ -150,26 +146,22 @@ fn ownerExited(value: *anyopaque) callconv(.c) void {
     }
 }
 
-pub fn watch(doorbell_fd: c_int, fd: c_int, events: c_int, token: u64) Result {
-    result_mod.clear();
-    if (fd < 0) return result_mod.failWith(.INVALID_ARGUMENT, sys.E.BADF);
-    if (events <= 0 or events & ~@as(c_int, event_readable | event_writable) != 0) return result_mod.failWith(.INVALID_ARGUMENT, sys.E.INVAL);
-    if (token > token_mask) return result_mod.failWith(.INVALID_ARGUMENT, sys.E.INVAL);
+pub fn watch(doorbell_fd: c_int, fd: c_int, events: c_int, token: u64) Error!void {
+    if (fd < 0) return withErrno(error.INVALID_ARGUMENT, sys.E.BADF);
+    if (events <= 0 or events & ~@as(c_int, event_readable | event_writable) != 0) return withErrno(error.INVALID_ARGUMENT, sys.E.INVAL);
+    if (token > token_mask) return withErrno(error.INVALID_ARGUMENT, sys.E.INVAL);
     mutex.lock();
     defer mutex.unlock();
-    const slot = findSlot(doorbell_fd) orelse return result_mod.failWith(.INVALID_ARGUMENT, sys.E.BADF);
-    if (backend.arm(doorbells[slot].set_fd, fd, @intCast(events), token) != 0) return result_mod.fail(.INVALID_ARGUMENT);
-    return .OK;
+    const slot = findSlot(doorbell_fd) orelse return withErrno(error.INVALID_ARGUMENT, sys.E.BADF);
+    if (backend.arm(doorbells[slot].set_fd, fd, @intCast(events), token) != 0) return error.INVALID_ARGUMENT;
 }
 
-pub fn unwatch(doorbell_fd: c_int, fd: c_int) Result {
-    result_mod.clear();
-    if (fd < 0) return result_mod.failWith(.INVALID_ARGUMENT, sys.E.BADF);
+pub fn unwatch(doorbell_fd: c_int, fd: c_int) Error!void {
+    if (fd < 0) return withErrno(error.INVALID_ARGUMENT, sys.E.BADF);
     mutex.lock();
     defer mutex.unlock();
-    const slot = findSlot(doorbell_fd) orelse return result_mod.failWith(.INVALID_ARGUMENT, sys.E.BADF);
+    const slot = findSlot(doorbell_fd) orelse return withErrno(error.INVALID_ARGUMENT, sys.E.BADF);
     backend.disarm(doorbells[slot].set_fd, fd);
-    return .OK;
 }
 
 fn findSlot(doorbell_fd: c_int) ?usize {
@@ -182,9 +174,9 @@ fn findSlot(doorbell_fd: c_int) ?usize {
 
 // ---------------------------------------------------------------- thread
 
-fn startThread() Result {
+fn startThread() Error!void {
     master_fd = backend.create();
-    if (master_fd < 0) return result_mod.fail(.THREAD_ERROR);
+    if (master_fd < 0) return error.THREAD_ERROR;
     // The thread inherits this mask: with every signal blocked, the host's
     // signals are never delivered on it.
     var old: sys.sigset_t = undefined;
@@ -193,11 +185,10 @@ fn startThread() Result {
     const thread = std.Thread.spawn(.{ .stack_size = sys.threadStackSize(64 * 1024) }, run, .{}) catch {
         _ = sys.close(master_fd);
         master_fd = -1;
-        return result_mod.failWith(.THREAD_ERROR, sys.E.AGAIN);
+        return withErrno(error.THREAD_ERROR, sys.E.AGAIN);
     };
     thread.detach();
     thread_started = true;
-    return .OK;
 }
 
 fn run() void {
@@ -281,7 +272,6 @@ const Epoll = struct {
         return epoll_create1(sys.O_CLOEXEC);
     }
 
-
     fn arm(set: sys.fd_t, fd: sys.fd_t, events: u32, key: u64) c_int {
         var interest: u32 = linux.EPOLL.ONESHOT;
         if (events & event_readable != 0) interest |= linux.EPOLL.IN;
@@ -339,7 +329,6 @@ const Kqueue = struct {
         if (fd >= 0) _ = sys.setCloexec(fd);
         return fd;
     }
-
 
     fn arm(set: sys.fd_t, fd: sys.fd_t, events: u32, key: u64) c_int {
         var changes: [2]Kevent = undefined;

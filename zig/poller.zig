@@ -30,14 +30,14 @@ const capacity = limits.max_children + 4 + 256;
 var epoll_fd: sys.fd_t = -1;
 
 const Entry = struct { fd: sys.fd_t, key: u64, events: u32 };
-var entries: if (sys.is_linux) void else [capacity]Entry = undefined;
+var entries: if (sys.linux_paths) void else [capacity]Entry = undefined;
 var entry_count: usize = 0;
-var poll_fds: if (sys.is_linux) void else [capacity]sys.pollfd = undefined;
+var poll_fds: if (sys.linux_paths) void else [capacity]sys.pollfd = undefined;
 
 /// Returns false with errno set if no poller could be made.
 pub fn init() bool {
     entry_count = 0;
-    if (!sys.is_linux) return true;
+    if (!sys.linux_paths) return true;
     const linux = std.os.linux;
     const rc = linux.epoll_create1(linux.EPOLL.CLOEXEC);
     if (linux.E.init(rc) != .SUCCESS) {
@@ -62,7 +62,7 @@ pub fn add(watched: sys.fd_t, key: u64) bool {
 /// As add, for `events` (IN, OUT, or 0: errors and hang-ups only, which
 /// are always reported).
 pub fn addFor(watched: sys.fd_t, key: u64, events: u32) bool {
-    if (!sys.is_linux) {
+    if (!sys.linux_paths) {
         if (entry_count == capacity) {
             sys.setErrno(sys.E.NOMEM);
             return false;
@@ -76,7 +76,7 @@ pub fn addFor(watched: sys.fd_t, key: u64, events: u32) bool {
 
 /// Changes what a registered fd is watched for (see addFor).
 pub fn modify(watched: sys.fd_t, key: u64, events: u32) void {
-    if (!sys.is_linux) {
+    if (!sys.linux_paths) {
         for (entries[0..entry_count]) |*entry| {
             if (entry.fd == watched) entry.events = events;
         }
@@ -100,7 +100,7 @@ fn control(op: u32, watched: sys.fd_t, key: u64, events: u32) bool {
 /// open file description, and a child forked a moment ago may still hold
 /// a copy of it, so closing alone would not end its events.
 pub fn remove(watched: sys.fd_t) void {
-    if (!sys.is_linux) {
+    if (!sys.linux_paths) {
         for (entries[0..entry_count], 0..) |entry, i| {
             if (entry.fd != watched) continue;
             entry_count -= 1;
@@ -116,7 +116,7 @@ pub fn remove(watched: sys.fd_t) void {
 /// Waits up to timeout_ms for events; returns how many were stored in
 /// `out`, or -1 with errno set.
 pub fn wait(out: []Event, timeout_ms: c_int) isize {
-    if (!sys.is_linux) {
+    if (!sys.linux_paths) {
         for (entries[0..entry_count], 0..) |entry, i| {
             poll_fds[i] = .{ .fd = entry.fd, .events = @intCast(entry.events), .revents = 0 };
         }

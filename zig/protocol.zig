@@ -16,6 +16,7 @@
 const std = @import("std");
 const sys = @import("sys.zig");
 const limits = @import("limits.zig");
+const abi = @import("abi.zig");
 
 pub const magic: u32 = 0x4b52_464c; // "LFRK"
 pub const version: u16 = 1;
@@ -203,29 +204,16 @@ pub fn splitSymbolPayload(payload: []const u8) DecodeError!SymbolPayload {
     };
 }
 
-/// Written by the server on the request's reply pipe: the same layout as
-/// libforks_Reply in the header.
-pub const Reply = extern struct {
-    result: i32,
-    error_number: i32 = 0,
-    pid: i32 = 0,
-    wait_status: i32 = 0,
-    rusage: sys.rusage = std.mem.zeroes(sys.rusage),
-};
+/// Written by the server on the request's reply pipe: libforks_Reply.
+pub const Reply = abi.Reply;
 
 /// Written on an exit fd: libforks_ExitEvent.
-pub const ExitEvent = extern struct {
-    pid: i32,
-    wait_status: i32,
-};
+pub const ExitEvent = abi.ExitEvent;
 
 /// Written on an exit fd when the fork asked for Flags.exit_rusage.
-pub const ExitMessage = extern struct {
-    event: ExitEvent,
-    rusage: sys.rusage,
-};
+pub const ExitMessage = abi.ExitMessage;
 
-pub const event_magic: u32 = 0x5645_464c; // "LFEV"
+pub const event_magic: u32 = abi.event_magic;
 
 pub const EventKind = enum(u32) {
     /// The answer to a request: Reply's fields.
@@ -256,12 +244,12 @@ pub const EventRecord = extern struct {
 };
 
 comptime {
-    std.debug.assert(@sizeOf(EventRecord) == 256);
-    std.debug.assert(@offsetOf(EventRecord, "rusage") == 32 and @offsetOf(EventRecord, "handle") == 176);
+    // The typed EventRecord is libforks_EventRecord (abi.zig) field by field.
+    std.debug.assert(@sizeOf(EventRecord) == @sizeOf(abi.EventRecord));
+    for (@typeInfo(abi.EventRecord).@"struct".fields) |field| {
+        std.debug.assert(@offsetOf(EventRecord, field.name) == @offsetOf(abi.EventRecord, field.name));
+    }
     std.debug.assert(@sizeOf(RequestHeader) == 48);
-    std.debug.assert(@sizeOf(ExitEvent) == 8);
-    std.debug.assert(@offsetOf(ExitMessage, "rusage") == 8 and @sizeOf(ExitMessage) == 152);
-    std.debug.assert(@offsetOf(Reply, "rusage") == 16);
     // A request must fit a default-sized socket buffer in one message.
     std.debug.assert(@sizeOf(Request) < 64 * 1024);
 }

@@ -1,67 +1,33 @@
-//! libforks_Result and the per-thread errno of the last failure.
+//! The errors inner modules return. A failure is a Zig error (abi.Error:
+//! one per libforks_Result) with errno set to what the caller should see;
+//! root.zig, the C boundary, turns it into a libforks_Result and records
+//! errno for libforks_last_errno, in one place.
+//!
+//! errno carries the detail from the failing call to the boundary, so
+//! cleanup on an error path uses the *KeepErrno calls of sys.zig.
 
-const std = @import("std");
 const sys = @import("sys.zig");
+const abi = @import("abi.zig");
 
-pub const Result = enum(c_int) {
-    OK = 0,
-    READ_ERROR = -1,
-    WRITE_ERROR = -2,
-    KILL_ERROR = -3,
-    SOCKET_CREATION_ERROR = -4,
-    MALLOC_ERROR = -5,
-    FORK_ERROR = -6,
-    WAIT_ERROR = -7,
-    STOP_ERROR = -8,
-    PIPE_CREATION_ERROR = -9,
-    INVALID_ARGUMENT = -10,
-    SERVER_GONE = -11,
-    NOT_OWNER = -12,
-    PROTOCOL_ERROR = -13,
-    WOULD_BLOCK = -14,
-    LOAD_ERROR = -15,
-    EXEC_ERROR = -16,
-    THREAD_ERROR = -17,
-    LIMIT_ERROR = -18,
-    _,
+pub const Result = abi.Result;
+pub const Error = abi.Error;
 
-    pub fn name(result: Result) [*:0]const u8 {
-        inline for (@typeInfo(Result).@"enum".fields) |field| {
-            if (@intFromEnum(result) == field.value) return field.name;
-        }
-        return "UNKNOWN";
-    }
-};
-
-/// errno of the last failed system call on this thread. Bun FFI cannot read
-/// the C errno reliably (the runtime may make calls in between), so every
-/// failure records it here too.
-threadlocal var last_errno: c_int = 0;
-
-pub fn lastErrno() c_int {
-    return last_errno;
-}
-
-/// Records the current errno as this thread's last failure and returns
-/// `result`, so call sites read `return fail(.FORK_ERROR);`.
-pub fn fail(result: Result) Result {
-    last_errno = sys.errno();
-    return result;
-}
-
-/// Records a given errno (one that came from the server, say).
-pub fn failWith(result: Result, error_number: c_int) Result {
-    last_errno = error_number;
+/// `err` with errno set to `error_number`: for failures that are not the
+/// errno of a call just made (a bad argument, a server's answer).
+pub fn withErrno(err: Error, error_number: c_int) Error {
     sys.setErrno(error_number);
-    return result;
+    return err;
 }
 
-pub fn clear() void {
-    last_errno = 0;
+/// A bad argument: INVALID_ARGUMENT with errno EINVAL.
+pub fn invalid() Error {
+    return withErrno(error.INVALID_ARGUMENT, sys.E.INVAL);
 }
 
-test "every known result has its name and unknown values say so" {
-    try std.testing.expectEqualStrings("FORK_ERROR", std.mem.span(Result.FORK_ERROR.name()));
-    try std.testing.expectEqualStrings("LIMIT_ERROR", std.mem.span(Result.LIMIT_ERROR.name()));
-    try std.testing.expectEqualStrings("UNKNOWN", std.mem.span(@as(Result, @enumFromInt(-99)).name()));
+/// The failing Result the server (or a start-up announcement) sent, as an
+/// error with its errno; a code this version does not know is a protocol
+/// error.
+pub fn fromReply(result: i32, error_number: c_int) Error {
+    const err = abi.errorOf(@enumFromInt(result)) orelse return withErrno(error.PROTOCOL_ERROR, 0);
+    return withErrno(err, error_number);
 }

@@ -19,7 +19,6 @@ const limits = @import("limits.zig");
 const protocol = @import("protocol.zig");
 const fdpass = @import("fdpass.zig");
 const child = @import("child.zig");
-const exec = @import("exec.zig");
 const entry_cache = @import("entry_cache.zig");
 const peers = @import("peers.zig");
 const poller = @import("poller.zig");
@@ -29,6 +28,7 @@ const tree = @import("tree.zig");
 const events = @import("events.zig");
 const replies = @import("replies.zig");
 const pending = @import("pending.zig");
+const signals = @import("signals.zig");
 const Result = @import("result.zig").Result;
 const Peer = peers.Peer;
 const ReplyTo = replies.ReplyTo;
@@ -57,7 +57,7 @@ const handleFork = fork.handleFork;
 /// server). `owner_fd` is the server's end of the owner's connection, on
 /// which it announces its pid once ready. All signals are
 /// blocked on entry (the caller blocked them around fork), so no handler of
-/// the host runs here before the dispositions below replace them.
+/// the host runs here before signals.init replaces them.
 pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kind: Kind) noreturn {
     // A server started from a child of another server starts from a copy
     // of that server's tables: begin empty.
@@ -73,21 +73,25 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
     exits.reset(&state.exits);
     state.phase = .serving;
     state.killed = false;
+    state.adopted_scan_due = false;
+    state.next_adopted_scan_ms = 0;
     state.exit_when_empty = false;
     state.caller_nofile = .{ .cur = 0, .max = 0 };
+    state.raised_nofile = false;
+    state.next_owner_probe_ms = 0;
     state.inherited_count = 0;
     state.inherited_overflow = true; // until /proc/self/fd was read
     state.wake_pipe = .{ -1, -1 };
     state.owner_pid = owner_pid;
     state.server_pid = sys.getpid();
 
-    resetSignals();
     closeInheritedCloexecFds(owner_fd, owner_pidfd);
     raiseFdLimit();
     // Before the first child: orphans of the tree come to the server, and
     // every child can join the tree's cgroup.
     tree.becomeSubreaper();
     tree.createCgroup(state.server_pid);
+    tree.watchOwner(owner_pid);
 
     if (sys.pipeCloexec(&state.wake_pipe) != 0 or
         sys.setNonblocking(state.wake_pipe[0], true) != 0 or
@@ -97,8 +101,12 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
         sys._exit(1);
     }
     write_end.init(state.wake_pipe[0]);
-    if (!poller.init() or !poller.add(state.wake_pipe[0], key_wake) or !poller.add(owner_fd, key_owner) or
-        (owner_pidfd >= 0 and !poller.add(owner_pidfd, key_owner_pidfd)))
+    if (!signals.init(state.wake_pipe)) {
+        announce(owner_fd, .{ .result = @intFromEnum(Result.PIPE_CREATION_ERROR), .error_number = sys.errno() }, -1);
+        sys._exit(1);
+    }
+    if (!poller.init() or !poller.add(signals.fd(), key_wake) or !poller.add(owner_fd, key_owner) or
+        (tree.state.owner_pidfd >= 0 and !poller.add(tree.state.owner_pidfd, key_owner_pidfd)))
     {
         announce(owner_fd, .{ .result = @intFromEnum(Result.SOCKET_CREATION_ERROR), .error_number = sys.errno() }, -1);
         sys._exit(1);
@@ -112,12 +120,12 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
     // must have no address at all. A message sent before this line has no
     // credentials, which is why the client attaches its own to a stop
     // request (the kernel checks them: a process can only claim its pid).
-    if (sys.is_linux) {
+    if (sys.linux_paths) {
         const on: c_int = 1;
         _ = sys.setsockopt(owner_fd, sys.SOL_SOCKET, sys.SO_PASSCRED, &on, @sizeOf(c_int));
     }
 
-    sys.unblockAllSignals();
+    signals.startServing();
     serve();
 }
 
@@ -127,34 +135,6 @@ fn announce(fd: sys.fd_t, hello: protocol.Reply, with_fd: sys.fd_t) void {
     // end: never wait on it.
     const fds = [1]sys.fd_t{with_fd};
     _ = fdpass.sendFlags(fd, std.mem.asBytes(&hello), if (with_fd >= 0) &fds else &.{}, sys.MSG_DONTWAIT);
-}
-
-fn onSignal(sig: c_int) callconv(.c) void {
-    const saved = sys.errno();
-    const byte: [1]u8 = .{if (sig == sys.SIGTERM) 't' else 'c'};
-    _ = sys.write(state.wake_pipe[1], &byte, 1);
-    sys.setErrno(saved);
-}
-
-/// The host's handlers point into the host's code and state: none may run
-/// here. SIGPIPE is ignored so a vanished reader costs an EPIPE, not the
-/// server. Terminal signals are ignored: on Ctrl-C the owner dies, and the
-/// server must live long enough to stop the children in order.
-/// The only signals whose disposition the server leaves non-default: a
-/// new child resets just these.
-pub const changed_signals = [_]c_int{ sys.SIGPIPE, sys.SIGINT, sys.SIGQUIT, sys.SIGHUP, sys.SIGCHLD, sys.SIGTERM };
-
-fn resetSignals() void {
-    var sig: c_int = 1;
-    while (sig < sys.NSIG) : (sig += 1) {
-        if (sig == sys.SIGKILL or sig == sys.SIGSTOP) continue;
-        _ = sys.setDisposition(sig, sys.SIG_DFL, 0);
-    }
-    for (changed_signals[0..4]) |ignored| {
-        _ = sys.setDisposition(ignored, sys.SIG_IGN, 0);
-    }
-    _ = sys.setDisposition(sys.SIGCHLD, @intFromPtr(&onSignal), sys.SA_RESTART | sys.SA_NOCLDSTOP);
-    _ = sys.setDisposition(sys.SIGTERM, @intFromPtr(&onSignal), sys.SA_RESTART);
 }
 
 /// Close-on-exec fds are the host's private ones (Bun's epoll, eventfds,
@@ -208,7 +188,10 @@ fn raiseFdLimit() void {
     var usable = state.caller_nofile.cur;
     if (usable < needed) {
         const raised = sys.rlimit{ .cur = @min(needed, state.caller_nofile.max), .max = state.caller_nofile.max };
-        if (sys.setrlimit(sys.RLIMIT_NOFILE, &raised) == 0) usable = raised.cur;
+        if (sys.setrlimit(sys.RLIMIT_NOFILE, &raised) == 0) {
+            usable = raised.cur;
+            state.raised_nofile = raised.cur != state.caller_nofile.cur;
+        }
     }
     // Each child costs an exit pipe end, its connection and, briefly, the
     // fds of its request. Under a low limit, keep half for the rest.
@@ -220,7 +203,6 @@ fn raiseFdLimit() void {
 const fds_per_child = 3;
 
 // ---------------------------------------------------------------- loop
-
 
 fn serve() noreturn {
     var polled: [poller.batch]poller.Event = undefined;
@@ -240,27 +222,28 @@ fn serve() noreturn {
         }
         const batch = polled[0..@intCast(@max(ready, 0))];
 
-        // SIGCHLD writes to the wake pipe: reap only then (wait4 scans
-        // every child, a cost that grows with their number). Reaped first,
-        // so requests in this batch see the exits.
+        // Reap only on SIGCHLD (wait4 scans every child, a cost that
+        // grows with their number). Reaped first, so requests in this
+        // batch see the exits.
         for (batch) |event| {
             if (event.key != key_wake) continue;
-            drainWakePipe();
-            reapChildren();
-            // A process that died left its children to the server: they
-            // get what the rest of the tree got.
-            if (state.phase == .terminating) signalAdoptedAsTree();
-            // The server holds both ends, so the pipe cannot hang up; if it
-            // fails anyway, signals are lost: close it (nothing polls it
-            // again), reap at every turn instead, and shut down.
+            const received = signals.take();
+            if (received.terminate) beginTermination();
+            if (received.child) {
+                reapChildren();
+                // A process that died left its children to the server:
+                // they get what the rest of the tree got (scanAdopted).
+                if (state.phase == .terminating) state.adopted_scan_due = true;
+            }
+            // Signals cannot be lost this way, but if they are: stop
+            // polling the fd, reap at every turn instead, and shut down.
             if (event.events & (poller.HUP | poller.ERR) != 0) {
-                poller.remove(state.wake_pipe[0]);
-                _ = sys.close(state.wake_pipe[0]);
-                state.wake_pipe[0] = -1;
+                poller.remove(signals.fd());
+                signals.lost();
                 beginTermination();
             }
         }
-        if (state.wake_pipe[0] < 0) reapChildren();
+        if (signals.fd() < 0) reapChildren();
         for (batch) |event| {
             if (event.key == key_wake) continue;
             if (event.key == key_owner_pidfd) {
@@ -285,6 +268,7 @@ fn serve() noreturn {
         }
 
         checkOwnerAlive();
+        scanAdopted();
         if (state.phase == .terminating and !state.killed and nowMs() >= state.kill_deadline_ms) {
             killTree();
             state.killed = true;
@@ -292,23 +276,43 @@ fn serve() noreturn {
     }
 }
 
+/// An idle server sleeps until something happens: the only deadlines are
+/// the kill after the grace period, during a stop the next look for
+/// adopted orphans, without an owner pidfd the next probe of the owner's
+/// pid, and, should signals ever be lost, the next reap.
 fn pollTimeout() c_int {
-    if (state.phase == .terminating and !state.killed) {
-        const left = state.kill_deadline_ms - nowMs();
-        return @intCast(std.math.clamp(left, 0, limits.owner_check_ms));
-    }
-    return limits.owner_check_ms;
+    const now = nowMs();
+    var wait_ms: i64 = -1;
+    if (state.phase == .terminating and !state.killed) wait_ms = sooner(wait_ms, state.kill_deadline_ms - now);
+    if (state.adopted_scan_due) wait_ms = sooner(wait_ms, state.next_adopted_scan_ms - now);
+    if (probesOwner()) wait_ms = sooner(wait_ms, limits.owner_check_ms);
+    // Signals lost (see serve): reaping waits for the next turn.
+    if (signals.fd() < 0) wait_ms = sooner(wait_ms, limits.owner_check_ms);
+    if (wait_ms < 0) return -1;
+    return @intCast(@min(wait_ms, limits.owner_check_ms));
 }
 
-fn drainWakePipe() void {
-    var buf: [64]u8 = undefined;
-    while (true) {
-        const n = sys.read(state.wake_pipe[0], &buf, buf.len);
-        if (n <= 0) break;
-        for (buf[0..@intCast(n)]) |byte| {
-            if (byte == 't') beginTermination();
-        }
-    }
+/// The earlier of two waits in ms, -1 meaning none; a deadline already
+/// past is 0.
+fn sooner(current: i64, candidate: i64) i64 {
+    const due = @max(candidate, 0);
+    return if (current < 0) due else @min(current, due);
+}
+
+fn scanAdopted() void {
+    if (!state.adopted_scan_due) return;
+    const now = nowMs();
+    if (now < state.next_adopted_scan_ms) return;
+    state.adopted_scan_due = false;
+    state.next_adopted_scan_ms = now + adopted_scan_ms;
+    signalAdoptedAsTree();
+}
+
+/// How late an orphan adopted during a stop may get the tree's signal.
+const adopted_scan_ms = 10;
+
+fn probesOwner() bool {
+    return state.phase == .serving and tree.state.owner_pidfd < 0;
 }
 
 /// The owner's connection normally reports its death (end-of-file), but a
@@ -317,7 +321,12 @@ fn drainWakePipe() void {
 /// in the poll set (a zombie owner counts as gone), or, without pidfds, a
 /// probe of its pid.
 fn checkOwnerAlive() void {
-    if (state.phase != .serving or tree.state.owner_pidfd >= 0) return;
+    if (!probesOwner()) return;
+    // The clock is read without a system call (vDSO); the probe is one
+    // kill(2) at most every owner_check_ms, not one per request.
+    const now = nowMs();
+    if (now < state.next_owner_probe_ms) return;
+    state.next_owner_probe_ms = now + limits.owner_check_ms;
     if (tree.ownerProbeSaysGone(state.owner_pid)) beginTermination();
 }
 
@@ -516,13 +525,13 @@ fn handleReadable(peer: Peer, hung_up: bool) void {
         if (to.fd < 0) return closeAll(rest);
     }
     switch (header.op) {
-        .fork => handleFork(peer, &header, to, rest),
+        .fork => handleFork(peer, &header, to, rest, closeServerFds),
         .kill_all => handleKillAll(peer, &header, to),
         .wait => handleWait(peer, &header, to),
         .wait_all => handleWaitAll(peer, to),
         .kill => handleKill(peer, &header, to),
         .stop => handleStop(&header, to, peer == peers.owner and
-            (!sys.is_linux or received.sender_pid == state.owner_pid)),
+            (!sys.linux_paths or received.sender_pid == state.owner_pid)),
         .open_events => unreachable,
         _ => unreachable, // decode() rejects unknown ops
     }
@@ -557,7 +566,13 @@ fn closeStreamOf(_: void, stream: usize) void {
     replies.closeStream(stream);
 }
 
+fn closeServerFds() void {
+    forEachServerFd({}, closeFd);
+}
 
+fn closeFd(_: void, fd: sys.fd_t) void {
+    _ = sys.close(fd);
+}
 
 /// Every fd the server holds besides stdio, the caller's inheritable ones
 /// and the new child's connection: a new child closes all of them (see
@@ -565,6 +580,7 @@ fn closeStreamOf(_: void, stream: usize) void {
 pub fn forEachServerFd(context: anytype, comptime visit: fn (@TypeOf(context), sys.fd_t) void) void {
     if (state.wake_pipe[0] >= 0) visit(context, state.wake_pipe[0]);
     visit(context, state.wake_pipe[1]);
+    signals.forEachFd(context, visit);
     if (state.owner_fd >= 0) visit(context, state.owner_fd);
     if (poller.fd() >= 0) visit(context, poller.fd());
     write_end.forEachFd(context, visit);

@@ -28,7 +28,17 @@ pub const State = struct {
     server_pid: sys.pid_t,
     /// RLIMIT_NOFILE as the caller had it; children get it back.
     caller_nofile: sys.rlimit,
+    /// The server raised RLIMIT_NOFILE above caller_nofile: children set
+    /// it back.
+    raised_nofile: bool,
+    /// A pipe of the server's own: write_end.zig's sample of an anonymous
+    /// pipe and its spare's source; without signalfd also where the
+    /// signal handlers wake the loop (signals.zig).
     wake_pipe: [2]sys.fd_t,
+    /// Without an owner pidfd, when the owner's pid is probed next
+    /// (checkOwnerAlive): at most once per owner_check_ms, whatever the
+    /// number of requests.
+    next_owner_probe_ms: i64,
 
     /// The connection of the process that started the server: its end
     /// means the owner is gone, and only it may stop the server. -1 once
@@ -48,6 +58,13 @@ pub const State = struct {
     phase: Phase,
     kill_deadline_ms: i64,
     killed: bool,
+    /// While terminating: a reap happened since the last look for newly
+    /// adopted orphans (signalAdoptedAsTree), which is made at most every
+    /// adopted_scan_ms: it reads the list of all the server's children
+    /// from /proc, so once per reap batch it would cost, with 1,000
+    /// children exiting, a scan of 1,000 pids per batch.
+    adopted_scan_due: bool,
+    next_adopted_scan_ms: i64,
     /// Exit once no child is left (stop without wait, or owner gone).
     exit_when_empty: bool,
 

@@ -5,9 +5,33 @@
 
 const std = @import("std");
 const builtin = @import("builtin");
+const build_options = @import("build_options");
 
+/// The system built for: these two choose constants, struct layouts and
+/// C library symbols only, never behaviour.
 pub const is_linux = builtin.os.tag == .linux;
 pub const is_darwin = builtin.os.tag.isDarwin();
+
+/// The one switch for behaviour. `.darwin` on macOS, and on Linux in the
+/// `-Ddarwin-paths=true` build (build.zig), which takes every fallback the
+/// macOS build takes so that its code runs, and is tested, here: datagram
+/// sockets instead of SOCK_SEQPACKET, close-on-exec set after creation (no
+/// SOCK_CLOEXEC, pipe2, MSG_CMSG_CLOEXEC), SO_NOSIGPIPE instead of
+/// MSG_NOSIGNAL, socket buffers sized explicitly (XNU's defaults are 2 KiB
+/// datagrams and 4 KiB queues), ENOBUFS waited out, no SO_PASSCRED, no
+/// /proc, no memfd, no close_range, no pidfds, prctl or cgroups, poll(2)
+/// in the server. What stays Linux's own in that build, because macOS's
+/// counterpart does not exist here: the readiness thread's epoll (kqueue on
+/// macOS), and the owner watch (tree.openOwnerWatch: a pidfd opened where
+/// macOS registers EVFILT_PROC).
+pub const Paths = enum { linux, darwin };
+pub const paths: Paths = if (is_darwin or build_options.darwin_paths) .darwin else .linux;
+/// Shorthand: the Linux-only facilities above are used.
+pub const linux_paths = paths == .linux;
+
+comptime {
+    if (is_darwin and build_options.darwin_paths) @compileError("-Ddarwin-paths=true is a Linux build");
+}
 
 comptime {
     if (!is_linux and !is_darwin) @compileError("libforks supports Linux and macOS");
@@ -15,16 +39,8 @@ comptime {
 
 pub const pid_t = c_int;
 pub const fd_t = c_int;
-/// struct rusage as glibc, musl and macOS lay it out on 64-bit targets
-/// (std.os.linux.rusage carries 128 extra reserved bytes: the kernel's
-/// layout, not the C library's, so it must not be used with wait4).
-pub const rusage = extern struct {
-    utime_sec: i64,
-    utime_usec: i64,
-    stime_sec: i64,
-    stime_usec: i64,
-    longs: [14]i64,
-};
+/// struct rusage (abi.zig: it is part of libforks_Reply).
+pub const rusage = @import("abi.zig").rusage;
 
 comptime {
     std.debug.assert(@sizeOf(rusage) == 144);
@@ -47,6 +63,9 @@ pub const E = struct {
     pub const NOSYS: c_int = if (is_linux) 38 else 78;
     pub const MSGSIZE: c_int = if (is_linux) 90 else 40;
     pub const CONNRESET: c_int = if (is_linux) 104 else 54;
+    pub const NOBUFS: c_int = if (is_linux) 105 else 55;
+    pub const CONNREFUSED: c_int = if (is_linux) 111 else 61;
+    pub const NOTCONN: c_int = if (is_linux) 107 else 57;
     pub const NOENT: c_int = 2;
     pub const ACCES: c_int = 13;
 };
@@ -72,7 +91,9 @@ pub const O_NONBLOCK: c_int = if (is_linux) 0o4000 else 0x4;
 pub const O_CLOEXEC: c_int = if (is_linux) 0o2000000 else 0x1000000;
 pub const O_RDONLY: c_int = 0;
 pub const O_WRONLY: c_int = 1;
-pub const O_DIRECTORY: c_int = if (is_linux) 0o200000 else 0x100000;
+/// Per architecture on Linux: 0o200000 on x86-64 is O_DIRECT on arm64,
+/// where opening a directory with it fails with EINVAL.
+pub const O_DIRECTORY: c_int = if (is_linux) @bitCast(@as(u32, @bitCast(std.os.linux.O{ .DIRECTORY = true }))) else 0x100000;
 pub const F_DUPFD_CLOEXEC: c_int = if (is_linux) 1030 else 67;
 pub const F_GETFD: c_int = 1;
 pub const F_SETFD: c_int = 2;
@@ -133,7 +154,7 @@ pub fn setNonblocking(fd: fd_t, on: bool) c_int {
 /// (the server is single-threaded) and Bun spawns with posix_spawn, which
 /// honours only fds marked by then.
 pub fn pipeCloexec(fds: *[2]fd_t) c_int {
-    if (is_linux) return pipe2(fds, O_CLOEXEC);
+    if (linux_paths) return pipe2(fds, O_CLOEXEC);
     if (pipe(fds) != 0) return -1;
     if (setCloexec(fds[0]) != 0 or setCloexec(fds[1]) != 0) {
         closeKeepErrno(fds[0]);
@@ -149,7 +170,7 @@ pub fn pipeCloexec(fds: *[2]fd_t) c_int {
 /// entries already read are plain numbers. False where /proc is not
 /// available (the caller then falls back to probing numbers).
 pub fn visitOpenFds(context: anytype, comptime visit: fn (@TypeOf(context), fd_t) void) bool {
-    if (!is_linux) return false;
+    if (!linux_paths) return false;
     const linux = std.os.linux;
     const dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0) return false;
@@ -207,23 +228,25 @@ pub const AF_UNIX: c_int = 1;
 pub const SOCK_STREAM: c_int = 1;
 pub const SOCK_DGRAM: c_int = 2;
 pub const SOCK_SEQPACKET: c_int = 5;
-pub const SOCK_CLOEXEC: c_int = if (is_linux) 0o2000000 else 0;
+pub const SOCK_CLOEXEC: c_int = if (linux_paths) 0o2000000 else 0;
 pub const SOL_SOCKET: c_int = if (is_linux) 1 else 0xffff;
 pub const SCM_RIGHTS: c_int = 1;
-pub const SO_NOSIGPIPE: c_int = 0x1022; // macOS only
+pub const SO_NOSIGPIPE: c_int = 0x1022; // macOS only (emulated by tests/darwin-paths on Linux)
 pub const SO_PASSCRED: c_int = 16; // Linux only
+pub const SO_SNDBUF: c_int = if (is_linux) 7 else 0x1001;
+pub const SO_RCVBUF: c_int = if (is_linux) 8 else 0x1002;
 pub const SHUT_RDWR: c_int = 2;
 
 pub const MSG_TRUNC: c_int = if (is_linux) 0x20 else 0x10;
 pub const MSG_CTRUNC: c_int = if (is_linux) 0x8 else 0x20;
 pub const MSG_DONTWAIT: c_int = if (is_linux) 0x40 else 0x80;
-pub const MSG_NOSIGNAL: c_int = if (is_linux) 0x4000 else 0;
-pub const MSG_CMSG_CLOEXEC: c_int = if (is_linux) 0x40000000 else 0;
+pub const MSG_NOSIGNAL: c_int = if (linux_paths) 0x4000 else 0;
+pub const MSG_CMSG_CLOEXEC: c_int = if (linux_paths) 0x40000000 else 0;
 
 /// Message sockets keep one request per sendmsg, which is what lets many
 /// threads share one connection without a lock. macOS has no AF_UNIX
 /// SOCK_SEQPACKET; its datagram socket pairs keep boundaries too.
-pub const message_socket_type: c_int = if (is_linux) SOCK_SEQPACKET else SOCK_DGRAM;
+pub const message_socket_type: c_int = if (linux_paths) SOCK_SEQPACKET else SOCK_DGRAM;
 
 pub const iovec = extern struct {
     base: ?*anyopaque,
@@ -271,14 +294,29 @@ pub extern "c" fn recvmsg(fd: fd_t, msg: *msghdr, flags: c_int) isize;
 pub extern "c" fn shutdown(fd: fd_t, how: c_int) c_int;
 pub extern "c" fn setsockopt(fd: fd_t, level: c_int, name: c_int, value: ?*const anyopaque, len: u32) c_int;
 
+/// darwin paths: the buffers of every datagram socket pair libforks makes.
+/// XNU's defaults, a 2,048-byte datagram at most (a longer one fails with
+/// EMSGSIZE) and 4,096 bytes queued per receiver (then ENOBUFS), fit
+/// neither a fork request naming a symbol (protocol.Request, 5,152
+/// bytes), an exec-spec chunk (exec.zig, 32 KiB), a channel part
+/// (src/channel.ts, 60 KiB and its header), nor more than a few pipelined
+/// requests; SO_SNDBUF raises the first per sending socket, SO_RCVBUF the
+/// second per receiving one, within XNU's sb_max (about 7 MiB).
+pub const datagram_max: c_int = 64 * 1024;
+pub const datagram_queue: c_int = 256 * 1024;
+
 /// A close-on-exec AF_UNIX socket pair of `kind`. On macOS SIGPIPE is
-/// suppressed per socket, as MSG_NOSIGNAL does not exist there.
+/// suppressed per socket, as MSG_NOSIGNAL does not exist there, and a
+/// datagram pair gets buffers that hold what libforks sends on it.
 pub fn socketpairCloexec(kind: c_int, fds: *[2]fd_t) c_int {
     if (socketpair(AF_UNIX, kind | SOCK_CLOEXEC, 0, fds) != 0) return -1;
-    if (is_darwin) {
+    if (!linux_paths) {
         const one: c_int = 1;
         for (fds) |fd| {
-            if (setCloexec(fd) != 0 or setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, @sizeOf(c_int)) != 0) {
+            if (setCloexec(fd) != 0 or setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, @sizeOf(c_int)) != 0 or
+                (kind == SOCK_DGRAM and (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &datagram_max, @sizeOf(c_int)) != 0 or
+                    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &datagram_queue, @sizeOf(c_int)) != 0)))
+            {
                 closeKeepErrno(fds[0]);
                 closeKeepErrno(fds[1]);
                 return -1;
@@ -286,6 +324,16 @@ pub fn socketpairCloexec(kind: c_int, fds: *[2]fd_t) c_int {
         }
     }
     return 0;
+}
+
+const timespec = extern struct { sec: i64, nsec: i64 };
+extern "c" fn nanosleep(wanted: *const timespec, left: ?*timespec) c_int;
+
+/// Sleeps `ms` milliseconds (async-signal-safe; an interrupted sleep just
+/// ends sooner).
+pub fn sleepMs(ms: u32) void {
+    const wanted = timespec{ .sec = ms / 1000, .nsec = @as(i64, ms % 1000) * 1_000_000 };
+    _ = nanosleep(&wanted, null);
 }
 
 // ---------------------------------------------------------------- processes
@@ -322,6 +370,26 @@ pub const pollfd = extern struct {
 };
 
 pub extern "c" fn poll(fds: [*]pollfd, count: c_uint, timeout_ms: c_int) c_int;
+
+/// macOS only: kqueue(2) and kevent(2), struct kevent as XNU lays it out
+/// on 64-bit targets.
+pub const Kevent = extern struct {
+    ident: usize,
+    filter: i16,
+    flags: u16,
+    fflags: u32,
+    data: isize,
+    udata: usize,
+};
+pub const EVFILT_PROC: i16 = -5;
+pub const EV_ADD: u16 = 0x1;
+pub const NOTE_EXIT: u32 = 0x80000000;
+pub const kqueue = if (is_darwin) struct {
+    extern "c" fn kqueue() c_int;
+}.kqueue else undefined;
+pub const kevent = if (is_darwin) struct {
+    extern "c" fn kevent(kq: c_int, changes: ?[*]const Kevent, nchanges: c_int, events: ?[*]Kevent, nevents: c_int, timeout: ?*const anyopaque) c_int;
+}.kevent else undefined;
 
 // ---------------------------------------------------------------- signals
 
@@ -362,7 +430,6 @@ pub const Sigaction = if (is_linux) extern struct {
 pub extern "c" fn sigaction(sig: c_int, act: ?*const Sigaction, old: ?*Sigaction) c_int;
 pub extern "c" fn sigemptyset(set: *sigset_t) c_int;
 pub extern "c" fn sigfillset(set: *sigset_t) c_int;
-pub extern "c" fn sigismember(set: *const sigset_t, sig: c_int) c_int;
 pub extern "c" fn pthread_sigmask(how: c_int, set: ?*const sigset_t, old: ?*sigset_t) c_int;
 
 pub fn setDisposition(sig: c_int, handler: usize, flags: c_int) c_int {
@@ -422,7 +489,6 @@ pub const MAP_PRIVATE: c_int = 2;
 pub const MAP_ANONYMOUS: c_int = if (is_linux) 0x20 else 0x1000;
 pub const MAP_FAILED: usize = std.math.maxInt(usize);
 pub extern "c" fn mmap(addr: ?*anyopaque, len: usize, prot: c_int, flags: c_int, fd: fd_t, offset: i64) usize;
-pub extern "c" fn munmap(addr: *anyopaque, len: usize) c_int;
 
 // ---------------------------------------------------------------- threads
 

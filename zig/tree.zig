@@ -92,7 +92,7 @@ pub fn forEachFd(context: anytype, comptime visit: fn (@TypeOf(context), sys.fd_
 /// when the owner is already gone (the server then sees the owner's
 /// connection end, or the probe fails).
 pub fn openOwnerPidfd(owner_pid: sys.pid_t) sys.fd_t {
-    if (!sys.is_linux) return -1;
+    if (!sys.linux_paths) return -1;
     const rc = linux.syscall2(.pidfd_open, @as(usize, @intCast(owner_pid)), 0);
     if (!succeeded(rc)) return -1;
     const fd: sys.fd_t = @intCast(rc);
@@ -101,6 +101,41 @@ pub fn openOwnerPidfd(owner_pid: sys.pid_t) sys.fd_t {
         return -1;
     }
     return fd;
+}
+
+/// A pollable fd that becomes readable when process `pid` exits, or -1
+/// (it is gone already, or cannot be watched). On macOS, a kqueue holding
+/// EVFILT_PROC NOTE_EXIT for `pid` (a kqueue fd polls readable while an
+/// event is pending); kqueues are not inherited across fork, so each
+/// process that watches opens its own. On Linux a pidfd, which the
+/// darwin-paths build stands in for the kqueue, opened at the same
+/// moments. Unlike a pidfd opened by the owner's own child, a watch set up
+/// after the middle process exited cannot tell a pid reused in between
+/// (microseconds after start; the owner's connection ending is then what
+/// stops the server).
+pub fn watchExit(pid: sys.pid_t) sys.fd_t {
+    if (sys.is_darwin) {
+        const kq = sys.kqueue();
+        if (kq < 0) return -1;
+        _ = sys.setCloexec(kq);
+        const change = [1]sys.Kevent{.{ .ident = @intCast(pid), .filter = sys.EVFILT_PROC, .flags = sys.EV_ADD, .fflags = sys.NOTE_EXIT, .data = 0, .udata = 0 }};
+        if (sys.kevent(kq, &change, 1, null, 0, null) != 0) {
+            rawClose(kq);
+            return -1;
+        }
+        return kq;
+    }
+    const rc = linux.syscall2(.pidfd_open, @as(usize, @intCast(pid)), 0);
+    return if (succeeded(rc)) @intCast(rc) else -1;
+}
+
+/// darwin paths, in a new server: the owner's exit is watched by the
+/// server itself (watchExit), there being no pidfd for the middle process
+/// to open; the 250 ms probe (ownerProbeSaysGone) remains for a watch that
+/// could not be set up.
+pub fn watchOwner(owner_pid: sys.pid_t) void {
+    if (sys.linux_paths or state.owner_pidfd >= 0) return;
+    state.owner_pidfd = watchExit(owner_pid);
 }
 
 /// The owner has exited, zombie included: a pidfd is readable from the
@@ -115,7 +150,7 @@ pub fn ownerPidfdExited() bool {
 /// the owner's connection ending is then what stops the server.
 pub fn ownerProbeSaysGone(owner_pid: sys.pid_t) bool {
     if (sys.kill(owner_pid, 0) != 0) return sys.errno() == sys.E.SRCH;
-    if (!sys.is_linux) return false;
+    if (!sys.linux_paths) return false;
     return processState(owner_pid) == 'Z';
 }
 
@@ -186,7 +221,7 @@ fn visitChildrenFile(path: [*:0]const u8, context: anytype, comptime visit: fn (
 // ---------------------------------------------------------------- subreaper
 
 pub fn becomeSubreaper() void {
-    if (!sys.is_linux) return;
+    if (!sys.linux_paths) return;
     _ = linux.syscall5(.prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
 
@@ -195,7 +230,7 @@ pub fn becomeSubreaper() void {
 /// exited before the request took effect (the child was re-parented, so
 /// no death signal will ever come): the child must exit at once.
 pub fn dieWithServer(server_pid: sys.pid_t) bool {
-    if (!sys.is_linux) return true;
+    if (!sys.linux_paths) return true;
     _ = linux.syscall5(.prctl, PR_SET_PDEATHSIG, @as(usize, @intCast(sys.SIGKILL)), 0, 0, 0);
     return @as(sys.pid_t, @intCast(linux.syscall0(.getppid))) == server_pid;
 }
@@ -203,7 +238,7 @@ pub fn dieWithServer(server_pid: sys.pid_t) bool {
 /// True while the server has any child at all, adopted ones included
 /// (waitid with WNOWAIT: nothing is reaped).
 pub fn hasChildren() bool {
-    if (!sys.is_linux) return false;
+    if (!sys.linux_paths) return false;
     var info: linux.siginfo_t = undefined;
     while (true) {
         const rc = linux.waitid(.ALL, 0, &info, linux.W.EXITED | linux.W.NOHANG | linux.W.NOWAIT);
@@ -227,7 +262,7 @@ const AdoptedVisit = struct {
 /// server's own unreaped children, whose pids cannot be reused while the
 /// server, single-threaded, is here instead of reaping.
 pub fn signalAdopted(sig: c_int, known: *const fn (sys.pid_t) bool, remember: bool) void {
-    if (!sys.is_linux) return;
+    if (!sys.linux_paths) return;
     var visit = AdoptedVisit{ .sig = sig, .known = known, .remember = remember };
     visitChildrenFile("/proc/thread-self/children", &visit, signalOneAdopted);
 }
@@ -284,7 +319,7 @@ pub fn signalTree(root: sys.pid_t, sig: c_int, server_pid: sys.pid_t) c_int {
         const before = count;
         // Children first: a node that dies of the signal has its children
         // re-parented to the server at once, out of its list.
-        if (sys.is_linux) collectChildren(node.pid, server_pid, &count);
+        if (sys.linux_paths) collectChildren(node.pid, server_pid, &count);
         if (node.pidfd >= 0 and pidfdReadable(node.pidfd)) {
             // Exited during the read: its pid may name another process
             // by now, so the list may not be its children.
@@ -352,7 +387,7 @@ fn addChild(collect: *Collect, pid: sys.pid_t) void {
 /// on the subreaper alone) when there is no cgroup v2 mount, the
 /// directory is not writable, or anything else fails.
 pub fn createCgroup(server_pid: sys.pid_t) void {
-    if (!sys.is_linux) return;
+    if (!sys.linux_paths) return;
     var path_buf: [4096]u8 = undefined;
     const dir_path = ownCgroupDirectory(&path_buf) orelse return;
     const dir = sys.open(dir_path, @as(c_int, @intCast(O_PATH)) | sys.O_DIRECTORY | sys.O_CLOEXEC);
@@ -558,7 +593,7 @@ fn visitLines(path: [*:0]const u8, context: anytype, comptime visit: fn (@TypeOf
 /// reused, so waitpid then takes no other process's status. `block`:
 /// wait for it to exit (it exits right after closing its connection).
 pub fn reapServer(server_pid: sys.pid_t, pidfd: sys.fd_t, block: bool) void {
-    if (!sys.is_linux or server_pid <= 0) return;
+    if (!sys.linux_paths or server_pid <= 0) return;
     const nohang: u32 = if (block) 0 else linux.W.NOHANG;
     if (pidfd >= 0) {
         var info: linux.siginfo_t = undefined;
@@ -584,7 +619,7 @@ pub fn reapServer(server_pid: sys.pid_t, pidfd: sys.fd_t, block: bool) void {
 /// removes the directory, waiting at most 200 ms for it to empty. Plain
 /// code in the caller, not the server.
 pub fn cleanUpAfterServer(server_pidfd: sys.fd_t, cgroup_fd: sys.fd_t) void {
-    if (!sys.is_linux or cgroup_fd < 0 or server_pidfd < 0 or !pidfdReadable(server_pidfd)) return;
+    if (!sys.linux_paths or cgroup_fd < 0 or server_pidfd < 0 or !pidfdReadable(server_pidfd)) return;
     const kill_fd = openAt(cgroup_fd, "cgroup.kill", O_WRONLY);
     if (kill_fd < 0) return; // removed by the server (or no cgroup.kill)
     _ = linux.write(kill_fd, "1", 1);

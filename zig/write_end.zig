@@ -48,19 +48,19 @@ var fd_dir: sys.fd_t = -1;
 /// Whether /proc/self/fd re-opens work here; cleared after the first
 /// failure that says /proc is missing, so a server without it does not try
 /// again for every request.
-var reopen_works = sys.is_linux;
+var reopen_works = sys.linux_paths;
 
 /// `own_pipe` is a pipe end of the server itself (its wake pipe).
 pub fn init(own_pipe: sys.fd_t) void {
     pipe_dev = 0;
-    reopen_works = sys.is_linux;
-    if (sys.is_linux) {
+    reopen_works = sys.linux_paths;
+    if (sys.linux_paths) {
         var st: std.os.linux.Stat = undefined;
         if (fstat(own_pipe, &st)) pipe_dev = st.dev;
     }
     spare_source = own_pipe;
     spare_fd = sys.fcntl(own_pipe, sys.F_DUPFD_CLOEXEC, @as(c_int, 3));
-    if (sys.is_linux) {
+    if (sys.linux_paths) {
         fd_dir = sys.open("/proc/self/fd", sys.O_RDONLY | sys.O_DIRECTORY | sys.O_CLOEXEC);
         // Only the kernel's procfs re-opens the very file an fd names;
         // checked once here rather than on every re-opened pipe.
@@ -83,7 +83,7 @@ pub fn forEachFd(context: anytype, comptime visit: fn (@TypeOf(context), sys.fd_
 /// when the fd is not an anonymous pipe (or the server is out of fds).
 pub fn adopt(fd: sys.fd_t) sys.fd_t {
     if (fd < 0) return -1;
-    if (!sys.is_linux or !reopen_works) return adoptShared(fd);
+    if (!sys.linux_paths or !reopen_works) return adoptShared(fd);
     var st: std.os.linux.Stat = undefined;
     if (!fstat(fd, &st) or !std.os.linux.S.ISFIFO(st.mode) or st.dev != pipe_dev) {
         _ = sys.close(fd);
@@ -182,7 +182,7 @@ const TestServerPipe = struct {
 };
 
 test "a re-opened write end keeps its own O_NONBLOCK when the peer clears it" {
-    if (!sys.is_linux) return error.SkipZigTest;
+    if (!sys.linux_paths) return error.SkipZigTest;
     const server_pipe = try TestServerPipe.open();
     defer server_pipe.close();
 
@@ -207,7 +207,7 @@ test "a re-opened write end keeps its own O_NONBLOCK when the peer clears it" {
 }
 
 test "only anonymous pipes are adopted" {
-    if (!sys.is_linux) return error.SkipZigTest;
+    if (!sys.linux_paths) return error.SkipZigTest;
     const server_pipe = try TestServerPipe.open();
     defer server_pipe.close();
     var pair: [2]sys.fd_t = undefined;
@@ -228,7 +228,7 @@ test "only anonymous pipes are adopted" {
 }
 
 test "out of fds, a re-open still works through the spare, which is then taken back" {
-    if (!sys.is_linux) return error.SkipZigTest;
+    if (!sys.linux_paths) return error.SkipZigTest;
     const server_pipe = try TestServerPipe.open();
     defer server_pipe.close();
     var peer: [2]sys.fd_t = undefined;

@@ -28,7 +28,7 @@ const threadsBefore = threadNames("self");
 const entries = compileEntries();
 await using server = ForkServer.start();
 
-const children = pick(1000, 100);
+const children = pick(1000, 1000);
 const bursts = pick(3, 1);
 
 /** Nanoseconds this thread has spent runnable but waiting for a CPU. */

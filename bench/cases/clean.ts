@@ -17,7 +17,8 @@
 // from C (libforks_fork_symbol + a blocking read of the exit fd), so what
 // the server costs and what Bun's event loop adds are both measured; and
 // the floor of any fork server, the barest C server making the same hops
-// (native/server_floor.c), so what the hops themselves cost is too.
+// (native/server_floor.c), so what the hops themselves cost is too. And
+// Bun.spawn(["/bin/true"]) in the same rounds, what Bun offers instead.
 
 import { ForkServer } from "../../src/index.ts";
 import { serverExecutablePath } from "../../src/native.ts";
@@ -34,12 +35,12 @@ const sizes: { label: string; bytes: number }[] = [
   { label: "small", bytes: 0 },
   pick({ label: "2 GiB", bytes: 2 * GiB }, { label: "256 MiB", bytes: 256 * MiB }),
 ];
-const rounds = pick(5, 2);
-const cleanIterations = pick(80, 10);
-const cTinyIterations = pick(80, 10);
+const rounds = pick(5, 3);
+const cleanIterations = pick(80, 40);
+const cTinyIterations = pick(80, 40);
 // A snapshot server of a 2 GiB process forks in tens of milliseconds:
 // fewer iterations there.
-const snapshotIterations = (bytes: number) => pick(bytes >= GiB ? 20 : 80, 10);
+const snapshotIterations = (bytes: number) => pick(bytes >= GiB ? 20 : 80, 20);
 const warmup = pick(10, 3);
 const snapshotWarmup = (bytes: number) => pick(bytes >= GiB ? 3 : 10, 3);
 
@@ -70,7 +71,7 @@ async function roundTrip(server: ForkServer): Promise<void> {
 
 const rows: Row[] = [];
 const bars: ChartBar[] = [];
-const bySize: { label: string; clean: number; snapshot: number; cTiny: number; cClean: number; floor: number; rssKiB: number; startMicros: { clean: number; snapshot: number } }[] = [];
+const bySize: { label: string; clean: number; snapshot: number; cTiny: number; cClean: number; floor: number; bunSpawn: number; rssKiB: number; startMicros: { clean: number; snapshot: number } }[] = [];
 
 for (const size of sizes) {
   growTo(size.bytes);
@@ -87,7 +88,7 @@ for (const size of sizes) {
   try {
     // Warm this process's code paths and both servers (JIT, doorbell,
     // dlopen in the server) before the first slice.
-    for (let i = 0; i < pick(100, 5); i++) await roundTrip(clean);
+    for (let i = 0; i < pick(100, 20); i++) await roundTrip(clean);
     for (let i = 0; i < pick(size.bytes >= GiB ? 5 : 100, 3); i++) await roundTrip(snapshot);
     const m = await interleave(rounds, [
       { name: "clean", slice: () => timeLoop(() => roundTrip(clean), { warmup, iterations: cleanIterations }) },
@@ -95,12 +96,14 @@ for (const size of sizes) {
       { name: "c_tiny", slice: nativeSlice("fork_wait", () => ({ warmup, iterations: cTinyIterations })) },
       { name: "c_clean", slice: nativeSlice("libforks_fork", () => ({ clean: serverExecutablePath(), warmup, iterations: cleanIterations })) },
       { name: "floor", slice: nativeSlice("server_floor", () => ({ warmup, iterations: cTinyIterations })) },
+      { name: "bun_spawn", slice: () => timeLoop(() => Bun.spawn(["/bin/true"], { stdout: "ignore" }).exited, { warmup, iterations: cTinyIterations }) },
     ]);
     const c = m.get("clean")!;
     const s = m.get("snapshot")!;
     const tiny = m.get("c_tiny")!;
     const cClean = m.get("c_clean")!;
     const floor = m.get("floor")!;
+    const bunSpawn = m.get("bun_spawn")!;
     const extra = {
       bunRssKiB: shape.rssKiB,
       bunAnonKiB: shape.anonKiB,
@@ -113,8 +116,9 @@ for (const size of sizes) {
       { group: size.label, label: "clean server from C: libforks_fork_symbol + read exit fd", role: "libforks", unit: "µs", stats: cClean.stats, rate: cClean.rate, extra: cClean.extra },
       { group: size.label, label: "the barest C fork server, same hops (floor)", role: "baseline", unit: "µs", stats: floor.stats, rate: floor.rate, extra: floor.extra },
       { group: size.label, label: "fork() + _exit + waitpid (tiny C process)", role: "baseline", unit: "µs", stats: tiny.stats, rate: tiny.rate, extra: tiny.extra },
+      { group: size.label, label: 'Bun.spawn(["/bin/true"]) → exited', role: "baseline", unit: "µs", stats: bunSpawn.stats, rate: bunSpawn.rate, extra: bunSpawn.extra },
     );
-    for (const row of rows.slice(-5)) bars.push({ label: `${size.label} · ${row.label.replace(/ server\.fork\(\{ library, symbol \}\) → exited$/, " server").replace(/: libforks_fork_symbol .*$/, "").replace(/, same hops \(floor\)$/, "")}`, value: row.stats!.median, whisker: row.stats!.p99, role: row.role });
+    for (const row of rows.slice(-6)) bars.push({ label: `${size.label} · ${row.label.replace(/ server\.fork\(\{ library, symbol \}\) → exited$/, " server").replace(/: libforks_fork_symbol .*$/, "").replace(/, same hops \(floor\)$/, "")}`, value: row.stats!.median, whisker: row.stats!.p99, role: row.role });
     bySize.push({
       label: size.label,
       clean: c.stats.median,
@@ -122,6 +126,7 @@ for (const size of sizes) {
       cTiny: tiny.stats.median,
       cClean: cClean.stats.median,
       floor: floor.stats.median,
+      bunSpawn: bunSpawn.stats.median,
       rssKiB: shape.rssKiB,
       startMicros: { clean: cleanStart, snapshot: snapshotStart },
     });
@@ -136,7 +141,23 @@ const small = bySize[0]!;
 const big = bySize[1]!;
 const vsC = big.clean / big.cTiny;
 const growth = big.clean / small.clean;
+const x = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
 const targets: Target[] = [
+  {
+    text: "Case 7: clean native child round trip from Bun <= 1.0x the same server driven from C",
+    measured: `${x(small.clean, small.cClean)} (${fmtMicros(small.clean)} vs ${fmtMicros(small.cClean)}, small heap); at ${big.label}: ${x(big.clean, big.cClean)}`,
+    met: small.clean <= small.cClean,
+  },
+  {
+    text: "Case 7: clean native child round trip from Bun <= 1.3x the floor server",
+    measured: `${x(small.clean, small.floor)} (${fmtMicros(small.clean)} vs ${fmtMicros(small.floor)}, small heap); from C: ${x(small.cClean, small.floor)}`,
+    met: small.clean <= 1.3 * small.floor,
+  },
+  {
+    text: 'Case 7: clean native child round trip >= 3x faster than Bun.spawn(["/bin/true"])',
+    measured: `${(small.bunSpawn / small.clean).toFixed(2)}x faster (${fmtMicros(small.clean)} vs ${fmtMicros(small.bunSpawn)}, small heap, same rounds); at ${big.label}: ${(big.bunSpawn / big.clean).toFixed(2)}x`,
+    met: small.bunSpawn >= 3 * small.clean,
+  },
   {
     text: `Case 7: clean-server fork latency from a ${big.label} Bun process within 1.5x of a tiny C process's raw fork+waitpid`,
     measured: `${vsC.toFixed(2)}x (median ${fmtMicros(big.clean)} vs ${fmtMicros(big.cTiny)})`,

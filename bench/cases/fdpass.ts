@@ -16,8 +16,8 @@ const startedAt = now();
 const entries = compileEntries();
 await using server = ForkServer.start();
 
-const rounds = pick(5, 2);
-const iterations = pick(2000, 100);
+const rounds = pick(5, 3);
+const iterations = pick(2000, 1000);
 const warmup = pick(200, 20);
 
 const [, passed] = pipe();

@@ -16,9 +16,9 @@ const startedAt = now();
 const entries = compileEntries();
 await using server = ForkServer.start();
 
-const rounds = pick(5, 2);
-const iterations = pick(400, 25);
-const warmup = pick(40, 5);
+const rounds = pick(5, 3);
+const iterations = pick(400, 150);
+const warmup = pick(40, 20);
 const bunRss = () => memoryOf("self").rssKiB;
 // Phases of the Bun round trip: fork() returned (the JS thread is free
 // again), the child's pid known, its exit known (the sample itself).
@@ -72,13 +72,13 @@ const vsFork = bun.stats.median / cFork.stats.median;
 const vsSpawn = spawn.stats.median / bun.stats.median;
 const targets: Target[] = [
   {
-    text: "Case 1: server.fork round trip within 1.5x of raw C fork+waitpid",
+    text: "Case 1: snapshot server.fork round trip within 1.3x of raw C fork+waitpid of a Bun-shaped process",
     measured: `${vsFork.toFixed(2)}x (median ${fmtMicros(bun.stats.median)} vs ${fmtMicros(cFork.stats.median)})`,
-    met: vsFork <= 1.5,
+    met: vsFork <= 1.3,
   },
   {
     text: "Case 1: at least 3x faster than Bun.spawn([\"/bin/true\"])",
-    measured: `${vsSpawn.toFixed(2)}x (median ${fmtMicros(spawn.stats.median)} vs ${fmtMicros(bun.stats.median)})`,
+    measured: `${vsSpawn.toFixed(2)}x as fast (Bun.spawn's median ${fmtMicros(spawn.stats.median)} over the fork's ${fmtMicros(bun.stats.median)}; below 1 means slower)`,
     met: vsSpawn >= 3,
   },
 ];

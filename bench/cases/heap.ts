@@ -29,8 +29,8 @@ const sizes: { label: string; bytes: number }[] = pick(
   ],
 );
 const rounds = pick(5, 2);
-const forkIterations = pick(60, 10);
-const spawnIterations = pick(60, 10);
+const forkIterations = pick(60, 30);
+const spawnIterations = pick(60, 30);
 // Raw fork of a 2 GiB process takes tens of milliseconds: fewer iterations.
 const rawIterations = (bytes: number) => pick(bytes >= GiB ? 24 : 60, 10);
 const warmup = pick(10, 3);

@@ -15,7 +15,7 @@ const startedAt = now();
 const entries = compileEntries();
 await using server = ForkServer.start();
 await using idle = ForkServer.start();
-const forks = pick(10_000, 300);
+const forks = pick(10_000, 2000);
 const inFlight = 64;
 
 /** A long-lived child's Pss, measured once it sits in pause(). */

@@ -14,9 +14,9 @@ import type { Row, Target } from "../lib/result.ts";
 const startedAt = now();
 await using server = ForkServer.start();
 
-const rounds = pick(5, 2);
-const iterations = pick(300, 20);
-const warmup = pick(30, 5);
+const rounds = pick(5, 3);
+const iterations = pick(300, 120);
+const warmup = pick(30, 15);
 log(`${rounds} rounds × ${iterations} iterations (+${warmup} warm-up) per contender`);
 
 const m = await interleave(rounds, [
@@ -25,7 +25,12 @@ const m = await interleave(rounds, [
     slice: () =>
       timeLoop(
         async () => {
-          await server.spawn(["/bin/true"]).exited;
+          // The default channel is this process's to close: left open,
+          // one socket per child would pile up in the fd table, and
+          // Bun.spawn's own cost grows with it.
+          const child = server.spawn(["/bin/true"]);
+          await child.exited;
+          child.channel?.close();
         },
         { warmup, iterations },
       ),

@@ -3,7 +3,7 @@
 // the case's result for bench/run.ts.
 
 import { cc, FFIType } from "bun:ffi";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { summarize, type Summary } from "./stats.ts";
 import type { CaseResult } from "./result.ts";
@@ -54,6 +54,16 @@ export interface Contender {
   slice: (round: number) => Promise<{ samples: number[]; elapsedSeconds: number; extra?: Record<string, number | string> }>;
 }
 
+/** Open fds of this process. Every comparison runs with the fd table
+ * flat: Bun.spawn's own cost grows with it. */
+export function openFdCount(): number {
+  return readdirSync("/proc/self/fd").length;
+}
+
+/** Largest growth of this process's fd table over any one slice of any
+ * case in this process, printed by bench/run.ts next to the results. */
+export const fdTable = { before: -1, maxGrowth: 0, worst: "" };
+
 export interface Measured {
   samples: number[];
   stats: Summary;
@@ -70,7 +80,14 @@ export async function interleave(rounds: number, contenders: Contender[]): Promi
     for (let k = 0; k < contenders.length; k++) {
       const contender = contenders[(k + round) % contenders.length]!;
       const slot = acc.get(contender.name)!;
+      const fdsBefore = openFdCount();
+      if (fdTable.before < 0) fdTable.before = fdsBefore;
       const { samples, elapsedSeconds, extra } = await contender.slice(round);
+      const growth = openFdCount() - fdsBefore;
+      if (growth > fdTable.maxGrowth) {
+        fdTable.maxGrowth = growth;
+        fdTable.worst = contender.name;
+      }
       slot.samples.push(...samples);
       slot.seconds += elapsedSeconds;
       Object.assign(slot.extra, extra ?? {});
@@ -143,6 +160,7 @@ export function compileEntries() {
     symbols: {
       bench_exit_now: entrySignature,
       bench_pause: entrySignature,
+      bench_kill_reap: entrySignature,
       bench_echo_fds: entrySignature,
     },
   });
@@ -154,7 +172,8 @@ export const nextTurn = () => new Promise<void>((done) => setImmediate(done));
 
 /** Writes the case's result where bench/run.ts expects it (or prints it). */
 export function finish(result: Omit<CaseResult, "durationSeconds">, startedAt: number): void {
-  const full: CaseResult = { ...result, durationSeconds: (now() - startedAt) / 1e9 };
+  const fdNote = `fd table of this process: ${fdTable.before} fds at the first slice, grown by at most ${fdTable.maxGrowth} over one slice${fdTable.worst ? ` (${fdTable.worst})` : ""}${fdTable.maxGrowth > 8 ? ": NOT flat, ratios against Bun.spawn are flattered" : ", flat"}`;
+  const full: CaseResult = { ...result, notes: [...result.notes, fdNote], fdGrowth: fdTable.maxGrowth, durationSeconds: (now() - startedAt) / 1e9 };
   const out = process.env.BENCH_OUT;
   const text = JSON.stringify(full, null, 2);
   if (out) writeFileSync(out, text);

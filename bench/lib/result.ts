@@ -58,5 +58,7 @@ export interface CaseResult {
   targets: Target[];
   charts: Chart[];
   notes: string[];
+  /** Largest growth of the measuring process's fd table over one slice. */
+  fdGrowth?: number;
   durationSeconds: number;
 }

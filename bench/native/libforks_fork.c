@@ -4,7 +4,7 @@
  * starts (so the server, a copy of this process, has a Bun process's size).
  *
  *   libforks_fork --rss-kib N --anon-kib N --file PATH --warmup N --iterations N
- *   libforks_fork ... --burst N
+ *   libforks_fork ... --burst N [--stop 1]
  *   libforks_fork --clean SERVER_PATH --warmup N --iterations N
  *
  * --clean: the server is a clean one (libforks_start_ex running the
@@ -29,8 +29,10 @@ static void pause_entry(libforks_ServerConn conn, int socket_fd) {
 
 /* --burst N: N children alive at once (pause), forked back to back with
  * blocking libforks_fork; then libforks_kill_all(SIGKILL) and every exit
- * fd read. Case 4's "same library from C" figure. */
-static int burst(libforks_ServerConn conn, long count) {
+ * fd read. Case 4's "same library from C" figure. With --stop, the end is
+ * libforks_stop(conn, true) instead (case 8), the exit fds closed unread
+ * first (a caller that stops does not read them). */
+static int burst(libforks_ServerConn conn, long count, int stop) {
   int *exit_fds = calloc((size_t)count, sizeof *exit_fds);
   if (!exit_fds) die("calloc");
   uint64_t start = now_ns();
@@ -43,6 +45,17 @@ static int burst(libforks_ServerConn conn, long count) {
     }
   }
   uint64_t forked = now_ns();
+  if (stop) {
+    for (long i = 0; i < count; i++) close(exit_fds[i]);
+    forked = now_ns();
+    if (libforks_stop(conn, true) != libforks_OK) die("libforks_stop");
+    uint64_t stopped = now_ns();
+    char extra[128];
+    snprintf(extra, sizeof extra, "\"children\":%ld,\"fork_ns\":%llu,\"stop_ns\":%llu", count,
+             (unsigned long long)(forked - start), (unsigned long long)(stopped - forked));
+    print_result("libforks_stop", NULL, 0, stopped - start, extra);
+    return 0;
+  }
   if (libforks_kill_all(conn, SIGKILL) != libforks_OK) die("libforks_kill_all");
   for (long i = 0; i < count; i++) {
     libforks_ExitEvent event;
@@ -73,7 +86,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   long burst_count = arg_long(argc, argv, "--burst", 0);
-  if (burst_count > 0) return burst(conn, burst_count);
+  if (burst_count > 0) return burst(conn, burst_count, arg_long(argc, argv, "--stop", 0) != 0);
   uint64_t *samples = samples_alloc(iterations);
   uint64_t start = 0;
   for (long i = -warmup; i < iterations; i++) {

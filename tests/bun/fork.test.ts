@@ -2,7 +2,7 @@
 
 import { cc, FFIType, ptr } from "bun:ffi";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { closeSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { ExitEvent, ForkServer, pipe, type LibforksError } from "../../src/index.ts";
 import { buildSharedLibrary, expectThrowsLibforks, fixtures, native, patience, pointerOf, readAllSync, within } from "./helpers.ts";
@@ -120,6 +120,25 @@ describe("fork", () => {
     closeSync(read1);
     closeSync(read2);
     child.channel!.close();
+  });
+
+  test("children of a snapshot of Bun malloc, printf and dlopen (forked with _Fork where the C library has it)", async () => {
+    const library = openSync(buildSharedLibrary(), "r");
+    const outputs: number[] = [];
+    const children = [];
+    for (let i = 0; i < 50; i++) {
+      const [readEnd, writeEnd] = pipe();
+      const child = server.fork(native.libc_in_child, { fds: [library, writeEnd] });
+      closeSync(writeEnd);
+      outputs.push(readEnd);
+      children.push(child);
+    }
+    const events = await within(Promise.all(children.map((c) => c.exited)), 20_000, "exited");
+    expect(events.map((e) => e.exitCode)).toEqual(children.map(() => 0));
+    const lines = outputs.map((fd) => readAllSync(fd));
+    expect(lines).toEqual(children.map((c) => `ok ${c.pid} lib_exit42\n`));
+    for (const fd of [library, ...outputs]) closeSync(fd);
+    for (const child of children) child.channel!.close();
   });
 
   test("fds option: a child that exits without reading them never makes fork() throw", async () => {

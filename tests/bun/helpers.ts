@@ -26,6 +26,7 @@ export const native = cc({
     sleep200ms: entry,
     sleep_long: entry,
     write_to_passed_fds: entry,
+    libc_in_child: entry,
     exit_with_received_code: entry,
     channel_echo: entry,
     send_pipe_to_parent: entry,
@@ -47,14 +48,14 @@ export function pointerOf(symbol: unknown): number {
 // (each builds to a private name, then renames).
 const buildDir = join(tmpdir(), `libforks-bun-tests-${process.getuid?.() ?? "user"}`);
 
-function gccOnce(source: string, name: string, flags: string[]): string {
-  const hash = new Bun.CryptoHasher("sha256").update(readFileSync(source)).update(flags.join(" ")).digest("hex").slice(0, 16);
+function gccOnce(source: string, name: string, flags: string[], compiler = "gcc"): string {
+  const hash = new Bun.CryptoHasher("sha256").update(readFileSync(source)).update(`${compiler} ${flags.join(" ")}`).digest("hex").slice(0, 16);
   const out = join(buildDir, `${name}-${hash}`);
   if (existsSync(out)) return out;
   mkdirSync(buildDir, { recursive: true });
   const partial = `${out}.${process.pid}.tmp`;
-  const result = Bun.spawnSync(["gcc", ...flags, "-o", partial, source], { stderr: "pipe", stdout: "pipe" });
-  if (result.exitCode !== 0) throw new Error(`gcc ${source} failed:\n${result.stderr.toString()}`);
+  const result = Bun.spawnSync([compiler, ...flags, "-o", partial, source], { stderr: "pipe", stdout: "pipe" });
+  if (result.exitCode !== 0) throw new Error(`${compiler} ${source} failed:\n${result.stderr.toString()}`);
   renameSync(partial, out);
   return out;
 }
@@ -72,9 +73,14 @@ export function buildListFds(): string {
 }
 
 /** fixtures/no-memfd.c built as a program: runs its arguments with
- * memfd_create(2) failing with ENOSYS (a seccomp filter). */
+ * memfd_create(2) failing with ENOSYS (a seccomp filter). Under qemu-user
+ * it is built for this machine (host-gcc, scripts/test-targets.sh): qemu
+ * refuses PR_SET_SECCOMP (EINVAL) to the programs it runs, so that they
+ * cannot forbid the calls it needs; a native launcher's filter holds for
+ * the emulator it then execs, and the memfd_create the emulator makes for
+ * the program fails the same way. */
 export function buildNoMemfd(): string {
-  return gccOnce(join(fixtures, "no-memfd.c"), "no-memfd", ["-O1"]);
+  return gccOnce(join(fixtures, "no-memfd.c"), "no-memfd", ["-O1"], emulated ? "host-gcc" : "gcc");
 }
 
 /** Open fds of this process. */
@@ -175,6 +181,25 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
     timer = setTimeout(() => reject(new Error(`${what}: not settled within ${limit} ms`)), limit);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The first line a program writes to its piped stdout (a JSON report of
+ * the pids it started, in the owner fixtures), or what it wrote before it
+ * ended; rejects if no line comes within `ms`. */
+export async function firstLine(stdout: ReadableStream<Uint8Array>, ms: number, what: string): Promise<string> {
+  const reader = stdout.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  try {
+    while (!text.includes("\n")) {
+      const { value, done } = await within(reader.read(), ms, what);
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  return text.slice(0, text.includes("\n") ? text.indexOf("\n") : text.length);
 }
 
 /** Reads a (blocking) fd to end-of-file. */

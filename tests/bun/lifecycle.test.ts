@@ -9,6 +9,7 @@ import {
   eventually,
   expectRejectsLibforks,
   expectThrowsLibforks,
+  firstLine,
   fixtures,
   native,
   processExited,
@@ -179,13 +180,7 @@ describe("lifecycle", () => {
 
   test("when the owner process is SIGKILLed, the server kills its children and exits", async () => {
     const owner = Bun.spawn([process.execPath, join(fixtures, "owner.ts")], { stdout: "pipe", stderr: "inherit" });
-    const reader = owner.stdout.getReader();
-    let line = "";
-    while (!line.includes("\n")) {
-      const { value, done } = await within(reader.read(), 10000, "owner output");
-      if (done) break;
-      line += new TextDecoder().decode(value);
-    }
+    const line = await firstLine(owner.stdout, 10000, "owner output");
     const { server, children } = JSON.parse(line) as { server: number; children: number[] };
     expect(children.length).toBe(2);
     for (const pid of [server, ...children]) expect(processGone(pid)).toBe(false);

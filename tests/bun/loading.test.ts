@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { ForkServer, libraryPath } from "../../src/index.ts";
 import { MINIMUM_BUN } from "../../src/version.ts";
-import { buildNoMemfd, fixtures, runProgram } from "./helpers.ts";
+import { buildNoMemfd, emulated, fixtures, runProgram } from "./helpers.ts";
 
 const run = runProgram;
 
@@ -124,8 +124,8 @@ describe("loading", () => {
       const built = await run([process.execPath, "build", "--compile", join(fixtures, "load-report.ts"), "--outfile", app]);
       expect(built.code).toBe(0);
       const noMemfd = buildNoMemfd();
-      const launch = async (argv: string[], tmpdir: string) => {
-        const { code, out, err } = await run(argv, { cwd: dir, env: { PATH: "/usr/bin:/bin", HOME: dir, TMPDIR: tmpdir } });
+      const launch = async (argv: string[], tmpdir: string, more: Record<string, string> = {}) => {
+        const { code, out, err } = await run(argv, { cwd: dir, env: { PATH: "/usr/bin:/bin", HOME: dir, TMPDIR: tmpdir, ...more } });
         expect(err).toBe("");
         expect(code).toBe(0);
         return JSON.parse(out) as { ok: boolean; code?: string; message?: string; clean?: { ok: boolean; code?: string; message?: string; exitCode?: number } };
@@ -142,7 +142,11 @@ describe("loading", () => {
       expect(extracted.clean!.message).toContain("set LIBFORKS_PATH");
 
       // No memfd_create and no usable TMPDIR: the error says what to set.
-      const failed = await launch([noMemfd, app], missing);
+      // Under qemu-user the missing directory is BUN_TMPDIR (which Bun
+      // prefers), not TMPDIR: qemu serves the program's reads of
+      // /proc/self/maps from a memfd of its own, else from a file in
+      // TMPDIR, and with neither the read fails and Bun aborts at start.
+      const failed = emulated ? await launch([noMemfd, app], dir, { BUN_TMPDIR: missing }) : await launch([noMemfd, app], missing);
       expect(failed).toMatchObject({ ok: false, code: "LOAD_ERROR" });
       expect(failed.message).toContain("through a memfd: memfd_create failed (ENOSYS)");
       expect(failed.message).toContain("Set BUN_TMPDIR (or TMPDIR) to an existing, writable directory on a filesystem mounted with exec");

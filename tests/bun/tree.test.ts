@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ForkServer } from "../../src/index.ts";
-import { eventually, fixtures, processExited, within } from "./helpers.ts";
+import { eventually, firstLine, fixtures, processExited, within } from "./helpers.ts";
 
 function marked(mark: string): number[] {
   const found: number[] = [];
@@ -33,13 +33,7 @@ describe.skipIf(!linux)("tree supervision", () => {
       const owner = Bun.spawn([process.execPath, join(fixtures, "tree-owner.ts"), mark], { stdout: "pipe", stderr: "inherit" });
       let server = 0;
       try {
-        const reader = owner.stdout.getReader();
-        let line = "";
-        while (!line.includes("\n")) {
-          const { value, done } = await within(reader.read(), 10000, "owner output");
-          if (done) break;
-          line += new TextDecoder().decode(value);
-        }
+        const line = await firstLine(owner.stdout, 10000, "owner output");
         server = (JSON.parse(line) as { server: number }).server;
         // sh and its 2 sleeps; the setsid daemon and the sleep sh execs
         // after its subshell left it; bun and its own sleep.

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libforks.h>
+#include <libforks_ext.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -19,6 +20,16 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The darwin-paths suite (tests/darwin-paths/run.sh) runs these tests
+ * against a Linux build taking macOS's code paths. A check that cannot
+ * hold there is adjusted under `if (darwin_paths())`, saying why with
+ * not_on_darwin(), never dropped silently. */
+static inline int darwin_paths(void) {
+  const char *value = getenv("LIBFORKS_DARWIN_PATHS");
+  return value != NULL && strcmp(value, "1") == 0;
+}
+#define not_on_darwin(why) fprintf(stderr, "%s:%d: darwin paths: not checked: %s\n", __FILE__, __LINE__, why)
 
 #define CHECK(cond)                                                            \
   do {                                                                         \
@@ -165,6 +176,42 @@ static inline double wait_exited(pid_t pid, int timeout_ms) {
     usleep(2000);
   }
   return -1;
+}
+
+/* For tests of what becomes of a server when its owner goes: forks an
+ * owner process that runs `setup` (which starts a server and stores
+ * `count` pids in `pids`; a nonzero return is the owner's exit code), sends
+ * those pids back through a pipe, then pauses for ever, or exits 0 when
+ * `then_exit` is set. Returns the owner's pid, with `pids` filled in. */
+typedef int (*owner_setup)(pid_t *pids, void *context);
+static inline pid_t start_owner(owner_setup setup, void *context, pid_t *pids, size_t count, int then_exit) {
+  int report[2];
+  CHECK(pipe(report) == 0);
+  const ssize_t size = (ssize_t)(count * sizeof *pids);
+  pid_t owner = fork();
+  CHECK(owner >= 0);
+  if (owner == 0) {
+    close(report[0]);
+    int code = setup(pids, context);
+    if (code != 0) _exit(code);
+    if (write(report[1], pids, size) != size) _exit(100);
+    if (then_exit) exit(0);
+    for (;;) pause();
+  }
+  close(report[1]);
+  CHECK(read(report[0], pids, size) == size);
+  close(report[0]);
+  return owner;
+}
+
+/* Checks that every pid in `pids` (pids[0] being the server) has exited
+ * within `timeout_ms`, naming each one that has not. */
+static inline void check_all_exit(const pid_t *pids, size_t count, int timeout_ms, const char *after) {
+  for (size_t i = 0; i < count; i++) {
+    double took = wait_exited(pids[i], timeout_ms);
+    if (took < 0) fprintf(stderr, "%s %d still alive %d ms after %s\n", i ? "child" : "server", pids[i], timeout_ms, after);
+    CHECK(took >= 0);
+  }
 }
 
 /* zig/protocol.zig's request header, for tests that speak the wire

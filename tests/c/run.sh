@@ -4,10 +4,11 @@
 # exits 0 within its time limit. Ends with `N passed, N failed` (programs).
 # CC, CFLAGS_EXTRA (e.g. "-fsanitize=address,undefined"),
 # LIBFORKS_LIB_DIR and LIBFORKS_TEST_RUNNER (a command prefix that runs
-# each test, e.g. "chroot DIR": scripts/test-targets.sh) may be set. Run
-# from anywhere.
+# each test, e.g. "chroot DIR": scripts/test-targets.sh) may be set.
+# Arguments, if any, name the tests to run (test_kill or
+# tests/c/test_kill.c); by default all run. Run from anywhere.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 root=$PWD
 case "$(uname -m)" in
   x86_64) platform=linux-x64 ;;
@@ -25,7 +26,16 @@ $cc -shared -fPIC -O1 -o "$out/libentry.so" tests/c/fixtures/entry_lib.c || exit
 passed=0
 failed=0
 failures=()
-for source in tests/c/test_*.c; do
+sources=(tests/c/test_*.c)
+if (($# > 0)); then
+  sources=()
+  for name in "$@"; do
+    name=$(basename "$name" .c)
+    [[ -f tests/c/$name.c ]] || { echo "run.sh: no test tests/c/$name.c"; echo "0 passed, 1 failed"; exit 1; }
+    sources+=("tests/c/$name.c")
+  done
+fi
+for source in "${sources[@]}"; do
   name=$(basename "$source" .c)
   if ! $cc -O1 -g -Wall -Wextra -Werror -rdynamic ${CFLAGS_EXTRA:-} -I lib/include -o "$out/$name" "$source" \
       -L "$lib_dir" -lforks -Wl,-rpath,"$lib_dir" -lpthread -ldl; then

@@ -3,7 +3,7 @@
 # them), then under valgrind's memcheck (those that do not crash children on
 # purpose or measure time). Ends with `N passed, N failed` over both.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 
 passed=0
 failed=0

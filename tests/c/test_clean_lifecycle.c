@@ -54,9 +54,18 @@ static int holds_anywhere(pid_t pid, int fd) {
   return 0;
 }
 
-/* A memfd at fd number `number`, inheritable or not. */
+/* A memfd at fd number `number`, inheritable or not. macOS has no memfd:
+ * on the darwin paths a file of that name in the test directory. */
 static int marked_fd(const char *name, int number, int inheritable) {
-  int fd = libforks_memfd(name);
+  int fd;
+  if (darwin_paths()) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", getenv("LIBFORKS_TEST_DIR") ? getenv("LIBFORKS_TEST_DIR") : "/tmp", name);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    unlink(path);
+  } else {
+    fd = libforks_memfd(name);
+  }
   CHECK(fd >= 0);
   if (fd != number) {
     CHECK(dup3(fd, number, inheritable ? 0 : O_CLOEXEC) == number);
@@ -82,34 +91,28 @@ static int environ_has(pid_t pid, const char *entry) {
   return 0;
 }
 
+static int start_clean_with_sleep(pid_t *pids, void *context) {
+  (void)context;
+  libforks_ServerConn conn;
+  libforks_StartOptions options = clean_options(server_path, -1);
+  if (libforks_start_ex(&conn, &options) != libforks_OK) return 1;
+  pids[0] = libforks_get_server_pid(conn);
+  int socket_fd;
+  if (libforks_fork(conn, &pids[1], &socket_fd, NULL, libforks_exec_entrypoint) != libforks_OK) return 2;
+  const char *argv[] = {"sleep", "1000", NULL}, *envp[] = {NULL};
+  if (libforks_send_exec_spec(socket_fd, "/bin/sleep", argv, envp, NULL, NULL, NULL, 0) != libforks_OK) return 3;
+  if (libforks_read_exec_result(socket_fd, NULL) != libforks_OK) return 4;
+  return 0;
+}
+
 /* A helper process starts a clean server running `sleep`, reports both
  * pids, and is SIGKILLed: both must be gone within 2 s. */
 static void check_owner_death(void) {
-  int report[2];
-  CHECK(pipe(report) == 0);
-  pid_t owner = fork();
-  CHECK(owner >= 0);
-  if (owner == 0) {
-    libforks_ServerConn conn;
-    libforks_StartOptions options = clean_options(server_path, -1);
-    if (libforks_start_ex(&conn, &options) != libforks_OK) _exit(1);
-    pid_t pids[2] = {libforks_get_server_pid(conn), 0};
-    int socket_fd;
-    if (libforks_fork(conn, &pids[1], &socket_fd, NULL, libforks_exec_entrypoint) != libforks_OK) _exit(2);
-    const char *argv[] = {"sleep", "1000", NULL}, *envp[] = {NULL};
-    if (libforks_send_exec_spec(socket_fd, "/bin/sleep", argv, envp, NULL, NULL, NULL, 0) != libforks_OK) _exit(3);
-    if (libforks_read_exec_result(socket_fd, NULL) != libforks_OK) _exit(4);
-    if (write(report[1], pids, sizeof pids) != sizeof pids) _exit(5);
-    for (;;) pause();
-  }
-  close(report[1]);
   pid_t pids[2];
-  CHECK(read(report[0], pids, sizeof pids) == sizeof pids);
-  close(report[0]);
+  pid_t owner = start_owner(start_clean_with_sleep, NULL, pids, 2, 0);
   CHECK(kill(owner, SIGKILL) == 0);
   CHECK(waitpid(owner, NULL, 0) == owner);
-  CHECK(wait_exited(pids[0], 2000) >= 0);
-  CHECK(wait_exited(pids[1], 2000) >= 0);
+  check_all_exit(pids, 2, 2000, "their owner died");
 }
 
 int main(void) {
@@ -142,6 +145,12 @@ int main(void) {
   close(private_fd);
 
   /* from a memfd: the program runs from it, not from a path */
+  if (darwin_paths()) {
+    not_on_darwin("a clean server run from an fd (no memfd or fexecve on macOS: INVALID_ARGUMENT checked instead)");
+    options = clean_options(NULL, 0);
+    CHECK_RESULT(libforks_start_ex(&conn, &options), libforks_INVALID_ARGUMENT);
+    goto after_memfd;
+  }
   int memfd = libforks_memfd("libforks-server");
   CHECK(memfd >= 0 && (fcntl(memfd, F_GETFD) & FD_CLOEXEC));
   int program = open(server_path, O_RDONLY);
@@ -158,6 +167,7 @@ int main(void) {
   CHECK_OK(libforks_stop(conn, true));
   close(memfd);
 
+after_memfd:;
   /* failures leave no fd behind; explicit snapshot mode works */
   int before = count_fds(0);
   options = clean_options("/nonexistent/libforks-server", -1);

@@ -65,7 +65,14 @@ int main(void) {
     CHECK(reply_fd == -1);
     sent++;
   }
-  CHECK(would_block > 0);
+  if (darwin_paths()) {
+    /* Each datagram receiver queues 256 KiB there (sys.datagram_queue),
+     * which holds every one of these requests: the sender may never see
+     * the connection fill up. */
+    not_on_darwin("that the requests fill the owner's connection while the stream is not read");
+  } else {
+    CHECK(would_block > 0);
+  }
   while (records < 2 * FORKS) {
     int got = drain(fd, 5000);
     CHECK(got > 0);

@@ -47,7 +47,8 @@ int main(void) {
   usleep(20000);
   errno = 0;
   int wrote = libforks_write_socket_fds(socket_fd, "x", 1, NULL, 0);
-  CHECK(wrote == -1 && (errno == EPIPE || errno == ECONNRESET));
+  /* A datagram socket (darwin paths) whose peer closed: ECONNREFUSED. */
+  CHECK(wrote == -1 && (errno == EPIPE || errno == ECONNRESET || (darwin_paths() && errno == ECONNREFUSED)));
   CHECK(WEXITSTATUS(read_exit_event(exit_fd, 5000).wait_status) == 4);
   close(socket_fd);
 
@@ -58,7 +59,9 @@ int main(void) {
   static char chunk[4096];
   int sent = 0;
   while (libforks_write_socket_fds(socket_fd, chunk, sizeof chunk, NULL, 0) > 0) sent++;
-  CHECK(errno == EAGAIN && sent > 0);
+  /* XNU (darwin paths) refuses a datagram for a full receiver with
+   * ENOBUFS, non-blocking or not. */
+  CHECK((errno == EAGAIN || (darwin_paths() && errno == ENOBUFS)) && sent > 0);
   int other_exit;
   CHECK_OK(libforks_fork(conn, &pid, NULL, &other_exit, entry_exit3));
   CHECK(WEXITSTATUS(read_exit_event(other_exit, 5000).wait_status) == 3);

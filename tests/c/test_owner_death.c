@@ -9,33 +9,24 @@ static void ignore_sigterm(libforks_ServerConn conn, int socket_fd) {
   for (;;) pause();
 }
 
-static void one_round(int stubborn) {
-  int report[2];
-  CHECK(pipe(report) == 0);
-  pid_t owner = fork();
-  CHECK(owner >= 0);
-  if (owner == 0) {
-    libforks_ServerConn conn;
-    if (libforks_start(&conn) != libforks_OK) _exit(1);
-    pid_t pids[4] = {libforks_get_server_pid(conn)};
-    for (int i = 1; i < 4; i++) {
-      if (libforks_fork(conn, &pids[i], NULL, NULL, stubborn ? ignore_sigterm : entry_pause) != libforks_OK) _exit(2);
-    }
-    if (write(report[1], pids, sizeof pids) != sizeof pids) _exit(3);
-    for (;;) pause();
+static int start_with_children(pid_t *pids, void *context) {
+  const int stubborn = *(const int *)context;
+  libforks_ServerConn conn;
+  if (libforks_start(&conn) != libforks_OK) return 1;
+  pids[0] = libforks_get_server_pid(conn);
+  for (int i = 1; i < 4; i++) {
+    if (libforks_fork(conn, &pids[i], NULL, NULL, stubborn ? ignore_sigterm : entry_pause) != libforks_OK) return 2;
   }
-  close(report[1]);
+  return 0;
+}
+
+static void one_round(int stubborn) {
   pid_t pids[4];
-  CHECK(read(report[0], pids, sizeof pids) == sizeof pids);
-  close(report[0]);
+  pid_t owner = start_owner(start_with_children, &stubborn, pids, 4, 0);
   if (stubborn) usleep(50000); /* let the children install SIG_IGN */
   CHECK(kill(owner, SIGKILL) == 0);
   CHECK(waitpid(owner, NULL, 0) == owner);
-  for (int i = 0; i < 4; i++) {
-    double took = wait_exited(pids[i], 2000);
-    if (took < 0) fprintf(stderr, "pid %d (%s) still alive 2 s after its owner died\n", pids[i], i ? "child" : "server");
-    CHECK(took >= 0);
-  }
+  check_all_exit(pids, 4, 2000, "their owner died");
 }
 
 int main(void) {

@@ -54,6 +54,7 @@ int main(void) {
   }
   int status;
   CHECK(waitpid(runner, &status, 0) == runner);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fprintf(stderr, "subreaper runner: status %#x\n", status);
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   printf("subreaper: 61 servers, no zombie\n");
 

@@ -70,30 +70,23 @@ static void check_eof(int exit_fd) {
   close(exit_fd);
 }
 
+static int start_with_child(pid_t *pids, void *context) {
+  (void)context;
+  libforks_ServerConn conn;
+  if (libforks_start(&conn) != libforks_OK) return 1;
+  pids[0] = libforks_get_server_pid(conn);
+  if (libforks_fork(conn, &pids[1], NULL, NULL, entry_pause) != libforks_OK) return 2;
+  return 0;
+}
+
 /* An owner that returns from main without stopping: the server and its
  * children go as when the owner is killed. */
 static void check_owner_exits(void) {
-  int report[2];
-  CHECK(pipe(report) == 0);
-  pid_t owner = fork();
-  CHECK(owner >= 0);
-  if (owner == 0) {
-    libforks_ServerConn conn;
-    pid_t pids[2];
-    if (libforks_start(&conn) != libforks_OK) _exit(1);
-    pids[0] = libforks_get_server_pid(conn);
-    if (libforks_fork(conn, &pids[1], NULL, NULL, entry_pause) != libforks_OK) _exit(2);
-    if (write(report[1], pids, sizeof pids) != sizeof pids) _exit(3);
-    exit(0);
-  }
-  close(report[1]);
   pid_t pids[2];
-  CHECK(read(report[0], pids, sizeof pids) == sizeof pids);
-  close(report[0]);
+  pid_t owner = start_owner(start_with_child, NULL, pids, 2, 1);
   int status;
   CHECK(waitpid(owner, &status, 0) == owner && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  CHECK(wait_exited(pids[0], 2000) >= 0);
-  CHECK(wait_exited(pids[1], 2000) >= 0);
+  check_all_exit(pids, 2, 2000, "their owner returned from main");
 }
 
 int main(void) {

@@ -36,25 +36,20 @@ static void entry_daemonize(libforks_ServerConn conn, int socket_fd) {
 /* sh + 3 sleeps; the daemon; the daemonizer's own sleep. */
 #define TREE_SIZE 6
 
+static int start_tree(pid_t *pids, void *context) {
+  (void)context;
+  libforks_ServerConn conn;
+  if (libforks_start(&conn) != libforks_OK) return 1;
+  pids[0] = libforks_get_server_pid(conn);
+  if (libforks_fork(conn, &pids[1], NULL, NULL, entry_shell) != libforks_OK) return 2;
+  if (libforks_fork(conn, &pids[2], NULL, NULL, entry_daemonize) != libforks_OK) return 2;
+  return 0;
+}
+
 static void owner_death_round(int round) {
   mark = make_mark(round);
-  int report[2];
-  CHECK(pipe(report) == 0);
-  pid_t owner = fork();
-  CHECK(owner >= 0);
-  if (owner == 0) {
-    libforks_ServerConn conn;
-    if (libforks_start(&conn) != libforks_OK) _exit(1);
-    pid_t pids[3] = {libforks_get_server_pid(conn)};
-    if (libforks_fork(conn, &pids[1], NULL, NULL, entry_shell) != libforks_OK) _exit(2);
-    if (libforks_fork(conn, &pids[2], NULL, NULL, entry_daemonize) != libforks_OK) _exit(2);
-    if (write(report[1], pids, sizeof pids) != sizeof pids) _exit(3);
-    for (;;) pause();
-  }
-  close(report[1]);
   pid_t pids[3];
-  CHECK(read(report[0], pids, sizeof pids) == sizeof pids);
-  close(report[0]);
+  pid_t owner = start_owner(start_tree, NULL, pids, 3, 0);
   int found = wait_marked(mark, TREE_SIZE, 5000);
   if (found != TREE_SIZE) fprintf(stderr, "round %d: %d marked processes, expected %d\n", round, found, TREE_SIZE);
   CHECK(found == TREE_SIZE);

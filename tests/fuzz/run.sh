@@ -24,7 +24,10 @@ fi
 
 # The target is instrumented by Zig (-ffuzz); the harness is not, so only
 # the decoder's coverage guides the search.
-python3 -m ziglang build-lib -ffuzz -OReleaseSafe -fPIC -lc -fcompiler-rt zig/fuzz_decode.zig \
+# zig/sys.zig reads the build's options (build.zig): the Linux code paths.
+printf 'pub const darwin_paths = false;\n' >"$work/build_options.zig"
+python3 -m ziglang build-lib -ffuzz -OReleaseSafe -fPIC -lc -fcompiler-rt \
+  --dep build_options -Mroot=zig/fuzz_decode.zig -Mbuild_options="$work/build_options.zig" \
   --name fuzz_decode -femit-bin="$work/libfuzz_decode.a" --cache-dir .zig-cache
 clang-14 -c -O1 tests/fuzz/harness.c -o "$work/harness.o"
 clang-14 -fsanitize=fuzzer "$work/harness.o" "$work/libfuzz_decode.a" -o "$work/fuzz_decode"

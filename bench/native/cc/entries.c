@@ -2,8 +2,12 @@
  * cc() (TinyCC) before the fork server starts, so that they are mapped in
  * the server and in every child. Signature: void entry(libforks_ServerConn
  * conn, int socket_fd); the connection is one pointer, passed as one. */
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Case 1, 3, 6: the child exits at once. */
@@ -61,4 +65,34 @@ void bench_echo_fds(void *conn, int socket_fd) {
     if (sendmsg(socket_fd, &out, MSG_NOSIGNAL) < 0) _exit(1);
     for (int i = 0; i < count; i++) close(fds[i]);
   }
+}
+
+/* Case 8: the kernel's part of stopping the very children a snapshot
+ * server makes. This child, itself a copy of the Bun process, forks 1,000
+ * copies of itself that pause, then times kill(SIGKILL) of each and
+ * waitpid of each, and sends the nanoseconds as decimal text in one
+ * channel message (a 4-byte header of 0, then the data). */
+void bench_kill_reap(void *conn, int socket_fd) {
+  static pid_t pids[1000];
+  int count = 1000, i;
+  struct timespec start, end;
+  unsigned char message[4 + 32];
+  long long ns;
+  int length;
+  for (i = 0; i < count; i++) {
+    pids[i] = fork();
+    if (pids[i] < 0) _exit(2);
+    if (pids[i] == 0) {
+      for (;;) pause();
+    }
+  }
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (i = 0; i < count; i++) kill(pids[i], SIGKILL);
+  for (i = 0; i < count; i++) waitpid(pids[i], NULL, 0);
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  ns = (long long)(end.tv_sec - start.tv_sec) * 1000000000LL + (end.tv_nsec - start.tv_nsec);
+  memset(message, 0, 4);
+  length = snprintf((char *)message + 4, 32, "%lld", ns);
+  if (send(socket_fd, message, 4 + length, 0) != 4 + length) _exit(3);
+  _exit(0);
 }
