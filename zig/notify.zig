@@ -303,24 +303,17 @@ const Epoll = struct {
 };
 
 const Kqueue = struct {
-    const Kevent = extern struct {
-        ident: usize,
-        filter: i16,
-        flags: u16,
-        fflags: u32,
-        data: isize,
-        udata: usize,
-    };
+    const Kevent = sys.Kevent;
     const timespec = extern struct { sec: isize, nsec: isize };
-    const EVFILT_READ: i16 = -1;
-    const EVFILT_WRITE: i16 = -2;
-    const EV_ADD: u16 = 0x1;
-    const EV_DELETE: u16 = 0x2;
-    const EV_ONESHOT: u16 = 0x10;
-    const EV_EOF: u16 = 0x8000;
-    const EV_ERROR: u16 = 0x4000;
-    extern "c" fn kqueue() c_int;
-    extern "c" fn kevent(kq: c_int, changes: ?[*]const Kevent, nchanges: c_int, events: ?[*]Kevent, nevents: c_int, timeout: ?*const timespec) c_int;
+    const EVFILT_READ = sys.EVFILT_READ;
+    const EVFILT_WRITE = sys.EVFILT_WRITE;
+    const EV_ADD = sys.EV_ADD;
+    const EV_DELETE = sys.EV_DELETE;
+    const EV_ONESHOT = sys.EV_ONESHOT;
+    const EV_EOF = sys.EV_EOF;
+    const EV_ERROR = sys.EV_ERROR;
+    const kqueue = sys.kqueue;
+    const kevent = sys.kevent;
 
     const Ready = struct { key: u64, events: u32 };
 

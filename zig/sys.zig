@@ -381,8 +381,14 @@ pub const Kevent = extern struct {
     data: isize,
     udata: usize,
 };
+pub const EVFILT_READ: i16 = -1;
+pub const EVFILT_WRITE: i16 = -2;
 pub const EVFILT_PROC: i16 = -5;
 pub const EV_ADD: u16 = 0x1;
+pub const EV_DELETE: u16 = 0x2;
+pub const EV_EOF: u16 = 0x8000;
+pub const EV_ERROR: u16 = 0x4000;
+pub const EV_ONESHOT: u16 = 0x10;
 pub const NOTE_EXIT: u32 = 0x80000000;
 pub const kqueue = if (is_darwin) struct {
     extern "c" fn kqueue() c_int;

@@ -130,6 +130,18 @@ static void fork_quota(libforks_ServerConn conn) {
   close(flood_fd);
 }
 
+/* The server answers a peer's requests in order, and refuses at once
+ * what it refuses: once the answer to a wait for a pid outside every
+ * subtree (init) has come, the refusals of every earlier request have
+ * too. Returns 0 when that answer came within 30 s. */
+static int answered_so_far(libforks_ServerConn conn) {
+  int barrier;
+  if (libforks_wait_async(conn, 1, 0, &barrier) != libforks_OK) return -1;
+  int ok = readable_within(barrier, 30000);
+  close(barrier);
+  return ok ? 0 : -1;
+}
+
 /* Holds as many waits for a child of its own as the server accepts. */
 static void entry_hold_waits(libforks_ServerConn conn, int socket_fd) {
   pid_t own;
@@ -139,7 +151,7 @@ static void entry_hold_waits(libforks_ServerConn conn, int socket_fd) {
   int sent = 0;
   while (sent < TRIES && libforks_wait_async(conn, own, 0, &replies[sent]) == libforks_OK) sent++;
   /* refused ones are answered at once; accepted ones stay pending */
-  usleep(300 * 1000);
+  if (answered_so_far(conn) != 0) _exit(13);
   int held = 0;
   for (int i = 0; i < sent; i++) {
     struct pollfd p = {.fd = replies[i], .events = POLLIN};
@@ -164,7 +176,7 @@ static void pending_quota(libforks_ServerConn conn) {
   CHECK_OK(libforks_fork(conn, &mine, NULL, NULL, entry_pause));
   static int replies[LIBFORKS_OWNER_RESERVED_PENDING];
   for (int i = 0; i < LIBFORKS_OWNER_RESERVED_PENDING; i++) CHECK_OK(libforks_wait_async(conn, mine, 0, &replies[i]));
-  usleep(300 * 1000);
+  CHECK(answered_so_far(conn) == 0);
   for (int i = 0; i < LIBFORKS_OWNER_RESERVED_PENDING; i++) {
     struct pollfd p = {.fd = replies[i], .events = POLLIN};
     CHECK(poll(&p, 1, 0) == 0); /* pending, not refused */
