@@ -22,9 +22,10 @@ export interface PipeReader {
   readonly stream: ReadableStream<Uint8Array>;
   setRef(ref: boolean): void;
   /** Stops reading (maxBuffer reached): the stream ends with what was
-   * read, and the pipe is closed, so a writer still running (a grandchild
-   * holding it) gets EPIPE instead of filling this process's memory. */
-  stop(): void;
+   * read, and the pipe is closed (once `after` settles, when given), so a
+   * writer still running (a grandchild holding it) gets EPIPE instead of
+   * filling this process's memory. */
+  stop(after?: Promise<unknown>): void;
 }
 
 /** Owns `fd`. `onBytes` sees every chunk's size as it is read (maxBuffer). */
@@ -40,7 +41,8 @@ export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReade
   let bunReader: ReadableStreamDefaultReader<Uint8Array> | null = Bun.file(fd).stream().getReader();
   let switching: Promise<void> | null = null;
   let controller: ReadableStreamDefaultController<Uint8Array> | null = null;
-  const close = () => {
+  // `after`: the fd stays open until it settles (see stop()).
+  const close = (after?: Promise<unknown>) => {
     if (!open) return;
     open = false;
     if (token !== 0) getDoorbell().cancel(token);
@@ -49,8 +51,9 @@ export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReade
     bunReader = null;
     // Bun's reader may still watch the fd: close it only once that reader
     // let go, or Bun could read whatever file gets the number next.
-    if (reader) void reader.cancel().catch(() => {}).finally(() => closeSync(fd));
-    else closeSync(fd);
+    const released = reader ? reader.cancel().catch(() => {}) : undefined;
+    if (released === undefined && after === undefined) closeSync(fd);
+    else void Promise.all([released, after?.catch(() => {})]).finally(() => closeSync(fd));
   };
   const toDoorbell = () => {
     const reader = bunReader;
@@ -139,9 +142,9 @@ export function pipeReader(fd: number, onBytes?: (n: number) => void): PipeReade
   );
   return {
     stream,
-    stop() {
+    stop(after?: Promise<unknown>) {
       if (!open) return;
-      close();
+      close(after);
       try {
         controller?.close();
       } catch {

@@ -15,21 +15,25 @@ export interface Supervision {
 
 export function supervision(spec: CheckedSpawn): Supervision {
   let child: Child | null = null;
-  const kill = () => {
+  const kill = (): Promise<void> | undefined => {
     try {
-      child?.kill(spec.killSignal);
+      return child?.kill(spec.killSignal);
     } catch {
       // Already gone: its exit is on its way.
+      return undefined;
     }
   };
   let output = 0;
   let overflowed = false;
   let readers: (PipeReader | undefined)[] = [];
   // Past maxBuffer: kill, and stop reading, as Bun.spawn does. The output
-  // so far is kept; a grandchild still writing gets EPIPE.
+  // so far is kept; a grandchild still writing gets EPIPE. The pipes close
+  // only once the signal was sent: closed first, the program could die of
+  // EPIPE, or exit on its own, before the signal reached it, and end
+  // without killSignal (seen with `sh -c "yes; true"` under qemu-user).
   const overflow = () => {
-    kill();
-    for (const reader of readers) reader?.stop();
+    const sent = kill();
+    for (const reader of readers) reader?.stop(sent);
   };
   const onBytes =
     spec.maxBuffer === null
