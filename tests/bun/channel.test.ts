@@ -306,6 +306,17 @@ describe("Channel within this process", () => {
 });
 
 describe("Channel.send takes its arguments at the call", () => {
+  /** `received` is the pipe's write end: what is written to it comes out
+   * of `readEnd`. Closes both. */
+  function expectSamePipe(received: number, readEnd: number) {
+    expect(fstatSync(received).isFIFO()).toBe(true);
+    writeSync(received, "through the pipe");
+    closeSync(received);
+    const buffer = Buffer.alloc(64);
+    expect(buffer.toString("utf8", 0, readSync(readEnd, buffer))).toBe("through the pipe");
+    closeSync(readEnd);
+  }
+
   /** Sends pipe `p`'s write end, then at once closes it and opens
    * /dev/null, which takes the same number: what arrives must be the pipe. */
   async function sendThenReuse(a: Channel, b: Channel): Promise<void> {
@@ -318,12 +329,7 @@ describe("Channel.send takes its arguments at the call", () => {
     await within(sent, 5000, "send");
     expect(message!.fds.length).toBe(1);
     const received = message!.fds[0]!;
-    expect(fstatSync(received).isFIFO()).toBe(true);
-    writeSync(received, "through the pipe");
-    closeSync(received);
-    const buffer = Buffer.alloc(64);
-    expect(buffer.toString("utf8", 0, readSync(readEnd, buffer))).toBe("through the pipe");
-    closeSync(readEnd);
+    expectSamePipe(received, readEnd);
     closeSync(reused);
   }
 
@@ -346,12 +352,7 @@ describe("Channel.send takes its arguments at the call", () => {
     const message = await within(b.receive(), 5000, "message");
     await within(Promise.all([filler, sent]), 5000, "sends");
     const received = message!.fds[0]!;
-    expect(fstatSync(received).isFIFO()).toBe(true);
-    writeSync(received, "through the pipe");
-    closeSync(received);
-    const buffer = Buffer.alloc(64);
-    expect(buffer.toString("utf8", 0, readSync(readEnd, buffer))).toBe("through the pipe");
-    closeSync(readEnd);
+    expectSamePipe(received, readEnd);
     closeSync(reused);
     a.close();
     b.close();

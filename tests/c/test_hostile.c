@@ -15,17 +15,6 @@
 #define FRAMES 100000
 #define FRAMES_PER_PEER 2000
 
-struct header { /* zig/protocol.zig RequestHeader */
-  uint32_t magic;
-  uint16_t version, op;
-  uint32_t flags;
-  int32_t number;
-  uint64_t entry;
-  uint32_t payload_len, signal;
-  uint64_t tag; /* with an event stream (Flags.to_events) */
-  uint32_t events, reserved;
-};
-
 static libforks_ServerConn conn;
 static atomic_int done;
 
@@ -37,7 +26,7 @@ static void entry_hostile(libforks_ServerConn own, int socket_fd) {
   while (sent < FRAMES_PER_PEER) {
     size_t len;
     if (rand_r(&seed) % 5 != 0) {
-      struct header h = {0x4b52464c, 1, (uint16_t)(2 + rand_r(&seed) % 2), (uint32_t)(rand_r(&seed) % 2) << 5,
+      struct raw_request h = {0x4b52464c, 1, (uint16_t)(RAW_KILL_ALL + rand_r(&seed) % 2), (uint32_t)(rand_r(&seed) % 2) << 5,
                          0, 0, 0, 0, 0, 0, 0};
       h.number = h.op == 2 ? 0 : (rand_r(&seed) % 2 ? -1 : (int32_t)(rand_r(&seed) % 100000 + 1));
       if (h.op == 3) h.flags = 1u << 5; /* waits never block: WNOHANG */
@@ -51,7 +40,7 @@ static void entry_hostile(libforks_ServerConn own, int socket_fd) {
     int pipes[2][2], fds[4], count = rand_r(&seed) % 5;
     if (pipe(pipes[0]) || pipe(pipes[1])) _exit(2);
     for (int i = 0; i < 4; i++) fds[i] = pipes[i / 2][i % 2];
-    if (len == sizeof(struct header) && count == 0) count = 1;
+    if (len == sizeof(struct raw_request) && count == 0) count = 1;
     int ok = libforks_write_socket_fds(fd, frame, len, fds, count) == (int)len;
     for (int i = 0; i < 4; i++) close(fds[i]);
     if (!ok) _exit(3); /* the server closed this child's connection */
