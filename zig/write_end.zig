@@ -162,20 +162,40 @@ fn fstat(fd: sys.fd_t, st: *std.os.linux.Stat) bool {
     return linux.E.init(linux.fstat(fd, st)) == .SUCCESS;
 }
 
-/// What the server holds for these tests: a pipe of its own (as its wake
-/// pipe), given to init(); close() undoes both.
-const TestServerPipe = struct {
+/// What the server holds for these tests (here and in events.zig): a pipe
+/// of its own (as its wake pipe), given to init(); close() undoes both.
+pub const TestServerPipe = struct {
     fds: [2]sys.fd_t,
 
-    fn open() !TestServerPipe {
+    pub fn open() !TestServerPipe {
         var fds: [2]sys.fd_t = undefined;
         try std.testing.expectEqual(@as(c_int, 0), sys.pipeCloexec(&fds));
         init(fds[0]);
         return .{ .fds = fds };
     }
 
-    fn close(self: TestServerPipe) void {
+    pub fn close(self: TestServerPipe) void {
         closeHeld();
+        _ = sys.close(self.fds[0]);
+        _ = sys.close(self.fds[1]);
+    }
+};
+
+/// A peer's pipe, and what the server receives of it: a copy of its write
+/// end (`received`, for adopt()).
+const TestPeerPipe = struct {
+    fds: [2]sys.fd_t,
+    received: sys.fd_t,
+
+    fn open() !TestPeerPipe {
+        var fds: [2]sys.fd_t = undefined;
+        try std.testing.expectEqual(@as(c_int, 0), sys.pipeCloexec(&fds));
+        const received = sys.fcntl(fds[1], sys.F_DUPFD_CLOEXEC, @as(c_int, 3));
+        try std.testing.expect(received >= 0);
+        return .{ .fds = fds, .received = received };
+    }
+
+    fn close(self: TestPeerPipe) void {
         _ = sys.close(self.fds[0]);
         _ = sys.close(self.fds[1]);
     }
@@ -186,21 +206,18 @@ test "a re-opened write end keeps its own O_NONBLOCK when the peer clears it" {
     const server_pipe = try TestServerPipe.open();
     defer server_pipe.close();
 
-    var peer: [2]sys.fd_t = undefined;
-    try std.testing.expectEqual(@as(c_int, 0), sys.pipeCloexec(&peer));
-    defer _ = sys.close(peer[0]);
-    // What the server receives is a copy of the peer's write end.
-    const received = sys.fcntl(peer[1], sys.F_DUPFD_CLOEXEC, @as(c_int, 3));
-    const adopted = adopt(received);
+    const peer = try TestPeerPipe.open();
+    defer _ = sys.close(peer.fds[0]);
+    const adopted = adopt(peer.received);
     try std.testing.expect(adopted >= 0);
     try std.testing.expect(reopen_works);
     defer _ = sys.close(adopted);
     // The peer fills the pipe and leaves its description blocking.
-    try std.testing.expectEqual(@as(c_int, 0), sys.setNonblocking(peer[1], true));
+    try std.testing.expectEqual(@as(c_int, 0), sys.setNonblocking(peer.fds[1], true));
     const chunk = [_]u8{0} ** 4096;
-    while (sys.write(peer[1], &chunk, chunk.len) > 0) {}
-    try std.testing.expectEqual(@as(c_int, 0), sys.setNonblocking(peer[1], false));
-    _ = sys.close(peer[1]);
+    while (sys.write(peer.fds[1], &chunk, chunk.len) > 0) {}
+    try std.testing.expectEqual(@as(c_int, 0), sys.setNonblocking(peer.fds[1], false));
+    _ = sys.close(peer.fds[1]);
     // The server's write does not wait: the record is dropped.
     try std.testing.expect(!put(adopted, "12345678"));
     try std.testing.expect(sys.fcntl(adopted, sys.F_GETFL) & sys.O_NONBLOCK != 0);
@@ -231,19 +248,16 @@ test "out of fds, a re-open still works through the spare, which is then taken b
     if (!sys.linux_paths) return error.SkipZigTest;
     const server_pipe = try TestServerPipe.open();
     defer server_pipe.close();
-    var peer: [2]sys.fd_t = undefined;
-    try std.testing.expectEqual(@as(c_int, 0), sys.pipeCloexec(&peer));
-    defer _ = sys.close(peer[0]);
-    defer _ = sys.close(peer[1]);
-    const received = sys.fcntl(peer[1], sys.F_DUPFD_CLOEXEC, @as(c_int, 3));
-    try std.testing.expect(received >= 0);
+    const peer = try TestPeerPipe.open();
+    defer peer.close();
+    const received = peer.received;
 
     // Fill the fd table to the soft limit, lowered for this test.
     var saved: sys.rlimit = undefined;
     try std.testing.expectEqual(@as(c_int, 0), sys.getrlimit(sys.RLIMIT_NOFILE, &saved));
     defer _ = sys.setrlimit(sys.RLIMIT_NOFILE, &saved);
     var highest: sys.fd_t = received;
-    for ([_]sys.fd_t{ server_pipe.fds[0], server_pipe.fds[1], peer[0], peer[1], spare_fd, fd_dir }) |fd| highest = @max(highest, fd);
+    for ([_]sys.fd_t{ server_pipe.fds[0], server_pipe.fds[1], peer.fds[0], peer.fds[1], spare_fd, fd_dir }) |fd| highest = @max(highest, fd);
     const low = sys.rlimit{ .cur = @intCast(highest + 64), .max = saved.max };
     try std.testing.expectEqual(@as(c_int, 0), sys.setrlimit(sys.RLIMIT_NOFILE, &low));
     var fillers: [128]sys.fd_t = undefined;
