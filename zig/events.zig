@@ -257,13 +257,8 @@ fn testRecord(tag: u64) Record {
 
 test "a full stream keeps every record, in order, and writes them once readable" {
     if (!sys.linux_paths) return error.SkipZigTest;
-    var own: [2]sys.fd_t = undefined;
-    try std.testing.expectEqual(@as(c_int, 0), sys.pipeCloexec(&own));
-    write_end.init(own[0]);
-    defer {
-        _ = sys.close(own[0]);
-        _ = sys.close(own[1]);
-    }
+    const server_pipe = try write_end.TestServerPipe.open();
+    defer server_pipe.close();
     reset();
     var pipe: [2]sys.fd_t = undefined;
     try std.testing.expectEqual(@as(c_int, 0), sys.pipeCloexec(&pipe));
@@ -292,13 +287,8 @@ test "a full stream keeps every record, in order, and writes them once readable"
 
 test "a child's streams are its own, and bounded" {
     if (!sys.linux_paths) return error.SkipZigTest;
-    var own: [2]sys.fd_t = undefined;
-    try std.testing.expectEqual(@as(c_int, 0), sys.pipeCloexec(&own));
-    write_end.init(own[0]);
-    defer {
-        _ = sys.close(own[0]);
-        _ = sys.close(own[1]);
-    }
+    const server_pipe = try write_end.TestServerPipe.open();
+    defer server_pipe.close();
     reset();
     var slots: [per_child_max_streams]usize = undefined;
     var reads: [per_child_max_streams]sys.fd_t = undefined;
