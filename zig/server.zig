@@ -140,7 +140,7 @@ pub fn main(owner_fd: sys.fd_t, owner_pid: sys.pid_t, owner_pidfd: sys.fd_t, kin
         announce(owner_fd, .{ .result = @intFromEnum(Result.SOCKET_CREATION_ERROR), .error_number = sys.errno() }, -1);
         sys._exit(1);
     }
-    announce(owner_fd, .{ .result = @intFromEnum(Result.OK), .pid = state.server_pid }, tree.state.dir_fd);
+    announce(owner_fd, .{ .result = @intFromEnum(Result.OK), .pid = state.server_pid }, tree.cgroupDirFd());
     // The kernel then stamps every message on the owner's connection with
     // its sender's pid, so a process that obtained a copy of that socket
     // still cannot stop the server. Set after the announcement, the
