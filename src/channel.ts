@@ -1,26 +1,22 @@
-// Channel: messages with file descriptors over a socket to a child.
-//
-// Wire format (documented in the README): one send is one or more socket
-// messages, each a 4-byte little-endian header then at most PART_SIZE
-// bytes of data. Header bit 0 set means more parts follow. The fds travel
-// with the first part. The socket keeps message boundaries (SOCK_SEQPACKET),
-// so a part is never split or merged.
+// Channel: messages with file descriptors over a socket to a child, sent
+// in order as the socket has room and received in call order, readiness
+// from the doorbell. The framing of a message into socket messages is
+// channel-framing.ts; a queued send's copies of its fds outgoing-send.ts;
+// checking fds and the raw one-message calls fd-passing.ts; a spawned
+// program's channel to its parent parent-channel.ts.
 
 import { ptr } from "bun:ffi";
-import { closeSync, fstatSync } from "node:fs";
+import { closeSync } from "node:fs";
 import { constants } from "node:os";
 import { lib } from "./native.ts";
 import { LibforksError, checkFd, describe } from "./errors.ts";
 import { getDoorbell, ERROR, HANGUP, READABLE, WRITABLE } from "./doorbell.ts";
 import { adoptFd, closeAdopted, releaseFd } from "./owned.ts";
-import { argError, argTypeError, argValueError } from "./node-errors.ts";
-import { limits } from "./abi.ts";
+import { argTypeError } from "./node-errors.ts";
+import { HEADER_SIZE, PART_SIZE, concat, framePart, parsePart } from "./channel-framing.ts";
+import { MAX_FDS, checkFds, toBytes, type Message } from "./fd-passing.ts";
+import { pin, unpin, type OutgoingSend } from "./outgoing-send.ts";
 
-const PART_SIZE = 60 * 1024;
-const HEADER_SIZE = 4;
-const MORE = 1;
-/** Most fds in one message: 253 (Linux SCM_MAX_FD, LIBFORKS_MAX_FDS). */
-export const MAX_FDS: number = limits.maxFds;
 /** Sends that may wait for room in the socket at once; one more is
  * refused (LIMIT_ERROR) instead of growing memory without bound. */
 export const MAX_QUEUED_SENDS = 4096;
@@ -34,49 +30,12 @@ const NOBUFS_RETRY_MAX_MS = 32;
 const EPIPE = constants.errno.EPIPE;
 const ECONNRESET = constants.errno.ECONNRESET;
 
-/** One message received on a channel or with `recvFds`.
- * @typeParam T The bytes (`Uint8Array`), or the value on a channel with
- *   serialization. */
-export interface Message<T = Uint8Array> {
-  /** The bytes sent (empty at end-of-file from `recvFds`), or, on a
-   * channel with serialization, the value. */
-  data: T;
-  /** Received fds, close-on-exec, owned by the receiver. */
-  fds: number[];
-}
-
 /** Options of `Channel.send`. */
 export interface SendOptions {
   /** Fds to pass (duplicated into the receiver; yours stay open), at most
    * `MAX_FDS`.
    * @default [] */
   fds?: number[];
-}
-
-export function toBytes(data: unknown, name = "data"): Uint8Array {
-  if (typeof data === "string") return new TextEncoder().encode(data);
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  throw argTypeError(name, `must be a string, an ArrayBufferView or an ArrayBuffer, got ${describe(data)}`);
-}
-
-/** Checks a list of fds to send: numbers, open now (a closed number would
- * otherwise be whatever opens next under it, such as one of our own
- * pipes). */
-export function checkFds(fds: unknown, name = "fds"): number[] {
-  if (fds === undefined) return [];
-  if (!Array.isArray(fds)) throw argTypeError(name, `must be an array of file descriptors, got ${describe(fds)}`);
-  if (fds.length > MAX_FDS) throw argValueError(name, `holds ${fds.length} fds; at most ${MAX_FDS} travel in one message`);
-  return fds.map((fd, i) => {
-    const checked = checkFd(`${name}[${i}]`, fd);
-    try {
-      fstatSync(checked);
-    } catch {
-      throw argValueError(`${name}[${i}]`, `is fd ${checked}, which is not open`);
-    }
-    return checked;
-  });
 }
 
 /** @internal Child calls it when the child has exited. */
@@ -104,21 +63,6 @@ function releaseHoldings(holdings: Holdings): void {
 }
 
 const unreachableChannels = new FinalizationRegistry<Holdings>(releaseHoldings);
-
-interface OutgoingSend {
-  bytes: Uint8Array;
-  /** Bytes of `bytes` already sent. */
-  offset: number;
-  /** The first part (with the fds) went out. */
-  started: boolean;
-  /** Our close-on-exec copies of the caller's fds, made at send(): the
-   * caller may close or reuse theirs before the message goes out. */
-  fds: number[];
-  /** `fds` are our copies (to close), not the caller's. */
-  pinned: boolean;
-  resolve: () => void;
-  reject: (error: Error) => void;
-}
 
 /**
  * Messages with file descriptors over a connected `SOCK_SEQPACKET` socket:
@@ -375,11 +319,7 @@ export class Channel {
   #writeParts(send: OutgoingSend): true | "full" | "nobufs" {
     const fd = this.#open();
     while (!send.started || send.offset < send.bytes.length) {
-      const size = Math.min(PART_SIZE, send.bytes.length - send.offset);
-      const more = send.offset + size < send.bytes.length;
-      const part = new Uint8Array(HEADER_SIZE + size);
-      new DataView(part.buffer).setUint32(0, more ? MORE : 0, true);
-      part.set(send.bytes.subarray(send.offset, send.offset + size), HEADER_SIZE);
+      const { part, size } = framePart(send.bytes, send.offset);
       const fdArray = !send.started && send.fds.length > 0 ? new Int32Array(send.fds) : null;
       const sent = lib.libforks_write_socket_fds(fd, ptr(part), part.length, fdArray ? ptr(fdArray) : null, fdArray ? fdArray.length : 0);
       if (sent < 0) {
@@ -489,120 +429,3 @@ export class Channel {
     }
   }
 }
-
-/** One socket message of `n` bytes at the start of `bytes`. */
-function parsePart(bytes: Uint8Array, n: number, fds: number[]): { data: Uint8Array; more: boolean } {
-  if (n < HEADER_SIZE) {
-    for (const received of fds) closeSync(received);
-    throw new LibforksError("PROTOCOL_ERROR", `a ${n}-byte message is not a channel message`);
-  }
-  const header = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true);
-  return { data: bytes.slice(HEADER_SIZE, n), more: (header & MORE) !== 0 };
-}
-
-/** Duplicates the caller's fds (close-on-exec), so what is sent later is
- * what they named now. */
-function pin(fds: number[]): number[] {
-  const copies: number[] = [];
-  for (const fd of fds) {
-    const copy = lib.libforks_dup_cloexec(fd);
-    if (copy < 0) {
-      const errno = lib.libforks_last_errno();
-      for (const made of copies) closeAdopted(made);
-      throw new LibforksError("WRITE_ERROR", `cannot keep fd ${fd} until the message is sent`, { errno, syscall: "fcntl" });
-    }
-    copies.push(adoptFd(copy));
-  }
-  return copies;
-}
-
-/** Closes a send's copies of the caller's fds, once sent or failed. Only
- * sends that waited hold copies: a send made at once used the caller's. */
-function unpin(send: OutgoingSend): void {
-  if (send.pinned) for (const fd of send.fds) closeAdopted(fd);
-  send.fds = [];
-  send.pinned = false;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
-/** The environment variable (`"LIBFORKS_CHANNEL_FD"`) that tells a
- * program started by `server.spawn` or `spawnWorker` its channel's fd. */
-export const CHANNEL_FD_ENV = "LIBFORKS_CHANNEL_FD";
-
-/**
- * In a program started by `server.spawn` (with `channel`, the default) or
- * `server.spawnWorker`, the channel to the parent.
- *
- * @throws {LibforksError} `CHANNEL_CLOSED` when this process has no channel
- *   (`LIBFORKS_CHANNEL_FD` is not set).
- * @example
- * ```ts
- * const channel = connectToParent();
- * for await (const { data, fds } of channel) {
- *   // use data and fds
- * }
- * ```
- */
-export function connectToParent(): Channel {
-  return new Channel(parentChannelFd());
-}
-
-/** The fd of the channel to the parent, from the environment. */
-export function parentChannelFd(): number {
-  const value = process.env[CHANNEL_FD_ENV];
-  if (value === undefined || !/^\d+$/.test(value)) {
-    throw new LibforksError(
-      "CHANNEL_CLOSED",
-      `no channel to a parent: ${CHANNEL_FD_ENV} is not set (was this process started by server.spawn with channel: true?)`,
-    );
-  }
-  return Number(value);
-}
-
-/** One raw message (no channel framing) with fds on any Unix socket,
- * sent at once, as `libforks_write_socket_fds` does.
- * @default fds `[]`
- * @throws {LibforksError} `INVALID_ARGUMENT` for a bad fd, empty data or
- *   more than `MAX_FDS` fds; `WRITE_ERROR` when sending fails (errno
- *   `EAGAIN` when a non-blocking socket is full). */
-export function sendFds(fd: number, data: Uint8Array | string, fds: number[] = []): void {
-  checkFd("fd", fd);
-  const bytes = toBytes(data);
-  const list = new Int32Array(checkFds(fds));
-  if (bytes.length === 0) throw argValueError("data", "must hold at least one byte");
-  const sent = lib.libforks_write_socket_fds(fd, ptr(bytes), bytes.length, list.length ? ptr(list) : null, list.length);
-  if (sent < 0) {
-    throw new LibforksError("WRITE_ERROR", `cannot send on fd ${fd}`, { errno: lib.libforks_last_errno(), syscall: "sendmsg" });
-  }
-}
-
-/** One raw message with its fds (close-on-exec), read at once (blocking
- * on a blocking socket), as `libforks_read_socket_fds` does; `data` is
- * empty at end-of-file.
- * @default maxBytes `65536`, maxFds `MAX_FDS`
- * @throws {LibforksError} `INVALID_ARGUMENT` for bad arguments;
- *   `READ_ERROR` when receiving fails (`EMSGSIZE` when the message or its
- *   fds did not fit: what arrived is closed). */
-export function recvFds(fd: number, maxBytes = 65536, maxFds = MAX_FDS): Message {
-  checkFd("fd", fd);
-  if (!Number.isInteger(maxBytes) || maxBytes < 1) throw argError("maxBytes", `must be a positive integer, got ${describe(maxBytes)}`, maxBytes, "number");
-  if (!Number.isInteger(maxFds) || maxFds < 0 || maxFds > MAX_FDS) throw argError("maxFds", `must be an integer from 0 to ${MAX_FDS}, got ${describe(maxFds)}`, maxFds, "number");
-  const buffer = new Uint8Array(maxBytes);
-  const slots = new Int32Array(Math.max(1, maxFds));
-  const n = lib.libforks_read_socket_fds(fd, ptr(buffer), buffer.length, maxFds ? ptr(slots) : null, maxFds);
-  if (n < 0) {
-    throw new LibforksError("READ_ERROR", `cannot receive on fd ${fd}`, { errno: lib.libforks_last_errno(), syscall: "recvmsg" });
-  }
-  const fds = Array.from(slots.subarray(0, maxFds)).filter((slot) => slot >= 0);
-  return { data: buffer.slice(0, n), fds };
-}
-

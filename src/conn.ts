@@ -11,7 +11,7 @@ import { LibforksError } from "./errors.ts";
 import { ForkRequest, modes, Reply, Result, StartOptions } from "./abi.ts";
 import { argValueError } from "./node-errors.ts";
 import { pipe, socketPair } from "./fds.ts";
-import { sendFds } from "./channel.ts";
+import { sendFds } from "./fd-passing.ts";
 import type { ExitEvent } from "./exit-event.ts";
 import { adoptConn, adoptFd, releaseConn } from "./owned.ts";
 import { codeRanges, inCode, type CodeRanges } from "./code-map.ts";

@@ -7,7 +7,9 @@
 
 import { deserialize, serialize } from "bun:jsc";
 import { closeSync } from "node:fs";
-import { Channel, parentChannelFd, type Message, type SendOptions } from "./channel.ts";
+import { Channel, type SendOptions } from "./channel.ts";
+import type { Message } from "./fd-passing.ts";
+import { parentChannelFd } from "./parent-channel.ts";
 import { LibforksError } from "./errors.ts";
 import { invalidArgValue } from "./node-errors.ts";
 

@@ -3,7 +3,8 @@
 import { LibforksError, describe } from "./errors.ts";
 import { ServerConn, type SharedConn, type WaitResult } from "./conn.ts";
 import { Child } from "./child.ts";
-import { Channel, checkFds } from "./channel.ts";
+import { Channel } from "./channel.ts";
+import { checkFds } from "./fd-passing.ts";
 import { signalNumber } from "./signals.ts";
 import { thisProgram, workerEnv } from "./worker.ts";
 import type { SpawnOptions } from "./spawn-options.ts";
