@@ -2,10 +2,18 @@
 //! every other file reads as plain POSIX. Only thin system-call wrappers
 //! are used in the server and in freshly forked children: each is
 //! async-signal-safe and takes no lock another thread could hold.
+//!
+//! This is the one namespace the other files use: the signal declarations
+//! (sys_signals.zig), those for loading, memory and threads
+//! (sys_runtime.zig) and macOS's kqueue (sys_kqueue.zig) live in files of
+//! their own and are re-exported here.
 
 const std = @import("std");
 const builtin = @import("builtin");
 const build_options = @import("build_options");
+const signals = @import("sys_signals.zig");
+const runtime = @import("sys_runtime.zig");
+const kqueue_decls = @import("sys_kqueue.zig");
 
 /// The system built for: these two choose constants, struct layouts and
 /// C library symbols only, never behaviour.
@@ -371,151 +379,65 @@ pub const pollfd = extern struct {
 
 pub extern "c" fn poll(fds: [*]pollfd, count: c_uint, timeout_ms: c_int) c_int;
 
-/// macOS only: kqueue(2) and kevent(2), struct kevent as XNU lays it out
-/// on 64-bit targets.
-pub const Kevent = extern struct {
-    ident: usize,
-    filter: i16,
-    flags: u16,
-    fflags: u32,
-    data: isize,
-    udata: usize,
-};
-pub const EVFILT_READ: i16 = -1;
-pub const EVFILT_WRITE: i16 = -2;
-pub const EVFILT_PROC: i16 = -5;
-pub const EV_ADD: u16 = 0x1;
-pub const EV_DELETE: u16 = 0x2;
-pub const EV_EOF: u16 = 0x8000;
-pub const EV_ERROR: u16 = 0x4000;
-pub const EV_ONESHOT: u16 = 0x10;
-pub const NOTE_EXIT: u32 = 0x80000000;
-pub const kqueue = if (is_darwin) struct {
-    extern "c" fn kqueue() c_int;
-}.kqueue else undefined;
-pub const kevent = if (is_darwin) struct {
-    extern "c" fn kevent(kq: c_int, changes: ?[*]const Kevent, nchanges: c_int, events: ?[*]Kevent, nevents: c_int, timeout: ?*const anyopaque) c_int;
-}.kevent else undefined;
+// macOS only (sys_kqueue.zig).
+pub const Kevent = kqueue_decls.Kevent;
+pub const EVFILT_READ = kqueue_decls.EVFILT_READ;
+pub const EVFILT_WRITE = kqueue_decls.EVFILT_WRITE;
+pub const EVFILT_PROC = kqueue_decls.EVFILT_PROC;
+pub const EV_ADD = kqueue_decls.EV_ADD;
+pub const EV_DELETE = kqueue_decls.EV_DELETE;
+pub const EV_EOF = kqueue_decls.EV_EOF;
+pub const EV_ERROR = kqueue_decls.EV_ERROR;
+pub const EV_ONESHOT = kqueue_decls.EV_ONESHOT;
+pub const NOTE_EXIT = kqueue_decls.NOTE_EXIT;
+pub const kqueue = kqueue_decls.kqueue;
+pub const kevent = kqueue_decls.kevent;
 
 // ---------------------------------------------------------------- signals
 
-pub const SIGHUP: c_int = 1;
-pub const SIGINT: c_int = 2;
-pub const SIGQUIT: c_int = 3;
-pub const SIGKILL: c_int = 9;
-pub const SIGPIPE: c_int = 13;
-pub const SIGTERM: c_int = 15;
-pub const SIGCHLD: c_int = if (is_linux) 17 else 20;
-pub const SIGSTOP: c_int = if (is_linux) 19 else 17;
-/// One past the highest signal number.
-pub const NSIG: c_int = if (is_linux) 65 else 32;
+pub const SIGHUP = signals.SIGHUP;
+pub const SIGINT = signals.SIGINT;
+pub const SIGQUIT = signals.SIGQUIT;
+pub const SIGKILL = signals.SIGKILL;
+pub const SIGPIPE = signals.SIGPIPE;
+pub const SIGTERM = signals.SIGTERM;
+pub const SIGCHLD = signals.SIGCHLD;
+pub const SIGSTOP = signals.SIGSTOP;
+pub const NSIG = signals.NSIG;
+pub const SIG_SETMASK = signals.SIG_SETMASK;
+pub const SA_RESTART = signals.SA_RESTART;
+pub const SA_NOCLDSTOP = signals.SA_NOCLDSTOP;
+pub const sigset_t = signals.sigset_t;
+pub const Handler = signals.Handler;
+pub const SIG_DFL = signals.SIG_DFL;
+pub const SIG_IGN = signals.SIG_IGN;
+pub const Sigaction = signals.Sigaction;
+pub const sigaction = signals.sigaction;
+pub const sigemptyset = signals.sigemptyset;
+pub const sigfillset = signals.sigfillset;
+pub const pthread_sigmask = signals.pthread_sigmask;
+pub const setDisposition = signals.setDisposition;
+pub const blockAllSignals = signals.blockAllSignals;
+pub const setSignalMask = signals.setSignalMask;
+pub const unblockAllSignals = signals.unblockAllSignals;
 
-pub const SIG_SETMASK: c_int = if (is_linux) 2 else 3;
-pub const SA_RESTART: c_int = if (is_linux) 0x10000000 else 0x2;
-pub const SA_NOCLDSTOP: c_int = if (is_linux) 1 else 0x8;
+// ---------------------------------------------------------------- loading, memory, threads
 
-pub const sigset_t = if (is_linux) extern struct { bits: [16]u64 } else u32;
-
-pub const Handler = ?*const fn (c_int) callconv(.c) void;
-pub const SIG_DFL: usize = 0;
-pub const SIG_IGN: usize = 1;
-
-/// struct sigaction as glibc, musl (both: handler, mask, flags, restorer)
-/// and macOS (handler, mask, flags) lay it out.
-pub const Sigaction = if (is_linux) extern struct {
-    handler: usize,
-    mask: sigset_t,
-    flags: c_int,
-    restorer: usize = 0,
-} else extern struct {
-    handler: usize,
-    mask: sigset_t,
-    flags: c_int,
-};
-
-pub extern "c" fn sigaction(sig: c_int, act: ?*const Sigaction, old: ?*Sigaction) c_int;
-pub extern "c" fn sigemptyset(set: *sigset_t) c_int;
-pub extern "c" fn sigfillset(set: *sigset_t) c_int;
-pub extern "c" fn pthread_sigmask(how: c_int, set: ?*const sigset_t, old: ?*sigset_t) c_int;
-
-pub fn setDisposition(sig: c_int, handler: usize, flags: c_int) c_int {
-    var action: Sigaction = undefined;
-    @memset(std.mem.asBytes(&action), 0);
-    action.handler = handler;
-    action.flags = flags;
-    _ = sigfillset(&action.mask);
-    return sigaction(sig, &action, null);
-}
-
-pub fn blockAllSignals(old: *sigset_t) void {
-    var all: sigset_t = undefined;
-    _ = sigfillset(&all);
-    _ = pthread_sigmask(SIG_SETMASK, &all, old);
-}
-
-pub fn setSignalMask(mask: *const sigset_t) void {
-    _ = pthread_sigmask(SIG_SETMASK, mask, null);
-}
-
-pub fn unblockAllSignals() void {
-    var none: sigset_t = undefined;
-    _ = sigemptyset(&none);
-    _ = pthread_sigmask(SIG_SETMASK, &none, null);
-}
-
-// ---------------------------------------------------------------- loading
-
-pub const RTLD_NOW: c_int = 2;
-pub const RTLD_LOCAL: c_int = if (is_linux) 0 else 4;
-/// The same value in glibc and musl.
-pub const RTLD_NOLOAD: c_int = if (is_linux) 4 else 0x10;
-pub extern "c" fn dlopen(path: ?[*:0]const u8, mode: c_int) ?*anyopaque;
-pub extern "c" fn dlsym(handle: ?*anyopaque, symbol: [*:0]const u8) ?*anyopaque;
-pub extern "c" fn dlclose(handle: *anyopaque) c_int;
-pub extern "c" fn dlerror() ?[*:0]const u8;
-
-pub const RTLD_DEFAULT: ?*anyopaque = if (is_linux) null else @ptrFromInt(@as(usize, @bitCast(@as(isize, -2))));
-
-/// The address `symbol` has in `library` (null: this image and what it
-/// loaded), opened with dlopen `mode` just for the lookup and closed again;
-/// null if either is not found. The address stays valid only while
-/// something else keeps the library loaded.
-pub fn lookUpSymbol(library: ?[*:0]const u8, symbol: [*:0]const u8, mode: c_int) ?*anyopaque {
-    const path = library orelse return dlsym(RTLD_DEFAULT, symbol);
-    const handle = dlopen(path, mode) orelse return null;
-    defer _ = dlclose(handle);
-    return dlsym(handle, symbol);
-}
-
-// ---------------------------------------------------------------- memory
-
-pub const PROT_READ: c_int = 1;
-pub const PROT_WRITE: c_int = 2;
-pub const MAP_PRIVATE: c_int = 2;
-pub const MAP_ANONYMOUS: c_int = if (is_linux) 0x20 else 0x1000;
-pub const MAP_FAILED: usize = std.math.maxInt(usize);
-pub extern "c" fn mmap(addr: ?*anyopaque, len: usize, prot: c_int, flags: c_int, fd: fd_t, offset: i64) usize;
-
-// ---------------------------------------------------------------- threads
-
-extern "c" fn sysconf(name: c_int) c_long;
-const sc_pagesize: c_int = if (is_linux) 30 else 29;
-const sc_thread_stack_min: c_int = if (is_linux) 75 else 93;
-
-/// A thread stack of at least `wanted` bytes that pthread_attr_setstacksize
-/// accepts on this system: never below the C library's minimum, which is
-/// known only at run time (aarch64 glibc's PTHREAD_STACK_MIN is 128 KiB,
-/// x86-64 glibc's 16 KiB, musl's 2 KiB) and rounded up to whole pages
-/// (macOS refuses other sizes). std.Thread.spawn asserts that the size was
-/// accepted, so a size below the minimum would abort the host.
-pub fn threadStackSize(wanted: usize) usize {
-    const minimum = sysconf(sc_thread_stack_min);
-    const page = sysconf(sc_pagesize);
-    var size = wanted;
-    if (minimum > 0) size = @max(size, @as(usize, @intCast(minimum)));
-    if (page > 0) size = std.mem.alignForward(usize, size, @as(usize, @intCast(page)));
-    return size;
-}
-
-pub extern "c" fn malloc(size: usize) ?*anyopaque;
-pub extern "c" fn free(ptr: ?*anyopaque) void;
+pub const RTLD_NOW = runtime.RTLD_NOW;
+pub const RTLD_LOCAL = runtime.RTLD_LOCAL;
+pub const RTLD_NOLOAD = runtime.RTLD_NOLOAD;
+pub const dlopen = runtime.dlopen;
+pub const dlsym = runtime.dlsym;
+pub const dlclose = runtime.dlclose;
+pub const dlerror = runtime.dlerror;
+pub const RTLD_DEFAULT = runtime.RTLD_DEFAULT;
+pub const lookUpSymbol = runtime.lookUpSymbol;
+pub const PROT_READ = runtime.PROT_READ;
+pub const PROT_WRITE = runtime.PROT_WRITE;
+pub const MAP_PRIVATE = runtime.MAP_PRIVATE;
+pub const MAP_ANONYMOUS = runtime.MAP_ANONYMOUS;
+pub const MAP_FAILED = runtime.MAP_FAILED;
+pub const mmap = runtime.mmap;
+pub const threadStackSize = runtime.threadStackSize;
+pub const malloc = runtime.malloc;
+pub const free = runtime.free;
