@@ -4,9 +4,10 @@
 // leaves this class.
 
 import { ptr, type Pointer } from "bun:ffi";
-import { closeSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync } from "node:fs";
 import { constants as osConstants } from "node:os";
-import { isEmbedded, isExecutable, lib, serverExecutablePath } from "./native.ts";
+import { lib } from "./native.ts";
+import { serverExecutable } from "./server-executable.ts";
 import { LibforksError } from "./errors.ts";
 import { ForkRequest, modes, Reply, Result, StartOptions } from "./abi.ts";
 import { argValueError } from "./node-errors.ts";
@@ -137,36 +138,8 @@ export class ServerConn {
    * @throws {LibforksError} `LOAD_ERROR` when libforks-server cannot be
    *   read; `EXEC_ERROR`, `FORK_ERROR`, ... when it cannot start. */
   static startClean(): ServerConn {
-    const path = serverExecutablePath();
-    // The kernel executes neither a file embedded in a compiled executable
-    // (it is not on disk) nor one without the exec bit (`bun build
-    // --outdir` writes its assets mode 644): run those from a memfd
-    // (fexecve), so no exec bit and no executable TMPDIR is assumed.
-    const fromMemfd = isEmbedded(path) || !isExecutable(path);
-    let memfd = -1;
-    if (fromMemfd) {
-      let bytes: Buffer;
-      try {
-        bytes = readFileSync(path);
-      } catch (error) {
-        throw new LibforksError("LOAD_ERROR", `cannot read libforks-server at ${path}: ${(error as Error).message}`, { syscall: "open" });
-      }
-      memfd = lib.libforks_memfd(ptr(Buffer.from("libforks-server\0")));
-      if (memfd < 0) {
-        throw new LibforksError(
-          "LOAD_ERROR",
-          `cannot run ${path}: it is ${isEmbedded(path) ? "embedded in this executable" : "not executable"} and needs a memfd, ` +
-            "but memfd_create failed; set LIBFORKS_PATH to a libforks library on disk with an executable libforks-server beside it",
-          { errno: lib.libforks_last_errno(), syscall: "memfd_create" },
-        );
-      }
-      try {
-        writeFileSync(memfd, bytes);
-      } catch (error) {
-        closeSync(memfd);
-        throw new LibforksError("LOAD_ERROR", `cannot copy libforks-server into a memfd: ${(error as Error).message}`, { syscall: "write" });
-      }
-    }
+    const { path, memfd } = serverExecutable();
+    const fromMemfd = memfd >= 0;
     const pathBytes = Buffer.from(`${path}\0`);
     const options = new ArrayBuffer(StartOptions.size);
     const view = new DataView(options);
