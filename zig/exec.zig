@@ -252,24 +252,27 @@ fn markUnlessTarget(targets: []const i32, fd: sys.fd_t) void {
 
 // ---------------------------------------------------------------- parent side
 
-pub fn sendSpec(
-    socket_fd: c_int,
-    path: ?[*:0]const u8,
-    argv: ?[*:null]const ?[*:0]const u8,
-    envp: ?[*:null]const ?[*:0]const u8,
-    cwd: ?[*:0]const u8,
-    fds: ?[*]const c_int,
-    targets: ?[*]const c_int,
-    fd_count: usize,
-) Error!void {
+/// The C caller's fds and their targets (two arrays of `fd_count`) as
+/// slices, checked first: at most a message's worth, and no null array
+/// with a count. Then sendSpec takes them.
+pub fn fdLists(fds: ?[*]const c_int, targets: ?[*]const c_int, fd_count: usize) Error!struct { []const c_int, []const c_int } {
     const invalid = error.INVALID_ARGUMENT;
-    const file = path orelse return withErrno(invalid, sys.E.INVAL);
-    const args = argv orelse return withErrno(invalid, sys.E.INVAL);
-    const env = envp orelse return withErrno(invalid, sys.E.INVAL);
     if (fd_count > limits.max_fds_per_message) return withErrno(invalid, sys.E.INVAL);
     if (fd_count > 0 and (fds == null or targets == null)) return withErrno(invalid, sys.E.INVAL);
     const fd_list: []const c_int = if (fd_count > 0) fds.?[0..fd_count] else &.{};
     const target_list: []const c_int = if (fd_count > 0) targets.?[0..fd_count] else &.{};
+    return .{ fd_list, target_list };
+}
+
+/// Sends the spec on `socket_fd`; `fd_list[i]` is to become `target_list[i]`
+/// in the program (fdLists made both).
+pub fn sendSpec(socket_fd: c_int, path: ?[*:0]const u8, argv: ?[*:null]const ?[*:0]const u8, envp: ?[*:null]const ?[*:0]const u8, cwd: ?[*:0]const u8, fd_list: []const c_int, target_list: []const c_int) Error!void {
+    const invalid = error.INVALID_ARGUMENT;
+    const file = path orelse return withErrno(invalid, sys.E.INVAL);
+    const args = argv orelse return withErrno(invalid, sys.E.INVAL);
+    const env = envp orelse return withErrno(invalid, sys.E.INVAL);
+    std.debug.assert(fd_list.len == target_list.len);
+    const fd_count = fd_list.len;
     for (target_list, 0..) |target, i| {
         if (target < 0 or fd_list[i] < 0) return withErrno(invalid, sys.E.BADF);
         if (std.mem.indexOfScalar(c_int, target_list[0..i], target) != null) return withErrno(invalid, sys.E.INVAL);

@@ -272,7 +272,8 @@ export fn libforks_send_exec_spec(
     targets: ?[*]const c_int,
     fd_count: usize,
 ) Result {
-    return status(exec.sendSpec(socket_fd, path, argv, envp, cwd, fds, targets, fd_count));
+    const fd_list, const target_list = exec.fdLists(fds, targets, fd_count) catch |err| return status(err);
+    return status(exec.sendSpec(socket_fd, path, argv, envp, cwd, fd_list, target_list));
 }
 
 export fn libforks_read_exec_result(socket_fd: c_int, failed_step_ptr: ?*c_int) Result {
