@@ -224,24 +224,21 @@ pub const EventKind = enum(u32) {
     _,
 };
 
-/// One record of an event stream. 256 bytes, a power of two: a pipe holds
-/// a whole number of them per page, and a reader whose buffer is a
-/// multiple of 256 bytes (Bun's are) never gets part of one; 16 of them
-/// are PIPE_BUF, so a batch of up to 16 is written atomically.
-pub const EventRecord = extern struct {
-    magic: u32 = event_magic,
-    kind: EventKind,
-    /// The request's tag (RequestHeader.tag); an exit has its fork's.
-    tag: u64,
-    result: i32 = 0,
-    error_number: i32 = 0,
-    pid: i32 = 0,
-    wait_status: i32 = 0,
-    rusage: sys.rusage = std.mem.zeroes(sys.rusage),
-    /// open_events: the stream's handle, for RequestHeader.events.
-    handle: u32 = 0,
-    reserved: [76]u8 = [_]u8{0} ** 76,
-};
+/// One record of an event stream: libforks_EventRecord (abi.zig, where
+/// its size and fields are explained) with `kind` typed. Made from abi.zig's
+/// declaration, so the layout is declared once.
+pub const EventRecord = withKind(abi.EventRecord);
+
+/// `C` with its `kind` field of type EventKind (same size), and no
+/// declarations (C's describe the header).
+fn withKind(comptime C: type) type {
+    const info = @typeInfo(C).@"struct";
+    var fields: [info.fields.len]std.builtin.Type.StructField = info.fields[0..].*;
+    for (&fields) |*field| {
+        if (std.mem.eql(u8, field.name, "kind")) field.type = EventKind;
+    }
+    return @Type(.{ .@"struct" = .{ .layout = .@"extern", .fields = &fields, .decls = &.{}, .is_tuple = false } });
+}
 
 comptime {
     // The typed EventRecord is libforks_EventRecord (abi.zig) field by field.
