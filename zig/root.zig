@@ -341,6 +341,7 @@ test {
     _ = @import("peers.zig");
     _ = @import("write_end.zig");
     _ = @import("exits.zig");
+    _ = @import("pending.zig");
     _ = @import("events.zig");
 }
 
