@@ -106,7 +106,8 @@ export function libraryPath(): string {
  * LIBFORKS_PATH set, the libforks-server beside that library (one override
  * for both, so they always come from the same build); else the prebuilt
  * one for this platform. Inside a `bun build --compile` executable this is
- * an embedded /$bunfs/ path, which the kernel cannot execute (see conn.ts). */
+ * an embedded /$bunfs/ path, which the kernel cannot execute (see
+ * server-executable.ts). */
 export function serverExecutablePath(): string {
   const override = process.env.LIBFORKS_PATH;
   if (override) {

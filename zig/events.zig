@@ -15,7 +15,7 @@
 //! - an immediate answer (fork, kill, a wait answered at once) comes from
 //!   a request; once `immediate_budget` of them wait in one stream's
 //!   backlog, the server stops reading the requesting peer's connection
-//!   until that stream drains (server.zig: pausePeer), so a reader that
+//!   until that stream drains (conns.zig: setPaused), so a reader that
 //!   stops reading stalls only its own requests (a Worker's stall, in the
 //!   owner's process, stalls the owner's connection: its own threads).
 //! A stream whose reader is gone (the pipe's read end closed: an error on

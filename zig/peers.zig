@@ -49,7 +49,7 @@ pub const Child = extern struct {
     descendants: u32,
     /// Running children whose parent it is.
     kids: u32,
-    /// Remembered exits whose parent it is (see server.zig).
+    /// Remembered exits whose parent it is (see exits.zig, reap.zig).
     records: u32,
     /// Its outstanding waits.
     pending: u32,

@@ -307,8 +307,8 @@ pub extern "c" fn setsockopt(fd: fd_t, level: c_int, name: c_int, value: ?*const
 /// EMSGSIZE) and 4,096 bytes queued per receiver (then ENOBUFS), fit
 /// neither a fork request naming a symbol (protocol.Request, 5,152
 /// bytes), an exec-spec chunk (exec.zig, 32 KiB), a channel part
-/// (src/channel.ts, 60 KiB and its header), nor more than a few pipelined
-/// requests; SO_SNDBUF raises the first per sending socket, SO_RCVBUF the
+/// (src/channel-framing.ts, 60 KiB and its header), nor more than a few
+/// pipelined requests; SO_SNDBUF raises the first per sending socket, SO_RCVBUF the
 /// second per receiving one, within XNU's sb_max (about 7 MiB).
 pub const datagram_max: c_int = 64 * 1024;
 pub const datagram_queue: c_int = 256 * 1024;
