@@ -71,6 +71,8 @@ fn onChildExit(pid: sys.pid_t, status: c_int, usage: *const sys.rusage) void {
     while (pending.takeOf(&state.table, slot)) |own| replyError(own.to, .SERVER_GONE, 0);
     exits.moveRecords(&state.exits, &state.table, slot, c.parent);
     const parent = peers.remove(&state.table, slot);
+    // Its slot is free: nothing below may find it by pid or slot again.
+    std.debug.assert(!peers.isRunning(&state.table, slot));
 
     const record = ExitRecord{ .pid = pid, .status = status, .rusage = usage.*, .parent = parent, .seq = 0 };
     if (pending.takeFor(&state.table, .wait_pid, pid, parent) orelse pending.takeFor(&state.table, .wait_any, pid, parent)) |waiter| {

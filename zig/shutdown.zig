@@ -2,6 +2,7 @@
 //! the tree, SIGKILL after the grace period, orphans adopted meanwhile
 //! given the same), the stop request, detaching, and the last exit.
 
+const std = @import("std");
 const server_state = @import("server_state.zig");
 const nowMs = @import("clock.zig").nowMs;
 const tree = @import("tree.zig");
@@ -99,6 +100,7 @@ fn signalAdoptedAsTree() void {
 /// closed by the exit itself (their readers see end-of-file).
 pub fn finish() noreturn {
     pending.answerAll(.OK);
+    std.debug.assert(pending.table.count == 0 and pending.table.peer_count == 0);
     // Best effort: the process ends here, and its streams with it.
     for (0..events.max_streams) |stream| {
         if (events.fdOf(stream) >= 0) _ = events.flush(stream);
@@ -125,6 +127,7 @@ pub fn handleStop(header: *const protocol.RequestHeader, to: ReplyTo, from_owner
 /// no longer matters. It exits after the last process of the tree.
 fn detach(to: ReplyTo) void {
     pending.answerAll(.SERVER_GONE);
+    std.debug.assert(pending.table.count == 0 and pending.table.peer_count == 0);
     for (0..state.table.high) |i| {
         const slot: Peer = @intCast(i);
         if (!peers.isRunning(&state.table, slot)) continue;
