@@ -406,6 +406,9 @@ export class ServerConn {
     // server running and this connection usable: the caller may retry.
     if (result !== 0 && result !== Result.SERVER_GONE) throw failure(result, "cannot stop the fork server", "libforks_stop");
     if (result === 0) {
+      // The server answers a stop only once the exits it reaped are all
+      // on this loop's stream: that needs this loop to read it meanwhile.
+      if (wait && !serverOnly) this.#events?.drain();
       const reply = await readStopReply(out[0]!);
       if (reply.result !== 0 && reply.result !== Result.SERVER_GONE) throw replyFailure(reply, "cannot stop the fork server", "libforks_stop");
     }

@@ -196,9 +196,20 @@ export class EventStream {
     if (this.#closed && this.#replies.size + this.#exits.size === 0) this.#release();
   }
 
+  /** The server is stopping and will end the stream: read until its
+   * end-of-file whether or not anything here is ref'd, so no exit it
+   * still writes waits on this loop (it exits only once its streams are
+   * drained). */
+  drain(): void {
+    this.#draining = true;
+    if (this.#reader === null && this.#gone === null && !this.#released) void this.#readLoop();
+  }
+
+  #draining = false;
+
   #stopIfIdle(): void {
     this.#linger = null;
-    if (this.#refs > 0 || this.#reader === null) return;
+    if (this.#refs > 0 || this.#reader === null || this.#draining) return;
     const reader = this.#reader;
     this.#reader = null;
     // A read is pending here (the loop asks for the next one before it
@@ -215,7 +226,12 @@ export class EventStream {
         const { value, done } = await reader.read();
         if (value) this.#feed(value, false);
         if (done) {
-          if (this.#reader === reader) this.#end();
+          if (this.#reader === reader) {
+            // Records read before the end-of-file are handed out first,
+            // even those still waiting for their slice (#wake).
+            this.#dispatch(Infinity);
+            this.#end();
+          }
           return;
         }
       }

@@ -53,10 +53,20 @@ export function forkTarget(conn: ServerConn, entrypoint: Entrypoint): ForkTarget
   );
 }
 
+/** Entries that loaded here once, as "library\0symbol": bun:ffi's dlopen
+ * builds a trampoline on each call, a cost a program that forks the same
+ * entry again need not pay each time. A success is kept, not a failure: a library installed later
+ * is found. At most MAX_CHECKED entries; past that, new ones are checked
+ * every time. */
+const checked = new Set<string>();
+const MAX_CHECKED = 256;
+
 /** dlopen and dlsym here first: a missing library or symbol is reported
  * now, by name, instead of as an exit status 127 later. */
 function checkLoadable(library: string | null, symbol: string): void {
   if (library === null) return; // the image's own symbols: checked natively
+  const key = `${library}\0${symbol}`;
+  if (checked.has(key)) return;
   try {
     const probe = dlopen(library, { [symbol]: { args: [], returns: "void" } });
     probe.close();
@@ -65,6 +75,7 @@ function checkLoadable(library: string | null, symbol: string): void {
       syscall: "dlopen",
     });
   }
+  if (checked.size < MAX_CHECKED) checked.add(key);
 }
 
 function checkPointer(conn: ServerConn, value: unknown, name: string): number {

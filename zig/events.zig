@@ -139,6 +139,14 @@ pub fn backlog(slot: usize) u32 {
     return state.streams[slot].queued;
 }
 
+/// Whether some open stream still has records waiting for room.
+pub fn anyBacklog() bool {
+    for (&state.streams) |*s| {
+        if (s.fd >= 0 and s.queued > 0) return true;
+    }
+    return false;
+}
+
 /// Writes `record` now, or queues it behind the stream's backlog (then
 /// see needsOut and peerOverBudget).
 pub fn put(slot: usize, record: *const Record, immediate: bool) void {

@@ -54,6 +54,10 @@ pub const max_share_tokens = published("LIBFORKS_MAX_SHARE_TOKENS");
 pub const max_doorbells = 64;
 /// Grace between SIGTERM and SIGKILL when the server shuts down.
 pub const kill_grace_ms = 500;
+/// How long an ending server, with no process of its tree left, still
+/// waits for event streams' readers to take the records queued behind a
+/// full pipe (shutdown.finishWhenDrained).
+pub const drain_ms = 2000;
 /// How often an idle server checks that its owner is still alive, for the
 /// case where a copy of the owner's connection outlives the owner.
 pub const owner_check_ms = 250;

@@ -118,6 +118,27 @@ pub fn answerAll(result: Result) void {
     table.peer_count = 0;
 }
 
+/// Answers the pending waits as answerAll(.OK) would, keeping the stop
+/// requests: the last process of the tree is gone, and a stop is
+/// answered only once the event streams were drained (shutdown.zig).
+pub fn answerWaits(slots: *peers.Table) void {
+    var i: usize = 0;
+    while (i < table.count) {
+        const p = table.items[i];
+        if (p.kind == .stop) {
+            i += 1;
+            continue;
+        }
+        removeAt(slots, i);
+        switch (p.kind) {
+            .wait_pid, .wait_any => replies.replyError(p.to, .WAIT_ERROR, sys.E.CHILD),
+            .wait_all => replies.replyError(p.to, .OK, 0),
+            .stop => unreachable,
+        }
+    }
+    for (items()) |p| std.debug.assert(p.kind == .stop);
+}
+
 /// Reply pipes held for pending requests, for the list a new child closes.
 pub fn forEachFd(context: anytype, comptime visit: fn (@TypeOf(context), sys.fd_t) void) void {
     for (items()) |p| {

@@ -77,7 +77,7 @@ const checkOwnerAlive = shutdown.checkOwnerAlive;
 const ownerExited = shutdown.ownerExited;
 const scanAdopted = shutdown.scanAdopted;
 const killTree = shutdown.killTree;
-const finish = shutdown.finish;
+const finishWhenDrained = shutdown.finishWhenDrained;
 const handleStop = shutdown.handleStop;
 
 // ---------------------------------------------------------------- start
@@ -173,7 +173,7 @@ fn serve() noreturn {
     while (true) {
         // Adopted orphans of the tree count too: the server outlives
         // every process it may still have to kill or reap.
-        if (state.exit_when_empty and state.table.count == 0 and !tree.hasChildren()) finish();
+        if (state.exit_when_empty and state.table.count == 0 and !tree.hasChildren()) finishWhenDrained();
         if (state.phase == .serving and state.table.spare_conn[0] < 0) {
             if (sys.socketpairCloexec(sys.message_socket_type, &state.table.spare_conn) != 0) state.table.spare_conn = .{ -1, -1 };
         }
@@ -242,12 +242,14 @@ fn serve() noreturn {
 
 /// An idle server sleeps until something happens: the only deadlines are
 /// the kill after the grace period, during a stop the next look for
-/// adopted orphans, without an owner pidfd the next probe of the owner's
-/// pid, and, should signals ever be lost, the next reap.
+/// adopted orphans, the end of draining the event streams, without an
+/// owner pidfd the next probe of the owner's pid, and, should signals
+/// ever be lost, the next reap.
 fn pollTimeout() c_int {
     const now = nowMs();
     var wait_ms: i64 = -1;
     if (state.phase == .terminating and !state.killed) wait_ms = sooner(wait_ms, state.kill_deadline_ms - now);
+    if (state.draining) wait_ms = sooner(wait_ms, state.drain_deadline_ms - now);
     if (state.adopted_scan_due) wait_ms = sooner(wait_ms, state.next_adopted_scan_ms - now);
     if (probesOwner()) wait_ms = sooner(wait_ms, limits.owner_check_ms);
     // Signals lost (see serve): reaping waits for the next turn.

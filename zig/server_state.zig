@@ -67,6 +67,10 @@ pub const State = struct {
     next_adopted_scan_ms: i64,
     /// Exit once no child is left (stop without wait, or owner gone).
     exit_when_empty: bool,
+    /// No child is left and what waited was answered: exiting once every
+    /// event stream's backlog is written, or at drain_deadline_ms.
+    draining: bool,
+    drain_deadline_ms: i64,
 
     /// Inheritable fds of the caller the server kept (fds >= 3), so a new
     /// child can close everything else in a few close_range calls.

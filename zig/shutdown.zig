@@ -96,6 +96,24 @@ fn signalAdoptedAsTree() void {
     if (state.killed) tree.signalAdopted(sys.SIGKILL, &isInTable, false) else tree.signalAdopted(sys.SIGTERM, &isInTable, true);
 }
 
+/// No process of the tree is left: answers the waits, then exits once
+/// every event stream's backlog is written, and only then answers a
+/// stop. An exit record queued behind a full pipe is still owed to a
+/// reader that is there (without it, that child's exit would be reported
+/// as unknown), and a stop's caller may stop reading once answered; a
+/// reader that takes nothing for limits.drain_ms loses the rest, as the
+/// server must end. Streams with a backlog are polled for writing
+/// meanwhile.
+pub fn finishWhenDrained() void {
+    std.debug.assert(state.exit_when_empty and state.table.count == 0);
+    if (!state.draining) {
+        state.draining = true;
+        state.drain_deadline_ms = nowMs() + limits.drain_ms;
+        pending.answerWaits(&state.table);
+    }
+    if (!events.anyBacklog() or nowMs() >= state.drain_deadline_ms) finish();
+}
+
 /// Replies to whatever still waits, then exits. Exit fds still open are
 /// closed by the exit itself (their readers see end-of-file).
 pub fn finish() noreturn {

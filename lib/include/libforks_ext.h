@@ -129,7 +129,9 @@ libforks_Result libforks_fork_async(libforks_ServerConn conn,
  * reader is there: what does not fit waits in the server, in order, and
  * is written once the pipe has room; a reader that stops reading stalls
  * only its own connection's requests (after 32 queued answers). Closing
- * the read end closes the stream. The per-child exit fd of libforks_fork
+ * the read end closes the stream. A stopping server answers the stop,
+ * and exits, only once every record it owes was written (or once no
+ * reader took any for 2 s). The per-child exit fd of libforks_fork
  * stays as it is. */
 /* generated: EventRecord (from zig/abi.zig by zig build: do not edit) */
 typedef struct {

@@ -176,6 +176,13 @@ describe("LOAD_ERROR for what cannot be loaded", () => {
     expect(error.message).toContain("no_such_entry");
   });
 
+  test("a missing symbol of a library an earlier fork used is still refused", async () => {
+    // The first fork's check is remembered; another symbol is checked anew.
+    const ok = server.fork({ library: "libc.so.6", symbol: "_exit" });
+    await within(ok.exited, 5000, "exited");
+    expectThrowsLibforks(() => server.fork({ library: "libc.so.6", symbol: "no_such_libc_entry" }), "LOAD_ERROR", "no_such_libc_entry");
+  });
+
   test("a missing symbol in the server's image (library: null)", () => {
     expectThrowsLibforks(() => server.fork({ library: null, symbol: "no_such_entry_anywhere" }), "LOAD_ERROR", "no_such_entry_anywhere");
   });

@@ -22,6 +22,34 @@ describe("event stream", () => {
     expect(children.every((child, i) => child.pid === exits[i]!.pid)).toBe(true);
   }, 90000);
 
+  test("stop() while this thread reads nothing: every exit queued behind the full stream arrives", async () => {
+    const server = ForkServer.start({ mode: "clean" });
+    // 600 exits are 150 KiB of records, more than the stream's pipe holds:
+    // most of them wait in the server while this thread sleeps, and the
+    // server must not end before they were written.
+    const children = Array.from({ length: 600 }, () => server.fork({ library: "libc.so.6", symbol: "pause" }));
+    await within(Promise.all(children.map((child) => child.started)), 30000, "600 starts");
+    const stopped = server.stop();
+    Bun.sleepSync(1000);
+    await within(stopped, 30000, "stop()");
+    const settled = await Promise.allSettled(children.map((child) => child.exited));
+    const lost = settled.filter((s) => s.status === "rejected");
+    expect(lost.map((s) => String((s as PromiseRejectedResult).reason)).slice(0, 1)).toEqual([]);
+    expect(settled.every((s) => s.status === "fulfilled" && s.value.signal === "SIGTERM")).toBe(true);
+  }, 60000);
+
+  test("stop() with every child unref'd still reads their exits to the end", async () => {
+    const server = ForkServer.start({ mode: "clean" });
+    const children = Array.from({ length: 600 }, () => server.fork({ library: "libc.so.6", symbol: "pause" }));
+    await within(Promise.all(children.map((child) => child.started)), 30000, "600 starts");
+    for (const child of children) child.unref();
+    // Long enough for the idle stream to stop its reader.
+    await Bun.sleep(300);
+    await within(server.stop(), 30000, "stop()");
+    const settled = await Promise.allSettled(children.map((child) => child.exited));
+    expect(settled.filter((s) => s.status === "rejected").length).toBe(0);
+  }, 60000);
+
   test("a pid read at once, between waits, is the one its exit reports", async () => {
     await using server = ForkServer.start({ mode: "clean" });
     for (let i = 0; i < 200; i++) {
