@@ -159,6 +159,7 @@ pub fn put(slot: usize, record: *const Record, immediate: bool) void {
     s.tail = index;
     s.queued += 1;
     if (immediate) s.queued_immediate += 1;
+    std.debug.assert(s.head != none and s.queued_immediate <= s.queued);
 }
 
 /// Whether the stream has a backlog and is not yet watched for OUT; the
@@ -211,6 +212,7 @@ pub fn flush(slot: usize) bool {
 }
 
 fn dropHead(s: *Stream) void {
+    std.debug.assert(s.queued > 0 and s.head != none);
     const index = s.head;
     const entry = &state.pool[index];
     s.head = entry.next;
@@ -257,6 +259,37 @@ pub fn forEachFd(context: anytype, comptime visit: fn (@TypeOf(context), sys.fd_
     }
 }
 
+/// Checks the streams against the pool: each backlog's list has `queued`
+/// entries, `queued_immediate` of them immediate, and every entry ever
+/// used is in exactly one backlog or on the free list. For the unit tests.
+pub fn checkInvariants() void {
+    std.debug.assert(state.fresh <= pool_size);
+    var children: usize = 0;
+    var in_backlogs: usize = 0;
+    for (&state.streams) |*s| {
+        if (s.fd < 0) continue;
+        if (s.peer != peers.owner) children += 1;
+        var count: u32 = 0;
+        var immediate: u32 = 0;
+        var last = none;
+        var index = s.head;
+        while (index != none) : (index = state.pool[index].next) {
+            std.debug.assert(index < state.fresh);
+            count += 1;
+            if (state.pool[index].immediate) immediate += 1;
+            last = index;
+        }
+        std.debug.assert(count == s.queued and immediate == s.queued_immediate);
+        std.debug.assert(last == s.tail);
+        in_backlogs += count;
+    }
+    var free: usize = 0;
+    var index = state.free_head;
+    while (index != none) : (index = state.pool[index].next) free += 1;
+    std.debug.assert(in_backlogs + free == state.fresh);
+    std.debug.assert(children == state.children_streams);
+}
+
 // ---------------------------------------------------------------- tests
 
 fn testRecord(tag: u64) Record {
@@ -275,6 +308,7 @@ test "a full stream keeps every record, in order, and writes them once readable"
     defer close(slot);
     const total = 1000; // a pipe holds 256
     for (0..total) |i| put(slot, &testRecord(i), i % 2 == 0);
+    checkInvariants();
     try std.testing.expect(needsOut(slot));
     try std.testing.expect(peerOverBudget(peers.owner));
     try std.testing.expect(!peerOverBudget(3));
@@ -282,6 +316,7 @@ test "a full stream keeps every record, in order, and writes them once readable"
     var buf: [64]Record = undefined;
     while (next < total) {
         try std.testing.expect(flush(slot));
+        checkInvariants();
         const n = sys.read(pipe[0], @ptrCast(&buf), @sizeOf(@TypeOf(buf)));
         try std.testing.expect(n > 0 and @rem(n, @sizeOf(Record)) == 0);
         for (buf[0..@intCast(@divExact(n, @sizeOf(Record)))]) |r| {
@@ -313,9 +348,11 @@ test "a child's streams are its own, and bounded" {
     try std.testing.expectEqual(slots[0], find(handleOf(slots[0]), 7).?);
     try std.testing.expect(find(handleOf(slots[0]), 8) == null);
     try std.testing.expect(find(handleOf(slots[0]) +% (1 << 8), 7) == null);
+    checkInvariants();
     for (slots, reads) |slot, read_end| {
         close(slot);
         _ = sys.close(read_end);
     }
+    checkInvariants();
     try std.testing.expectEqual(@as(usize, 0), state.children_streams);
 }

@@ -57,7 +57,20 @@ fn Ring(comptime capacity: usize) type {
             ring.at(ring.span).* = record;
             ring.span += 1;
             ring.count += 1;
+            std.debug.assert(ring.count <= ring.span and ring.span <= capacity);
             return forgotten;
+        }
+
+        /// count is the records in the span. (A hole can be the head for a
+        /// while: push forgets only the head itself; the next push or a
+        /// remove pops it.)
+        fn checkInvariants(ring: *const Self) void {
+            std.debug.assert(ring.head < capacity and ring.span <= capacity);
+            var count: usize = 0;
+            for (0..ring.span) |i| {
+                if (ring.slots[(ring.head + i) % capacity].pid != 0) count += 1;
+            }
+            std.debug.assert(count == ring.count);
         }
 
         fn popHead(ring: *Self) void {
@@ -67,6 +80,7 @@ fn Ring(comptime capacity: usize) type {
         }
 
         fn remove(ring: *Self, slot: *Record) Record {
+            std.debug.assert(slot.pid > 0 and ring.count > 0);
             const found = slot.*;
             slot.pid = 0;
             ring.count -= 1;
@@ -102,19 +116,23 @@ pub fn remember(store: *Store, table: *peers.Table, exited: Record) void {
         _ = store.owner.push(record);
         return;
     }
-    const parent = &table.slots[record.parent];
-    if (parent.records >= limits.max_exit_records_per_peer) {
-        // This child's share is full: its own oldest goes.
-        for (0..store.peers.span) |i| {
-            const slot = store.peers.at(i);
-            if (slot.pid == 0 or slot.parent != record.parent) continue;
-            _ = store.peers.remove(slot);
-            parent.records -= 1;
-            break;
-        }
-    }
+    // This child's share is full: its own oldest goes.
+    if (table.slots[record.parent].records >= limits.max_exit_records_per_peer) forgetOldestOf(store, table, record.parent);
     if (store.peers.push(record)) |forgotten| uncount(table, forgotten);
-    parent.records += 1;
+    table.slots[record.parent].records += 1;
+    std.debug.assert(table.slots[record.parent].records <= limits.max_exit_records_per_peer);
+}
+
+fn forgetOldestOf(store: *Store, table: *peers.Table, parent: Peer) void {
+    std.debug.assert(parent != peers.owner and table.slots[parent].records > 0);
+    for (0..store.peers.span) |i| {
+        const slot = store.peers.at(i);
+        if (slot.pid == 0 or slot.parent != parent) continue;
+        _ = store.peers.remove(slot);
+        table.slots[parent].records -= 1;
+        return;
+    }
+    unreachable; // records counts what the ring holds
 }
 
 fn uncount(table: *peers.Table, record: Record) void {
@@ -152,7 +170,8 @@ pub fn hasFor(store: *Store, table: *const peers.Table, peer: Peer) bool {
 
 /// The child in `slot` is gone: exits it was the parent of pass to its
 /// parent, as its running children do (peers.remove). They stay in the
-/// peers' ring, where they were counted.
+/// peers' ring, where they were counted; past the parent's share, the
+/// parent's oldest are forgotten, as in remember.
 pub fn moveRecords(store: *Store, table: *peers.Table, slot: Peer, parent: Peer) void {
     const moved = table.slots[slot].records;
     if (moved == 0) return;
@@ -161,7 +180,34 @@ pub fn moveRecords(store: *Store, table: *peers.Table, slot: Peer, parent: Peer)
         if (record.pid != 0 and record.parent == slot) record.parent = parent;
     }
     table.slots[slot].records = 0;
-    if (parent != peers.owner) table.slots[parent].records += moved;
+    if (parent == peers.owner) return;
+    table.slots[parent].records += moved;
+    // Inherited records count against the parent's share like its own,
+    // or a chain of children could hold many shares in one subtree and
+    // push other children's records out of the ring.
+    while (table.slots[parent].records > limits.max_exit_records_per_peer) forgetOldestOf(store, table, parent);
+}
+
+/// Checks both rings, and that each child's `records` counts its records
+/// in the peers' ring, where only children's records are. For the unit
+/// tests.
+pub fn checkInvariants(store: *const Store, table: *const peers.Table) void {
+    store.owner.checkInvariants();
+    store.peers.checkInvariants();
+    for (0..store.owner.span) |i| {
+        const record = store.owner.slots[(store.owner.head + i) % store.owner.slots.len];
+        std.debug.assert(record.pid == 0 or record.parent == peers.owner);
+    }
+    for (table.slots[0..table.high], 0..) |c, slot| {
+        if (c.pid <= 0) continue;
+        var records: u32 = 0;
+        for (0..store.peers.span) |i| {
+            const record = store.peers.slots[(store.peers.head + i) % store.peers.slots.len];
+            if (record.pid != 0 and record.parent == slot) records += 1;
+        }
+        std.debug.assert(c.records == records);
+        std.debug.assert(records <= limits.max_exit_records_per_peer);
+    }
 }
 
 // ---------------------------------------------------------------- tests
@@ -194,6 +240,59 @@ test "a child's exits never push out the owner's" {
     _ = peers.remove(&test_table, a);
     try std.testing.expect(hasFor(&test_store, &test_table, peers.owner));
     try std.testing.expectEqual(@as(sys.pid_t, newest_of_a + 1), take(&test_store, &test_table, peers.owner, newest_of_a + 1).?.pid);
+}
+
+test "random exits, waits and parents that exit keep every invariant" {
+    reset(&test_store);
+    peers.reset(&test_table);
+    var prng = std.Random.DefaultPrng.init(0x65786974);
+    const random = prng.random();
+    var pid: sys.pid_t = 1;
+    // Eight running children, each forked by the owner or by one of the
+    // others, so exits pass records up more than one level.
+    var children: [8]Peer = undefined;
+    for (&children, 0..) |*c, i| {
+        const parent = if (i == 0 or random.boolean()) peers.owner else children[random.uintLessThan(usize, i)];
+        c.* = peers.take(&test_table, parent);
+        peers.commit(&test_table, c.*, pid);
+        pid += 1;
+    }
+    var taken: usize = 0;
+    var moved: usize = 0;
+    for (0..30_000) |_| {
+        const which = random.uintLessThan(usize, children.len + 1);
+        const peer = if (which == children.len) peers.owner else children[which];
+        switch (random.uintLessThan(u32, 10)) {
+            0...5 => {
+                remember(&test_store, &test_table, testRecord(pid, peer));
+                pid += 1;
+            },
+            6...8 => {
+                const wanted: sys.pid_t = if (random.boolean()) -1 else random.intRangeAtMost(sys.pid_t, 1, pid);
+                if (take(&test_store, &test_table, peer, wanted)) |record| {
+                    taken += 1;
+                    try std.testing.expect(wanted == -1 or record.pid == wanted);
+                    try std.testing.expect(peers.inSubtree(&test_table, peer, record.parent));
+                }
+            },
+            else => if (which < children.len) {
+                // The child exits: its records and children pass to its
+                // parent, and a new child of a random peer takes its place.
+                const parent = test_table.slots[peer].parent;
+                moved += test_table.slots[peer].records;
+                moveRecords(&test_store, &test_table, peer, parent);
+                try std.testing.expectEqual(parent, peers.remove(&test_table, peer));
+                const other = children[random.uintLessThan(usize, children.len)];
+                const new_parent = if (other == peer or random.boolean()) peers.owner else other;
+                children[which] = peers.take(&test_table, new_parent);
+                peers.commit(&test_table, children[which], pid);
+                pid += 1;
+            },
+        }
+        checkInvariants(&test_store, &test_table);
+        peers.checkInvariants(&test_table);
+    }
+    try std.testing.expect(taken > 1000 and moved > 100);
 }
 
 comptime {

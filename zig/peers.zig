@@ -154,6 +154,7 @@ pub fn take(table: *Table, parent: Peer) Peer {
         .exit_tag = 0,
         .paused = false,
     };
+    std.debug.assert(table.first_free <= table.high and slot < table.high);
     return @intCast(slot);
 }
 
@@ -176,10 +177,12 @@ pub fn commit(table: *Table, slot: Peer, pid: sys.pid_t) void {
 
 /// Frees a slot: after a failed fork (never committed), or after remove.
 pub fn release(table: *Table, slot: Peer) void {
+    std.debug.assert(slot < table.high);
     table.slots[slot].pid = 0;
     if (slot < table.first_free) table.first_free = slot;
     while (table.high > 0 and table.slots[table.high - 1].pid == 0) table.high -= 1;
     if (table.first_free > table.high) table.first_free = table.high;
+    std.debug.assert(table.high == 0 or table.slots[table.high - 1].pid != 0);
 }
 
 /// The child in `slot` was reaped: it leaves every count, its children
@@ -189,6 +192,7 @@ pub fn release(table: *Table, slot: Peer) void {
 pub fn remove(table: *Table, slot: Peer) Peer {
     const c = table.slots[slot];
     std.debug.assert(c.pid > 0 and c.records == 0 and c.pending == 0);
+    std.debug.assert(table.count > 0 and (c.parent == owner or table.slots[c.parent].pid > 0));
     table.count -= 1;
     if (c.parent != owner) {
         table.forked_by_children -= 1;
@@ -234,6 +238,48 @@ pub fn controls(table: *const Table, peer: Peer, slot: Peer) bool {
 pub fn subtreeRunning(table: *const Table, peer: Peer) bool {
     if (peer == owner) return table.count > 0;
     return table.slots[peer].descendants > 0;
+}
+
+/// Checks every invariant between the table's counters and its slots:
+/// the counts are what the slots say, each parent is the owner or a
+/// running child, and descendants are the transitive kids. O(high x
+/// depth): for the unit tests, which call it after every operation.
+pub fn checkInvariants(table: *const Table) void {
+    std.debug.assert(table.high <= limits.max_children);
+    std.debug.assert(table.first_free <= table.high);
+    std.debug.assert(table.high == 0 or table.slots[table.high - 1].pid != 0);
+    for (table.slots[0..table.first_free]) |c| std.debug.assert(c.pid != 0);
+    var count: usize = 0;
+    var forked_by_children: usize = 0;
+    for (table.slots[0..table.high], 0..) |c, slot| {
+        if (c.pid <= 0) continue;
+        count += 1;
+        if (c.parent != owner) {
+            forked_by_children += 1;
+            std.debug.assert(c.parent < table.high and table.slots[c.parent].pid > 0);
+        }
+        var kids: u32 = 0;
+        var descendants: u32 = 0;
+        for (table.slots[0..table.high]) |other| {
+            if (other.pid <= 0) continue;
+            if (other.parent == slot) kids += 1;
+            // `other` is below `slot` when slot is one of its ancestors.
+            var ancestor = other.parent;
+            var depth: usize = 0;
+            while (ancestor != owner) : (ancestor = table.slots[ancestor].parent) {
+                depth += 1;
+                std.debug.assert(depth <= limits.max_children); // no cycle
+                if (ancestor == slot) {
+                    descendants += 1;
+                    break;
+                }
+            }
+        }
+        std.debug.assert(c.kids == kids);
+        std.debug.assert(c.descendants == descendants);
+    }
+    std.debug.assert(table.count == count);
+    std.debug.assert(table.forked_by_children == forked_by_children);
 }
 
 // ---------------------------------------------------------------- tests
@@ -313,4 +359,56 @@ test "slots are reused once free, and generations change" {
     release(&table, c);
     _ = remove(&table, b);
     try std.testing.expectEqual(@as(usize, 0), table.high);
+}
+
+test "random forks and exits keep every invariant" {
+    var table: Table = undefined;
+    reset(&table);
+    var prng = std.Random.DefaultPrng.init(0x6c666b73);
+    const random = prng.random();
+    const limit = 80;
+    var pid: sys.pid_t = 1;
+    for (0..10_000) |_| {
+        const running = table.count;
+        if (running > 0 and random.uintLessThan(u32, 100) < 45) {
+            // A random running child exits.
+            var pick = random.uintLessThan(usize, running);
+            for (table.slots[0..table.high], 0..) |c, slot| {
+                if (c.pid <= 0) continue;
+                if (pick == 0) {
+                    const parent = c.parent;
+                    try std.testing.expectEqual(parent, remove(&table, @intCast(slot)));
+                    break;
+                }
+                pick -= 1;
+            }
+        } else {
+            // The owner or a random running child forks, when it may.
+            var parent: Peer = owner;
+            if (running > 0 and random.boolean()) {
+                var pick = random.uintLessThan(usize, running);
+                for (table.slots[0..table.high], 0..) |c, slot| {
+                    if (c.pid <= 0) continue;
+                    if (pick == 0) {
+                        parent = @intCast(slot);
+                        break;
+                    }
+                    pick -= 1;
+                }
+            }
+            if (mayFork(&table, parent, limit)) {
+                const slot = take(&table, parent);
+                if (random.uintLessThan(u32, 10) == 0) {
+                    release(&table, slot); // the fork failed
+                } else {
+                    commit(&table, slot, pid);
+                    pid += 1;
+                }
+            } else {
+                try std.testing.expect(table.count >= limit or parent != owner);
+            }
+        }
+        checkInvariants(&table);
+    }
+    try std.testing.expect(pid > 2000);
 }

@@ -180,8 +180,9 @@ typedef enum {
  * it forked through the server, and what those forked) holds at most
  * LIBFORKS_MAX_CHILDREN_PER_PEER running children, its own requests at
  * most LIBFORKS_MAX_PENDING_PER_PEER outstanding waits, and the exits of
- * the children it forked at most LIBFORKS_MAX_EXIT_RECORDS_PER_PEER
- * remembered exits (its oldest is forgotten first). All children together
+ * the children it forked (and those it inherits from a child of its that
+ * exited) at most LIBFORKS_MAX_EXIT_RECORDS_PER_PEER remembered exits
+ * (its oldest is forgotten first). All children together
  * leave the owner a reserve: their forks stop LIBFORKS_OWNER_RESERVED_CHILDREN
  * short of the server's child limit (a quarter of it when the fd limit
  * makes it smaller), their waits LIBFORKS_OWNER_RESERVED_PENDING short of
