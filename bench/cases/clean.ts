@@ -71,7 +71,7 @@ async function roundTrip(server: ForkServer): Promise<void> {
 
 const rows: Row[] = [];
 const bars: ChartBar[] = [];
-const bySize: { label: string; clean: number; snapshot: number; cTiny: number; cClean: number; floor: number; bunSpawn: number; rssKiB: number; startMicros: { clean: number; snapshot: number } }[] = [];
+const bySize: { label: string; clean: number; snapshot: number; cTiny: number; cClean: number; floor: number; floorSupervised: number; bunSpawn: number; rssKiB: number; startMicros: { clean: number; snapshot: number } }[] = [];
 
 for (const size of sizes) {
   growTo(size.bytes);
@@ -96,6 +96,7 @@ for (const size of sizes) {
       { name: "c_tiny", slice: nativeSlice("fork_wait", () => ({ warmup, iterations: cTinyIterations })) },
       { name: "c_clean", slice: nativeSlice("libforks_fork", () => ({ clean: serverExecutablePath(), warmup, iterations: cleanIterations })) },
       { name: "floor", slice: nativeSlice("server_floor", () => ({ warmup, iterations: cTinyIterations })) },
+      { name: "floor_supervised", slice: nativeSlice("server_floor", () => ({ warmup, iterations: cTinyIterations, with: "supervise" })) },
       { name: "bun_spawn", slice: () => timeLoop(() => Bun.spawn(["/bin/true"], { stdout: "ignore" }).exited, { warmup, iterations: cTinyIterations }) },
     ]);
     const c = m.get("clean")!;
@@ -103,6 +104,7 @@ for (const size of sizes) {
     const tiny = m.get("c_tiny")!;
     const cClean = m.get("c_clean")!;
     const floor = m.get("floor")!;
+    const floorSupervised = m.get("floor_supervised")!;
     const bunSpawn = m.get("bun_spawn")!;
     const extra = {
       bunRssKiB: shape.rssKiB,
@@ -115,10 +117,19 @@ for (const size of sizes) {
       { group: size.label, label: "snapshot server.fork({ library, symbol }) → exited", role: "libforks", unit: "µs", stats: s.stats, rate: s.rate, extra: { ...extra, startMicros: snapshotStart } },
       { group: size.label, label: "clean server from C: libforks_fork_symbol + read exit fd", role: "libforks", unit: "µs", stats: cClean.stats, rate: cClean.rate, extra: cClean.extra },
       { group: size.label, label: "the barest C fork server, same hops (floor)", role: "baseline", unit: "µs", stats: floor.stats, rate: floor.rate, extra: floor.extra },
+      {
+        group: size.label,
+        label: "the floor server, children supervised as a tree (subreaper, cgroup, PDEATHSIG)",
+        role: "baseline",
+        unit: "µs",
+        stats: floorSupervised.stats,
+        rate: floorSupervised.rate,
+        extra: floorSupervised.extra,
+      },
       { group: size.label, label: "fork() + _exit + waitpid (tiny C process)", role: "baseline", unit: "µs", stats: tiny.stats, rate: tiny.rate, extra: tiny.extra },
       { group: size.label, label: 'Bun.spawn(["/bin/true"]) → exited', role: "baseline", unit: "µs", stats: bunSpawn.stats, rate: bunSpawn.rate, extra: bunSpawn.extra },
     );
-    for (const row of rows.slice(-6)) bars.push({ label: `${size.label} · ${row.label.replace(/ server\.fork\(\{ library, symbol \}\) → exited$/, " server").replace(/: libforks_fork_symbol .*$/, "").replace(/, same hops \(floor\)$/, "")}`, value: row.stats!.median, whisker: row.stats!.p99, role: row.role });
+    for (const row of rows.slice(-7)) bars.push({ label: `${size.label} · ${row.label.replace(/ server\.fork\(\{ library, symbol \}\) → exited$/, " server").replace(/: libforks_fork_symbol .*$/, "").replace(/, same hops \(floor\)$/, "")}`, value: row.stats!.median, whisker: row.stats!.p99, role: row.role });
     bySize.push({
       label: size.label,
       clean: c.stats.median,
@@ -126,6 +137,7 @@ for (const size of sizes) {
       cTiny: tiny.stats.median,
       cClean: cClean.stats.median,
       floor: floor.stats.median,
+      floorSupervised: floorSupervised.stats.median,
       bunSpawn: bunSpawn.stats.median,
       rssKiB: shape.rssKiB,
       startMicros: { clean: cleanStart, snapshot: snapshotStart },
@@ -152,6 +164,9 @@ const targets: Target[] = [
     text: "Case 7: clean native child round trip from Bun <= 1.3x the floor server",
     measured: `${x(small.clean, small.floor)} (${fmtMicros(small.clean)} vs ${fmtMicros(small.floor)}, small heap); from C: ${x(small.cClean, small.floor)}`,
     met: small.clean <= 1.3 * small.floor,
+    note:
+      `where the rest goes, small heap: supervising the children as a tree (subreaper, a cgroup to join, PDEATHSIG, the mask reset) takes the floor to ${fmtMicros(small.floorSupervised)} (+${fmtMicros(small.floorSupervised - small.floor)}); ` +
+      `libforks' protocol and tables add ${fmtMicros(small.cClean - small.floorSupervised)} more from C, and Bun's side ${fmtMicros(small.clean - small.cClean)}`,
   },
   {
     text: 'Case 7: clean native child round trip >= 3x faster than Bun.spawn(["/bin/true"])',
@@ -186,7 +201,7 @@ finish(
     notes: [
       ...bySize.map(
         (s) =>
-          `${s.label}: Bun RSS ${(s.rssKiB / 1024).toFixed(0)} MiB; clean ${fmtMicros(s.clean)}, snapshot ${fmtMicros(s.snapshot)}, tiny C fork ${fmtMicros(s.cTiny)}, clean server from C ${fmtMicros(s.cClean)}, barest C server ${fmtMicros(s.floor)} (medians). ForkServer.start() took ${fmtMicros(s.startMicros.clean)} (clean) and ${fmtMicros(s.startMicros.snapshot)} (snapshot).`,
+          `${s.label}: Bun RSS ${(s.rssKiB / 1024).toFixed(0)} MiB; clean ${fmtMicros(s.clean)}, snapshot ${fmtMicros(s.snapshot)}, tiny C fork ${fmtMicros(s.cTiny)}, clean server from C ${fmtMicros(s.cClean)}, barest C server ${fmtMicros(s.floor)}, supervising ${fmtMicros(s.floorSupervised)} (medians). ForkServer.start() took ${fmtMicros(s.startMicros.clean)} (clean) and ${fmtMicros(s.startMicros.snapshot)} (snapshot).`,
       ),
       `The entry _exit is called with whatever its first argument register holds: the children's exit codes are meaningless and ignored.`,
     ],

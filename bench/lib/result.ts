@@ -4,7 +4,8 @@
 
 import type { Summary } from "./stats.ts";
 
-export type Role = "libforks" | "baseline";
+/** "probe": a prototype of a design, measured to say what it could reach. */
+export type Role = "libforks" | "baseline" | "probe";
 
 export interface Row {
   /** What was measured, e.g. "server.fork(entry) → exited". */

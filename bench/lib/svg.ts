@@ -14,7 +14,7 @@ const BAR_GAP = 8;
 const PANEL_TOP = 46;
 const PANEL_BOTTOM = 30;
 const PANEL_GAP = 18;
-const COLORS = { libforks: "#2563eb", baseline: "#9ca3af" };
+const COLORS = { libforks: "#2563eb", baseline: "#9ca3af", probe: "#f59e0b" };
 
 export function escapeXml(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
