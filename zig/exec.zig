@@ -402,11 +402,12 @@ pub fn readResult(socket_fd: c_int, failed_step: ?*c_int) Error!void {
     var record: ErrorRecord = undefined;
     var report: [1]sys.fd_t = .{-1};
     const received = fdpass.receive(socket_fd, std.mem.asBytes(&record), &report, 0);
-    const read_errno = sys.errno();
-    _ = sys.close(socket_fd);
-    var got = received orelse return withErrno(error.READ_ERROR, read_errno);
+    // Open until the outcome is known: a child still reading its spec
+    // must not see its caller gone (on the darwin paths, ECONNRESET).
+    defer sys.closeKeepErrno(socket_fd);
+    var got = received orelse return withErrno(error.READ_ERROR, sys.errno());
     if (got.fd_count == 1) {
-        defer _ = sys.close(report[0]);
+        defer sys.closeKeepErrno(report[0]);
         if (got.len != @sizeOf(ReportNotice) or record.magic != report_magic) return withErrno(error.PROTOCOL_ERROR, 0);
         const n = sys.readFull(report[0], std.mem.asBytes(&record));
         if (n < 0) return withErrno(error.READ_ERROR, sys.errno());
