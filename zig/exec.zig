@@ -71,8 +71,10 @@ const first_message_max = @sizeOf(SpecHeader) + limits.max_fds_per_message * @si
 // ---------------------------------------------------------------- child side
 
 /// libforks_exec_entrypoint, the built-in entrypoint a caller may fork.
+/// Run as any entrypoint (by symbol, or called from another), it has no
+/// report pipe from the server: on the darwin paths it makes its own.
 pub fn entrypoint(_: abi.ServerConn, socket_fd: c_int) callconv(.c) void {
-    run(socket_fd, -1, false, false);
+    run(socket_fd, openReport(socket_fd), false, false);
 }
 
 /// Runs the spec received on socket_fd; on failure reports the step and
@@ -291,7 +293,8 @@ fn markUnlessTarget(targets: []const i32, fd: sys.fd_t) void {
 // ---------------------------------------------------------------- server side
 
 /// darwin paths (report_pipe): the report pipe of an exec child about to
-/// be forked with `control` as its socket. Sends the read end to the
+/// be forked with `control` as its socket (or, in exec.entrypoint, of
+/// this child itself). Sends the read end to the
 /// caller on `control` (never waiting: the caller's receive queue is
 /// empty until the outcome) and returns the write end for the child, or
 /// -1 when no pipe could be made or sent: the child then reports on the
