@@ -108,6 +108,28 @@ fn sendControl(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, fla
     return 0;
 }
 
+/// darwin paths: before the library closes a connection it made, it sends
+/// an empty datagram, which the server reads as that end's end-of-file (an
+/// empty message ends its peer, server.zig). A datagram pair's survivor is
+/// never told otherwise that its peer closed: XNU only sets ECONNRESET,
+/// which wakes no poll already waiting, so a server would outlive an
+/// owner's connection freed by a thread that goes on living. Never blocks:
+/// a full receiver (ENOBUFS at once on XNU) is retried for at most about
+/// 60 ms, then given up (the owner's exit still ends the server).
+pub fn sendHangup(socket_fd: sys.fd_t) void {
+    if (sys.linux_paths) return;
+    var nothing: u8 = 0;
+    var iov = [1]sys.iovec{.{ .base = @ptrCast(&nothing), .len = 0 }};
+    var message = sys.msghdr{ .iov = &iov, .iovlen = 1, .control = null, .controllen = 0 };
+    var backoff_ms: u32 = 1;
+    while (sys.sendmsg(socket_fd, &message, sys.MSG_DONTWAIT) < 0) {
+        if (sys.errno() == sys.E.INTR) continue;
+        if (sys.errno() != sys.E.NOBUFS or backoff_ms > 32) return;
+        sys.sleepMs(backoff_ms);
+        backoff_ms *= 2;
+    }
+}
+
 const DESTADDRREQ: c_int = if (sys.is_linux) 89 else 39;
 
 /// darwin paths: how a datagram socket says its peer is gone. XNU sets
