@@ -30,8 +30,9 @@ pub const Start = struct {
     entry: u64,
     symbol: ?protocol.SymbolPayload,
     builtin_exec: bool,
-    /// builtin_exec with protocol.Flags.spec_queued (exec.run).
-    spec_queued: bool = false,
+    /// builtin_exec with protocol.Flags.spec_queued, from the owner
+    /// (exec.run).
+    owner_spec_queued: bool = false,
     /// builtin_exec with protocol.Flags.spec_inline: the spec, in the
     /// server's request buffer, and its fds as received (kept open here).
     spec: ?[]const u8 = null,
@@ -88,7 +89,7 @@ pub fn run(start: Start) noreturn {
     signals.resetInChild();
     if (start.spec) |spec| exec.runInline(channel_fd, start.report_fd, spec, start.spec_fds, start.in_place);
 
-    if (start.builtin_exec) exec.run(channel_fd, start.report_fd, start.in_place, start.spec_queued);
+    if (start.builtin_exec) exec.run(channel_fd, start.report_fd, start.in_place, start.owner_spec_queued);
     const entry: abi.Entrypoint = if (start.symbol) |symbol|
         loadSymbol(symbol)
     else

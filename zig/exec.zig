@@ -83,10 +83,13 @@ pub fn entrypoint(_: abi.ServerConn, socket_fd: c_int) callconv(.c) void {
 /// child (server.spawnInPlace), which runs in the server's memory while
 /// the server waits, so the spec must be queued already (reads never wait)
 /// and lives in in_place_storage, not in a mapping that would outlive the
-/// child in the server. `queued`: the caller said the whole spec is
+/// child in the server. `queued`: the owner said the whole spec is
 /// queued already (protocol.Flags.spec_queued), so reads never wait
-/// either: a caller that queued nothing gets the failure instead of a
-/// child that waits while the caller waits for its outcome.
+/// either, as for the in-place child the owner's request gets on Linux:
+/// on the darwin paths (no in-place child) an owner that queued nothing
+/// gets the failure, not a child that waits while the owner waits for
+/// its outcome. A child's spec_queued fork is an ordinary one everywhere,
+/// whose spec may still come.
 pub fn run(socket_fd: c_int, report_fd: sys.fd_t, in_place: bool, queued: bool) noreturn {
     if (socket_fd < 0) sys._exit(127);
     var out = Outcome{ .control = socket_fd, .report = report_fd };

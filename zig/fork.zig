@@ -114,7 +114,7 @@ pub fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo
         .request_fds = .{ to.fd, -1 },
         .entry = header.entry,
         .builtin_exec = header.flags & protocol.Flags.builtin_exec != 0,
-        .spec_queued = header.flags & protocol.Flags.spec_queued != 0,
+        .owner_spec_queued = header.flags & protocol.Flags.spec_queued != 0 and peer == peers.owner,
         .spec = if (header.flags & protocol.Flags.spec_inline != 0)
             std.mem.asBytes(&state.request)[@sizeOf(protocol.RequestHeader)..][0..header.payload_len]
         else
