@@ -93,7 +93,7 @@ pub fn entrypoint(_: abi.ServerConn, socket_fd: c_int) callconv(.c) void {
 pub fn run(socket_fd: c_int, report_fd: sys.fd_t, in_place: bool, queued: bool) noreturn {
     if (socket_fd < 0) sys._exit(127);
     var out = Outcome{ .control = socket_fd, .report = report_fd };
-    runSpec(&out, in_place, in_place or queued) catch |failed| reportFailure(out, failed, in_place);
+    runSpec(&out, in_place, in_place or queued) catch |failed| reportFailure(out, failed, in_place or queued);
 }
 
 /// Where the outcome goes: the control socket, or the report pipe when
@@ -109,7 +109,10 @@ pub fn runInline(socket_fd: sys.fd_t, report_fd: sys.fd_t, spec: []const u8, spe
     runInlineSpec(&out, spec, spec_fds) catch |failed| reportFailure(out, failed, in_place);
 }
 
-fn reportFailure(out: Outcome, failed: StepError, in_place: bool) noreturn {
+/// `no_wait`: an in-place child, or one whose owner queued its spec: a
+/// caller whose socket is full loses the report rather than keep the
+/// child (or, in place, the server) waiting.
+fn reportFailure(out: Outcome, failed: StepError, no_wait: bool) noreturn {
     // errno is still the failing call's: nothing ran since.
     const record = ErrorRecord{ .step = @intFromEnum(stepOf(failed)), .error_number = sys.errno() };
     // The pipe is this child's alone and empty: 12 bytes fit and arrive
@@ -122,7 +125,7 @@ fn reportFailure(out: Outcome, failed: StepError, in_place: bool) noreturn {
     // An in-place child runs while the server is suspended (vfork), and
     // the caller holds the other end of this socket: a full queue must
     // cost the report, not the server.
-    _ = fdpass.sendFlags(control, std.mem.asBytes(&record), &.{}, if (in_place) sys.MSG_DONTWAIT else 0);
+    _ = fdpass.sendFlags(control, std.mem.asBytes(&record), &.{}, if (no_wait) sys.MSG_DONTWAIT else 0);
     sys._exit(127);
 }
 
