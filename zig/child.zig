@@ -30,10 +30,17 @@ pub const Start = struct {
     entry: u64,
     symbol: ?protocol.SymbolPayload,
     builtin_exec: bool,
+    /// builtin_exec with protocol.Flags.spec_queued, from the owner
+    /// (exec.run).
+    owner_spec_queued: bool = false,
     /// builtin_exec with protocol.Flags.spec_inline: the spec, in the
     /// server's request buffer, and its fds as received (kept open here).
     spec: ?[]const u8 = null,
     spec_fds: []const sys.fd_t = &.{},
+    /// builtin_exec on the darwin paths: the write end of the report pipe
+    /// (exec.openReport), or -1. Not in the server's tables, so it
+    /// survives the closing of the server's fds; close-on-exec.
+    report_fd: sys.fd_t = -1,
     /// The server's in-place exec child (fork.spawnInPlace): it runs in
     /// the server's memory while the server waits (exec.run).
     in_place: bool = false,
@@ -80,9 +87,9 @@ pub fn run(start: Start) noreturn {
 
     const conn = client.initChildConn(conn_fd, start.server_pid);
     signals.resetInChild();
-    if (start.spec) |spec| exec.runInline(channel_fd, spec, start.spec_fds, start.in_place);
+    if (start.spec) |spec| exec.runInline(channel_fd, start.report_fd, spec, start.spec_fds, start.in_place);
 
-    if (start.builtin_exec) exec.run(channel_fd, start.in_place);
+    if (start.builtin_exec) exec.run(channel_fd, start.report_fd, start.in_place, start.owner_spec_queued);
     const entry: abi.Entrypoint = if (start.symbol) |symbol|
         loadSymbol(symbol)
     else

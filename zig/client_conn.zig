@@ -78,6 +78,7 @@ pub fn serverPid(conn: ServerConn) sys.pid_t {
 pub fn freeConn(conn: ServerConn) void {
     const state = stateOf(conn) orelse return;
     if (state.refs.fetchSub(1, .acq_rel) != 1) return;
+    if (state.owner_pid == sys.getpid()) fdpass.sendHangup(state.fd);
     _ = sys.close(state.fd);
     // The server now shuts down as if the owner had died. When it is this
     // process's child (this process is a subreaper or PID 1), nobody else

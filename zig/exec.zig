@@ -6,6 +6,18 @@
 //! failure is reported on it before the child exits with 127 — the error
 //! pipe of libuv's process.c, on a socket that also carries the fds.
 //!
+//! On the darwin paths the socket is a datagram pair, whose survivor is
+//! never told that its peer closed (XNU sets ECONNRESET on it but wakes
+//! nobody; Linux reports nothing), so end-of-file cannot say "exec'd"
+//! there. The server then makes a close-on-exec pipe for each exec child
+//! before forking it (openReport), sends the read end to the caller as the
+//! socket's first message (a ReportNotice with one fd), and the child keeps
+//! the write end, the only one left once the server closes its copy after
+//! the fork: its end-of-file says the child exec'd (or died, or was never
+//! forked, as the socket's says on Linux), an ErrorRecord on it says which
+//! step failed. Linux keeps the socket alone: one pipe, one send and two
+//! closes fewer in the server per program.
+//!
 //! Spec, as sent:
 //!   message 1: SpecHeader, then header.fd_count i32 target fd numbers,
 //!              with the fds themselves attached (SCM_RIGHTS);
@@ -24,6 +36,7 @@ const withErrno = result_mod.withErrno;
 
 pub const spec_magic: u32 = 0x5845_464c; // "LFEX"
 const error_magic: u32 = 0x5245_464c; // "LFER"
+const report_magic: u32 = 0x5045_464c; // "LFEP"
 const chunk_len = 32 * 1024;
 
 pub const SpecHeader = extern struct {
@@ -45,47 +58,78 @@ const ErrorRecord = extern struct {
     error_number: i32,
 };
 
+/// The message carrying the report pipe's read end (darwin paths).
+const ReportNotice = extern struct {
+    magic: u32 = report_magic,
+};
+
+/// Whether exec children report through a pipe (see the top of this file).
+pub const report_pipe = !sys.linux_paths;
+
 const first_message_max = @sizeOf(SpecHeader) + limits.max_fds_per_message * @sizeOf(i32);
 
 // ---------------------------------------------------------------- child side
 
 /// libforks_exec_entrypoint, the built-in entrypoint a caller may fork.
+/// Run as any entrypoint (by symbol, or called from another), it has no
+/// report pipe from the server: on the darwin paths it makes its own.
 pub fn entrypoint(_: abi.ServerConn, socket_fd: c_int) callconv(.c) void {
-    run(socket_fd, false);
+    run(socket_fd, openReport(socket_fd), false, false);
 }
 
 /// Runs the spec received on socket_fd; on failure reports the step and
-/// errno there and exits with 127. `in_place`: the server's in-place exec
+/// errno there (or on report_fd, the report pipe's write end, when it is
+/// not -1) and exits with 127. `in_place`: the server's in-place exec
 /// child (server.spawnInPlace), which runs in the server's memory while
 /// the server waits, so the spec must be queued already (reads never wait)
 /// and lives in in_place_storage, not in a mapping that would outlive the
-/// child in the server.
-pub fn run(socket_fd: c_int, in_place: bool) noreturn {
+/// child in the server. `queued`: the owner said the whole spec is
+/// queued already (protocol.Flags.spec_queued), so reads never wait
+/// either, as for the in-place child the owner's request gets on Linux:
+/// on the darwin paths (no in-place child) an owner that queued nothing
+/// gets the failure, not a child that waits while the owner waits for
+/// its outcome. A child's spec_queued fork is an ordinary one everywhere,
+/// whose spec may still come.
+pub fn run(socket_fd: c_int, report_fd: sys.fd_t, in_place: bool, queued: bool) noreturn {
     if (socket_fd < 0) sys._exit(127);
-    var control = socket_fd;
-    runSpec(&control, in_place) catch |failed| reportFailure(control, failed, in_place);
+    var out = Outcome{ .control = socket_fd, .report = report_fd };
+    runSpec(&out, in_place, in_place or queued) catch |failed| reportFailure(out, failed, in_place or queued);
 }
+
+/// Where the outcome goes: the control socket, or the report pipe when
+/// `report` is not -1. Both move when the program's fds are placed.
+const Outcome = struct { control: sys.fd_t, report: sys.fd_t };
 
 /// The spec came with the fork request (protocol.Flags.spec_inline): it
 /// is in this process's memory (a copy of the server's, or the server's
 /// own for an in-place child, which leaves it untouched) and its fds are
 /// already here. Only the outcome goes back on `socket_fd`.
-pub fn runInline(socket_fd: sys.fd_t, spec: []const u8, spec_fds: []const sys.fd_t, in_place: bool) noreturn {
-    var control = socket_fd;
-    runInlineSpec(&control, spec, spec_fds) catch |failed| reportFailure(control, failed, in_place);
+pub fn runInline(socket_fd: sys.fd_t, report_fd: sys.fd_t, spec: []const u8, spec_fds: []const sys.fd_t, in_place: bool) noreturn {
+    var out = Outcome{ .control = socket_fd, .report = report_fd };
+    runInlineSpec(&out, spec, spec_fds) catch |failed| reportFailure(out, failed, in_place);
 }
 
-fn reportFailure(control: sys.fd_t, failed: StepError, in_place: bool) noreturn {
+/// `no_wait`: an in-place child, or one whose owner queued its spec: a
+/// caller whose socket is full loses the report rather than keep the
+/// child (or, in place, the server) waiting.
+fn reportFailure(out: Outcome, failed: StepError, no_wait: bool) noreturn {
     // errno is still the failing call's: nothing ran since.
     const record = ErrorRecord{ .step = @intFromEnum(stepOf(failed)), .error_number = sys.errno() };
+    // The pipe is this child's alone and empty: 12 bytes fit and arrive
+    // in one piece (at most PIPE_BUF).
+    if (out.report >= 0) {
+        _ = sys.writeFull(out.report, std.mem.asBytes(&record));
+        sys._exit(127);
+    }
+    const control = out.control;
     // An in-place child runs while the server is suspended (vfork), and
     // the caller holds the other end of this socket: a full queue must
     // cost the report, not the server.
-    _ = fdpass.sendFlags(control, std.mem.asBytes(&record), &.{}, if (in_place) sys.MSG_DONTWAIT else 0);
+    _ = fdpass.sendFlags(control, std.mem.asBytes(&record), &.{}, if (no_wait) sys.MSG_DONTWAIT else 0);
     sys._exit(127);
 }
 
-fn runInlineSpec(control: *sys.fd_t, spec: []const u8, spec_fds: []const sys.fd_t) StepError!noreturn {
+fn runInlineSpec(out: *Outcome, spec: []const u8, spec_fds: []const sys.fd_t) StepError!noreturn {
     if (spec.len < @sizeOf(SpecHeader)) return stepFailed(error.ReceiveSpec, sys.E.INVAL);
     var header: SpecHeader = undefined;
     @memcpy(std.mem.asBytes(&header), spec[0..@sizeOf(SpecHeader)]);
@@ -109,12 +153,12 @@ fn runInlineSpec(control: *sys.fd_t, spec: []const u8, spec_fds: []const sys.fd_
     // Only the pointer arrays are written: in in_place_storage, which is
     // this child's own copy, or the in-place child's alone.
     const pointers: [*]?[*:0]const u8 = @ptrCast(@alignCast(&in_place_storage));
-    try execFrom(control, body, pointers, header, fds, targets);
+    try execFrom(out, body, pointers, header, fds, targets);
 }
 
 /// Points argv and envp into `body`, places the fds, changes directory
 /// and execs: returns only by failing.
-fn execFrom(control: *sys.fd_t, body: []const u8, pointers: [*]?[*:0]const u8, header: SpecHeader, fds: []sys.fd_t, targets: []const i32) StepError!noreturn {
+fn execFrom(out: *Outcome, body: []const u8, pointers: [*]?[*:0]const u8, header: SpecHeader, fds: []sys.fd_t, targets: []const i32) StepError!noreturn {
     var strings = std.mem.splitScalar(u8, body[0 .. body.len - 1], 0);
     const path: [*:0]const u8 = @ptrCast(strings.next().?.ptr);
     const argv = pointers[0 .. header.argc + 1];
@@ -125,7 +169,7 @@ fn execFrom(control: *sys.fd_t, body: []const u8, pointers: [*]?[*:0]const u8, h
     envp[header.envc] = null;
     const cwd: ?[*:0]const u8 = if (header.has_cwd == 1) @ptrCast(strings.next().?.ptr) else null;
 
-    try mapFds(control, fds, targets);
+    try mapFds(out, fds, targets);
     if (cwd) |dir| {
         if (sys.chdir(dir) != 0) return error.Chdir;
     }
@@ -155,8 +199,9 @@ pub const in_place_max_body = 64 * 1024;
 pub const in_place_max_strings = 4096;
 var in_place_storage: [in_place_max_body + 8 + (in_place_max_strings + 2) * @sizeOf(usize)]u8 align(16) = undefined;
 
-fn runSpec(control: *sys.fd_t, in_place: bool) StepError!noreturn {
-    const flags: c_int = if (in_place) sys.MSG_DONTWAIT else 0;
+fn runSpec(out: *Outcome, in_place: bool, no_wait: bool) StepError!noreturn {
+    const control = &out.control;
+    const flags: c_int = if (no_wait) sys.MSG_DONTWAIT else 0;
     var first: [first_message_max]u8 align(8) = undefined;
     var fds: [limits.max_fds_per_message]sys.fd_t = undefined;
     const received = fdpass.receive(control.*, &first, &fds, flags) orelse return error.ReceiveSpec;
@@ -201,14 +246,14 @@ fn runSpec(control: *sys.fd_t, in_place: bool) StepError!noreturn {
     }
 
     const pointers: [*]?[*:0]const u8 = @ptrFromInt(std.mem.alignForward(usize, map + header.body_len, @alignOf(usize)));
-    try execFrom(control, body, pointers, header.*, received_fds, targets);
+    try execFrom(out, body, pointers, header.*, received_fds, targets);
 }
 
 /// Puts received_fds[i] at targets[i]. Everything is first moved above the
 /// highest target, so no dup2 can overwrite an fd still to be placed (the
-/// control socket included). Then every other fd but 0-2 is marked
+/// control socket and the report pipe included). Then every other fd but 0-2 is marked
 /// close-on-exec, so the program holds exactly the fds it was given.
-fn mapFds(control: *sys.fd_t, received_fds: []sys.fd_t, targets: []const i32) StepError!void {
+fn mapFds(out: *Outcome, received_fds: []sys.fd_t, targets: []const i32) StepError!void {
     var floor: c_int = 3;
     for (targets, 0..) |target, i| {
         if (target < 0) {
@@ -219,7 +264,8 @@ fn mapFds(control: *sys.fd_t, received_fds: []sys.fd_t, targets: []const i32) St
         };
         floor = @max(floor, target + 1);
     }
-    control.* = try moveAbove(control.*, floor);
+    out.control = try moveAbove(out.control, floor);
+    if (out.report >= 0) out.report = try moveAbove(out.report, floor);
     for (received_fds) |*fd| fd.* = try moveAbove(fd.*, floor);
     for (received_fds, targets) |fd, target| {
         // dup2 clears close-on-exec on the target: it survives execve.
@@ -248,6 +294,29 @@ fn markOthersCloexec(targets: []const i32) void {
 
 fn markUnlessTarget(targets: []const i32, fd: sys.fd_t) void {
     if (std.mem.indexOfScalar(i32, targets, fd) == null) _ = sys.setCloexec(fd);
+}
+
+// ---------------------------------------------------------------- server side
+
+/// darwin paths (report_pipe): the report pipe of an exec child about to
+/// be forked with `control` as its socket (or, in exec.entrypoint, of
+/// this child itself). Sends the read end to the
+/// caller on `control` (never waiting: the caller's receive queue is
+/// empty until the outcome) and returns the write end for the child, or
+/// -1 when no pipe could be made or sent: the child then reports on the
+/// socket, as on Linux. The server closes the write end after the fork.
+pub fn openReport(control: sys.fd_t) sys.fd_t {
+    if (!report_pipe or control < 0) return -1;
+    var ends: [2]sys.fd_t = undefined;
+    if (sys.pipeCloexec(&ends) != 0) return -1;
+    const notice = ReportNotice{};
+    const sent = fdpass.sendFlags(control, std.mem.asBytes(&notice), ends[0..1], sys.MSG_DONTWAIT);
+    _ = sys.close(ends[0]);
+    if (sent != 0) {
+        _ = sys.close(ends[1]);
+        return -1;
+    }
+    return ends[1];
 }
 
 // ---------------------------------------------------------------- parent side
@@ -343,11 +412,19 @@ const ChunkWriter = struct {
 pub fn readResult(socket_fd: c_int, failed_step: ?*c_int) Error!void {
     if (socket_fd < 0) return withErrno(error.INVALID_ARGUMENT, sys.E.BADF);
     var record: ErrorRecord = undefined;
-    var no_fds: [0]sys.fd_t = .{};
-    const received = fdpass.receive(socket_fd, std.mem.asBytes(&record), &no_fds, 0);
-    const read_errno = sys.errno();
-    _ = sys.close(socket_fd);
-    const got = received orelse return withErrno(error.READ_ERROR, read_errno);
+    var report: [1]sys.fd_t = .{-1};
+    const received = fdpass.receive(socket_fd, std.mem.asBytes(&record), &report, 0);
+    // Open until the outcome is known: a child still reading its spec
+    // must not see its caller gone (on the darwin paths, ECONNRESET).
+    defer sys.closeKeepErrno(socket_fd);
+    var got = received orelse return withErrno(error.READ_ERROR, sys.errno());
+    if (got.fd_count == 1) {
+        defer sys.closeKeepErrno(report[0]);
+        if (got.len != @sizeOf(ReportNotice) or record.magic != report_magic) return withErrno(error.PROTOCOL_ERROR, 0);
+        const n = sys.readFull(report[0], std.mem.asBytes(&record));
+        if (n < 0) return withErrno(error.READ_ERROR, sys.errno());
+        got.len = @intCast(n);
+    }
     if (got.len == 0) return; // close-on-exec closed it: execve succeeded
     if (got.len != @sizeOf(ErrorRecord) or record.magic != error_magic) return withErrno(error.PROTOCOL_ERROR, 0);
     if (failed_step) |p| p.* = record.step;

@@ -56,6 +56,13 @@ fn sendControl(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, fla
         sys.setErrno(sys.E.INVAL);
         return -1;
     }
+    // macOS has no MSG_NOSIGNAL: SIGPIPE is off per socket, and a socket
+    // the caller made (not by libforks) may not have it off yet. Each
+    // send sets it, so no call ever raises SIGPIPE.
+    if (!sys.linux_paths) {
+        const one: c_int = 1;
+        _ = sys.setsockopt(socket_fd, sys.SOL_SOCKET, sys.SO_NOSIGPIPE, &one, @sizeOf(c_int));
+    }
     var control: ControlBuffer = .{};
     var sent: usize = 0;
     var control_pending = fds.len > 0 or credentials;
@@ -92,12 +99,50 @@ fn sendControl(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, fla
         if (n < 0) {
             if (sys.errno() == sys.E.INTR) continue;
             if (sys.errno() == sys.E.NOBUFS and waitForRoom(socket_fd, flags, &backoff_ms)) continue;
+            if (peerGone(sys.errno())) sys.setErrno(sys.E.PIPE);
             return -1;
         }
         control_pending = false;
         sent += @intCast(n);
     }
     return 0;
+}
+
+/// darwin paths: before the library closes a connection it made, it sends
+/// an empty datagram, which the server reads as that end's end-of-file (an
+/// empty message ends its peer, server.zig). A datagram pair's survivor is
+/// never told otherwise that its peer closed: XNU only sets ECONNRESET,
+/// which wakes no poll already waiting, so a server would outlive an
+/// owner's connection freed by a thread that goes on living. Never blocks:
+/// a full receiver (ENOBUFS at once on XNU) is retried for at most about
+/// 60 ms, then given up (the owner's exit still ends the server).
+pub fn sendHangup(socket_fd: sys.fd_t) void {
+    if (sys.linux_paths) return;
+    var nothing: u8 = 0;
+    var iov = [1]sys.iovec{.{ .base = @ptrCast(&nothing), .len = 0 }};
+    var message = sys.msghdr{ .iov = &iov, .iovlen = 1, .control = null, .controllen = 0 };
+    var backoff_ms: u32 = 1;
+    while (sys.sendmsg(socket_fd, &message, sys.MSG_DONTWAIT) < 0) {
+        if (sys.errno() == sys.E.INTR) continue;
+        if (sys.errno() != sys.E.NOBUFS or backoff_ms > 32) return;
+        sys.sleepMs(backoff_ms);
+        backoff_ms *= 2;
+    }
+}
+
+const DESTADDRREQ: c_int = if (sys.is_linux) 89 else 39;
+
+/// darwin paths: how a datagram socket says its peer is gone. XNU sets
+/// ECONNRESET on the survivor when the peer closes (unp_drop), reported
+/// once by the next send or receive; after that the survivor is
+/// disconnected and a send without an address fails with EDESTADDRREQ
+/// (Linux's emulation: ECONNREFUSED, then ENOTCONN). A send reports it as
+/// EPIPE, as a message socket does on Linux (the header's contract); a
+/// receive as end-of-file (receiveMaybeTruncated).
+fn peerGone(error_number: c_int) bool {
+    if (sys.linux_paths) return false;
+    return error_number == sys.E.CONNRESET or error_number == DESTADDRREQ or
+        error_number == sys.E.CONNREFUSED or error_number == sys.E.NOTCONN;
 }
 
 /// darwin paths: XNU fails a datagram send to a full receiver with ENOBUFS
@@ -175,6 +220,13 @@ pub fn receiveMaybeTruncated(socket_fd: sys.fd_t, data: []u8, fds: []sys.fd_t, f
         const got = sys.recvmsg(socket_fd, &message, flags | sys.MSG_CMSG_CLOEXEC);
         if (got < 0) {
             if (sys.errno() == sys.E.INTR) continue;
+            // The peer's ECONNRESET (peerGone): nothing was queued, and
+            // nothing will come: end-of-file. Reported once, as XNU
+            // reports it; a datagram socket's survivor is told no more.
+            if (!sys.linux_paths and sys.errno() == sys.E.CONNRESET) {
+                message.controllen = 0;
+                break 0;
+            }
             return null;
         }
         break @as(usize, @intCast(got));

@@ -6,6 +6,7 @@ const std = @import("std");
 const sys = @import("sys.zig");
 const protocol = @import("protocol.zig");
 const child = @import("child.zig");
+const exec = @import("exec.zig");
 const entry_cache = @import("entry_cache.zig");
 const peers = @import("peers.zig");
 const poller = @import("poller.zig");
@@ -45,6 +46,14 @@ pub fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo
     // The program's fds (Flags.spec_inline): the child keeps them, the
     // server closes its copies after the fork, as the channel's.
     const spec_fds = fds[next..];
+    // darwin paths: the caller learns the outcome of an exec from this
+    // pipe, not from the socket's end (exec.zig). Made before any answer,
+    // so a refused fork also gives the caller its end-of-file; the
+    // server's write end closes when this returns, after the fork.
+    const report_fd = if (header.flags & protocol.Flags.builtin_exec != 0) exec.openReport(channel_fd) else -1;
+    defer if (report_fd >= 0) {
+        _ = sys.close(report_fd);
+    };
 
     if (state.phase != .serving or !peers.mayFork(&state.table, peer, state.child_limit)) {
         const result: Result = if (state.phase != .serving) .SERVER_GONE else .LIMIT_ERROR;
@@ -105,11 +114,13 @@ pub fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo
         .request_fds = .{ to.fd, -1 },
         .entry = header.entry,
         .builtin_exec = header.flags & protocol.Flags.builtin_exec != 0,
+        .owner_spec_queued = header.flags & protocol.Flags.spec_queued != 0 and peer == peers.owner,
         .spec = if (header.flags & protocol.Flags.spec_inline != 0)
             std.mem.asBytes(&state.request)[@sizeOf(protocol.RequestHeader)..][0..header.payload_len]
         else
             null,
         .spec_fds = spec_fds,
+        .report_fd = report_fd,
         .symbol = if (header.flags & protocol.Flags.symbol != 0)
             protocol.splitSymbolPayload(std.mem.asBytes(&state.request)[@sizeOf(protocol.RequestHeader)..][0..header.payload_len]) catch unreachable
         else

@@ -27,7 +27,11 @@
 //!
 //! Where /proc is not mounted, and on macOS, there is no way to get a
 //! description of one's own: O_NONBLOCK is set on the shared one, best
-//! effort (a peer that clears it again can block the server there).
+//! effort. On macOS (the darwin paths) it is set again right before each
+//! write, so a peer that cleared it once since (and then filled the pipe)
+//! no longer blocks the server; one that clears it again in the instant
+//! between that fcntl and the write still can. Without /proc on Linux, a
+//! peer that clears it can block the server.
 
 const std = @import("std");
 const sys = @import("sys.zig");
@@ -131,6 +135,8 @@ fn adoptShared(fd: sys.fd_t) sys.fd_t {
 /// when it was written, false when it did not fit or nobody reads.
 pub fn put(fd: sys.fd_t, record: []const u8) bool {
     std.debug.assert(record.len <= 512); // POSIX's smallest PIPE_BUF
+    // A shared description (macOS): the peer may have cleared O_NONBLOCK.
+    if (!sys.linux_paths and sys.setNonblocking(fd, true) != 0) return false;
     while (true) {
         const n = sys.write(fd, record.ptr, record.len);
         if (n >= 0) return @as(usize, @intCast(n)) == record.len;

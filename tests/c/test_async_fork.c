@@ -19,7 +19,14 @@ int main(void) {
   libforks_ExitEvent event = read_exit_event(exits[0], 5000);
   CHECK(event.pid == reply.pid && WEXITSTATUS(event.wait_status) == 3);
   char byte;
-  CHECK(read(channel[0], &byte, 1) == 0); /* the child's end closed with it */
+  if (darwin_paths()) {
+    /* A datagram pair: XNU reports the peer's close as ECONNRESET, once,
+     * which libforks_read_socket_fds turns into end-of-file. */
+    not_on_darwin("read(2) returning end-of-file once the child's end closed (ECONNRESET there; libforks_read_socket_fds's 0 checked instead)");
+    CHECK(libforks_read_socket_fds(channel[0], &byte, 1, NULL, 0) == 0);
+  } else {
+    CHECK(read(channel[0], &byte, 1) == 0); /* the child's end closed with it */
+  }
   close(channel[0]);
 
   /* a symbol, and a failure reported on the reply fd */

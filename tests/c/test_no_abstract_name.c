@@ -60,7 +60,14 @@ int main(void) {
   CHECK(read(socket_fd, &child_conn, sizeof child_conn) == sizeof child_conn);
   CHECK_RESULT(libforks_wait(conn, pid, &status, WNOHANG, NULL), libforks_WOULD_BLOCK);
 
-  /* A plain fork holds a copy of the owner's socket and asks for a stop. */
+  /* A plain fork holds a copy of the owner's socket and asks for a stop.
+   * macOS stamps no sender on a datagram (no SO_PASSCRED): the server
+   * cannot tell the copy from the owner, and such a stop is not refused
+   * (README, docs/guarantees.md), so it is not sent there. */
+  if (darwin_paths()) {
+    not_on_darwin("a stop sent on a plain fork's copy of the owner's socket refused with NOT_OWNER (no sender pid on macOS)");
+    goto after_copy;
+  }
   pid_t copy = fork();
   CHECK(copy >= 0);
   if (copy == 0) {
@@ -72,6 +79,7 @@ int main(void) {
     _exit(libforks_reply_read(reply[0], &answer) == libforks_NOT_OWNER ? 0 : 4);
   }
   CHECK(waitpid(copy, &status, 0) == copy && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+after_copy:;
 
   int sockets = 0;
   char dir_path[64];

@@ -19,6 +19,15 @@ static void entry_shell(libforks_ServerConn conn, int socket_fd) {
 }
 
 static void check_gone(pid_t pid, const char *what) {
+  /* macOS has no PR_SET_PDEATHSIG: a SIGKILLed server's children outlive
+   * it (README, Platforms). On the darwin paths that is what is checked,
+   * and the test ends them itself. */
+  if (darwin_paths()) {
+    CHECK(!process_exited(pid));
+    CHECK(kill(pid, SIGKILL) == 0);
+    CHECK(wait_exited(pid, 1000) >= 0);
+    return;
+  }
   double took = wait_exited(pid, 1000);
   if (took < 0) fprintf(stderr, "%s %d still alive 1 s after its server was SIGKILLed\n", what, pid);
   CHECK(took >= 0);
@@ -26,6 +35,7 @@ static void check_gone(pid_t pid, const char *what) {
 
 int main(void) {
   test_deadline(60);
+  if (darwin_paths()) not_on_darwin("children dying with a SIGKILLed server (no PR_SET_PDEATHSIG on macOS: they are checked alive and ended here)");
   libforks_ServerConn conn;
   pid_t pids[4];
   int exit_fds[4];

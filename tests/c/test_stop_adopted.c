@@ -5,7 +5,10 @@
  * the SIGKILL after it. The server looks for such orphans at most every
  * few milliseconds while 1,000 children exit, not after every reap
  * (zig/server.zig, scanAdopted): 20 children with such grandchildren,
- * stopped with 300 plain ones. */
+ * stopped with 300 plain ones.
+ * macOS has no subreaper: there the grandchildren go to init, and what is
+ * checked is that they are not signalled by the stop (the test ends them
+ * itself, by the pids they report). */
 #include "check.h"
 
 static int report_fd = -1; /* inherited: the write end of the test's pipe */
@@ -23,8 +26,11 @@ static void entry_with_grandchild(libforks_ServerConn conn, int socket_fd) {
   pid_t grandchild = fork();
   if (grandchild == 0) {
     signal(SIGTERM, on_term);
-    char r = 'R';
-    if (write(report_fd, &r, 1)) {}
+    /* 'R' and its pid, in one write: a pipe keeps it whole. */
+    char r[1 + sizeof(pid_t)] = {'R'};
+    pid_t self = getpid();
+    memcpy(r + 1, &self, sizeof self);
+    if (write(report_fd, r, sizeof r)) {}
     for (;;) pause();
   }
   for (;;) pause();
@@ -45,13 +51,24 @@ int main(void) {
   }
   close(report[1]);
   int ready = 0;
+  pid_t grandchildren[children / 16];
   while (ready < with_grandchild) {
     char c;
     CHECK(read(report[0], &c, 1) == 1);
     CHECK(c == 'R');
+    CHECK(read(report[0], &grandchildren[ready], sizeof(pid_t)) == sizeof(pid_t));
     ready++;
   }
   CHECK_OK(libforks_stop(conn, true));
+  if (darwin_paths()) {
+    not_on_darwin("a stop's SIGTERM reaching grandchildren the server adopted (no subreaper on macOS: checked alive and unsignalled, ended here)");
+    usleep(100000);
+    for (int i = 0; i < with_grandchild; i++) {
+      CHECK(!process_exited(grandchildren[i]));
+      CHECK(kill(grandchildren[i], SIGKILL) == 0);
+      CHECK(wait_exited(grandchildren[i], 1000) >= 0);
+    }
+  }
   /* The server is gone: every copy of the write end with it. */
   int terminated = 0;
   char c;
@@ -61,6 +78,10 @@ int main(void) {
     terminated++;
   }
   CHECK(n == 0);
+  if (darwin_paths()) {
+    CHECK(terminated == 0);
+    return 0;
+  }
   if (terminated != with_grandchild) fprintf(stderr, "%d of %d adopted grandchildren got SIGTERM\n", terminated, with_grandchild);
   CHECK(terminated == with_grandchild);
   return 0;

@@ -55,6 +55,14 @@ static inline int count_marked(const char *mark, pid_t *pids, int max) {
 
 /* Waits up to timeout_ms until exactly `expected` marked processes live;
  * returns how many there are at the end. */
+/* SIGKILLs this test's processes that carry `mark`; returns how many. */
+static inline int kill_marked(const char *mark) {
+  pid_t pids[64];
+  int n = count_marked(mark, pids, 64);
+  for (int i = 0; i < n && i < 64; i++) kill(pids[i], SIGKILL);
+  return n;
+}
+
 static inline int wait_marked(const char *mark, int expected, int timeout_ms) {
   double start = now_ms();
   int count;

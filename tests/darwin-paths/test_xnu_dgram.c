@@ -140,15 +140,53 @@ int main(void) {
   count = fill(s[0], 100, &error);
   CHECK(count == 35, "and is empty again after (got %d)", count);
 
-  // A receiver that closed: the send reports it instead of ENOBUFS forever.
+  // A receiver that closed: the send reports it instead of ENOBUFS
+  // forever: XNU's pending ECONNRESET once, then EDESTADDRREQ.
   close(s[1]);
-  CHECK(send(s[0], big, 100, 0) == -1 && errno == ECONNREFUSED, "closed receiver: ECONNREFUSED, not ENOBUFS (%s)", strerror(errno));
+  CHECK(send(s[0], big, 100, 0) == -1 && errno == ECONNRESET, "closed receiver: ECONNRESET, not ENOBUFS (%s)", strerror(errno));
+  CHECK(send(s[0], big, 100, 0) == -1 && errno == EDESTADDRREQ, "then EDESTADDRREQ (%s)", strerror(errno));
   close(s[0]);
+
+  // A peer that closed: what was queued first, then ECONNRESET once (a
+  // receive or a read), then nothing more (EAGAIN, or a receive that waits).
+  pair(s);
+  CHECK(send(s[0], "hi", 2, 0) == 2, "queued before the peer closed");
+  close(s[0]);
+  CHECK(recv(s[1], got, sizeof got, 0) == 2, "a peer's datagram outlives it");
+  CHECK(read(s[1], got, sizeof got) == -1 && errno == ECONNRESET, "then ECONNRESET (%s)", strerror(errno));
+  CHECK(recv(s[1], got, sizeof got, MSG_DONTWAIT) == -1 && errno == EAGAIN, "reported once (%s)", strerror(errno));
+  close(s[1]);
+  // A copy in another process keeps the peer alive.
+  pair(s);
+  pid_t holder = fork();
+  if (holder == 0) {
+    pause();
+    _exit(0);
+  }
+  close(s[0]);
+  CHECK(recv(s[1], got, sizeof got, MSG_DONTWAIT) == -1 && errno == EAGAIN, "a peer held by another process is not gone (%s)", strerror(errno));
+  kill(holder, SIGKILL);
+  waitpid(holder, &status, 0);
+  CHECK(recv(s[1], got, sizeof got, MSG_DONTWAIT) == -1 && errno == ECONNRESET, "gone with its last holder (%s)", strerror(errno));
+  close(s[1]);
 
   pair(s);
   CHECK(set(s[0], 0x1022, 1) == 0, "SO_NOSIGPIPE accepted");
   close(s[0]);
   close(s[1]);
+
+  // A stream socket raises SIGPIPE at a closed peer unless SO_NOSIGPIPE.
+  signal(SIGPIPE, SIG_IGN);
+  CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, s) == 0 && set(s[0], 0x1022, 1) == 0, "SO_NOSIGPIPE on a stream socket");
+  close(s[1]);
+  pid_t writer = fork();
+  if (writer == 0) {
+    signal(SIGPIPE, SIG_DFL);
+    _exit(send(s[0], "x", 1, 0) == -1 && errno == EPIPE ? 0 : 1);
+  }
+  waitpid(writer, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "its send: EPIPE, no SIGPIPE");
+  close(s[0]);
 
   // Other sockets are Linux's own.
   CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s) == 0 && send(s[0], big, 100000, MSG_DONTWAIT) > 2048, "stream sockets unchanged");

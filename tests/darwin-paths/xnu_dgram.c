@@ -19,8 +19,20 @@
 //   with ENOBUFS;
 // - no AF_UNIX SOCK_SEQPACKET (EPROTONOSUPPORT), no SOCK_CLOEXEC or
 //   SOCK_NONBLOCK in a datagram pair's type (EPROTOTYPE);
-// - SO_NOSIGPIPE is accepted (a Linux datagram socket never raises SIGPIPE
-//   anyway).
+// - SO_NOSIGPIPE is accepted on every socket; on an AF_UNIX socket other
+//   than a datagram pair's (a stream socket) sends then add MSG_NOSIGNAL,
+//   so that without it a send to a closed peer raises SIGPIPE, as on XNU
+//   (a Linux datagram socket never raises SIGPIPE anyway);
+// - when a datagram socket's peer is gone (its last fd closed, in any
+//   process), the survivor has ECONNRESET pending, as XNU's unp_drop sets
+//   so_error: the next receive that finds its queue empty, or the next
+//   send, fails with it once and clears it (soreceive, sosend); after
+//   that a receive waits (or EAGAIN) as before, and a send, the socket
+//   being disconnected, fails with EDESTADDRREQ. Like XNU, this wakes no
+//   call that was already waiting. Whether the peer is gone is asked of
+//   the kernel (sock_diag: is its inode still a live AF_UNIX socket) when
+//   a receive finds nothing queued, or a send is refused. Not emulated:
+//   poll(2) and epoll seeing the pending error as readable.
 //
 // The queue a datagram joins belongs to the receiving socket and is shared
 // by every process holding either end (fds travel, processes fork), so the
@@ -36,15 +48,18 @@
 // refuses a send that XNU would accept for long.
 //
 // Tracked: socket pairs made by socketpair(2) in a process with this
-// library loaded, and sendmsg/send/sendto/recvmsg/recv/recvfrom on them.
-// Not tracked: read(2)/write(2) on those sockets, datagram sockets made
-// with socket(2), processes started without LD_PRELOAD (their sends are
-// not limited).
+// library loaded, and sendmsg/send/sendto/recvmsg/recv/recvfrom/read/write
+// on them. Not tracked: readv/writev, datagram sockets made with
+// socket(2), processes started without LD_PRELOAD (their sends are not
+// limited).
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <linux/sockios.h>
+#include <linux/unix_diag.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -73,6 +88,8 @@ struct slot {
   _Atomic uint32_t sndbuf;
   _Atomic uint32_t rcvbuf;
   _Atomic uint32_t nosigpipe;
+  _Atomic uint32_t reset_reported; // the peer's ECONNRESET was seen once
+  _Atomic uint32_t flag_only;      // not a datagram pair's: only SO_NOSIGPIPE is kept
   uint32_t unused;
 };
 
@@ -101,6 +118,8 @@ static int (*real_socketpair)(int, int, int, int[2]);
 static int (*real_socket)(int, int, int);
 static ssize_t (*real_sendmsg)(int, const struct msghdr *, int);
 static ssize_t (*real_recvmsg)(int, struct msghdr *, int);
+static ssize_t (*real_read)(int, void *, size_t);
+static ssize_t (*real_write)(int, const void *, size_t);
 static int (*real_setsockopt)(int, int, int, const void *, socklen_t);
 static int (*real_getsockopt)(int, int, int, void *, socklen_t *);
 
@@ -116,9 +135,11 @@ __attribute__((constructor)) static void init(void) {
   real_socket = dlsym(RTLD_NEXT, "socket");
   real_sendmsg = dlsym(RTLD_NEXT, "sendmsg");
   real_recvmsg = dlsym(RTLD_NEXT, "recvmsg");
+  real_read = dlsym(RTLD_NEXT, "read");
+  real_write = dlsym(RTLD_NEXT, "write");
   real_setsockopt = dlsym(RTLD_NEXT, "setsockopt");
   real_getsockopt = dlsym(RTLD_NEXT, "getsockopt");
-  if (!real_socketpair || !real_socket || !real_sendmsg || !real_recvmsg || !real_setsockopt || !real_getsockopt) die("dlsym");
+  if (!real_socketpair || !real_socket || !real_sendmsg || !real_recvmsg || !real_setsockopt || !real_getsockopt || !real_read || !real_write) die("dlsym");
 
   const char *path = getenv("XNU_DGRAM_TABLE");
   char made[64];
@@ -157,14 +178,21 @@ static struct slot *slot_for(uint64_t ino) {
 
 static struct slot *lookup(uint64_t ino) {
   struct slot *slot = slot_for(ino);
-  return slot && atomic_load(&slot->ino) == ino ? slot : NULL;
+  return slot && atomic_load(&slot->ino) == ino && !atomic_load(&slot->flag_only) ? slot : NULL;
+}
+
+// Another socket's SO_NOSIGPIPE (flag_only slots).
+static int nosigpipe_set(int fd) {
+  uint64_t ino = inode_of(fd);
+  struct slot *slot = slot_for(ino);
+  return slot && atomic_load(&slot->ino) == ino && atomic_load(&slot->flag_only) && atomic_load(&slot->nosigpipe);
 }
 
 static struct slot *tracked(int fd) {
   return lookup(inode_of(fd));
 }
 
-static void track(uint64_t ino, uint64_t peer) {
+static void track(uint64_t ino, uint64_t peer, uint32_t flag_only) {
   struct slot *slot = slot_for(ino);
   uint64_t old = atomic_exchange(&slot->ino, 0);
   if (old != 0 && old != ino) atomic_fetch_add(&table->header.overwritten, 1);
@@ -173,6 +201,8 @@ static void track(uint64_t ino, uint64_t peer) {
   atomic_store(&slot->sndbuf, XNU_MAXDGRAM);
   atomic_store(&slot->rcvbuf, XNU_RECVSPACE);
   atomic_store(&slot->nosigpipe, 0);
+  atomic_store(&slot->reset_reported, 0);
+  atomic_store(&slot->flag_only, flag_only);
   atomic_store(&slot->ino, ino);
 }
 
@@ -207,8 +237,8 @@ int socketpair(int domain, int type, int protocol, int fds[2]) {
       (void)real_setsockopt(fds[i], SOL_SOCKET, SO_SNDBUF, &most, sizeof most);
     }
   }
-  track(a, b);
-  track(b, a);
+  track(a, b, 0);
+  track(b, a, 0);
   atomic_fetch_add(&table->header.pairs, 1);
   return 0;
 }
@@ -237,6 +267,42 @@ static size_t iov_total(const struct msghdr *msg) {
   return total;
 }
 
+// Whether the AF_UNIX socket with this inode is gone: sock_diag's exact
+// lookup answers ENOENT once its last fd closed. 0 when unsure.
+static int socket_gone(uint64_t ino) {
+  int nl = real_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (nl < 0) return 0;
+  struct {
+    struct nlmsghdr header;
+    struct unix_diag_req request;
+  } ask = {
+      .header = {.nlmsg_len = sizeof ask, .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST},
+      .request = {.sdiag_family = AF_UNIX, .udiag_ino = (uint32_t)ino, .udiag_cookie = {~0u, ~0u}},
+  };
+  struct iovec out = {&ask, sizeof ask};
+  struct msghdr message = {.msg_iov = &out, .msg_iovlen = 1};
+  int gone = 0;
+  if (real_sendmsg(nl, &message, 0) == (ssize_t)sizeof ask) {
+    char answer[4096] __attribute__((aligned(8)));
+    struct iovec in = {answer, sizeof answer};
+    struct msghdr reply = {.msg_iov = &in, .msg_iovlen = 1};
+    ssize_t n = real_recvmsg(nl, &reply, 0);
+    const struct nlmsghdr *header = (const struct nlmsghdr *)answer;
+    if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) && header->nlmsg_type == NLMSG_ERROR) {
+      gone = ((const struct nlmsgerr *)NLMSG_DATA(header))->error == -ENOENT;
+    }
+  }
+  close(nl);
+  return gone;
+}
+
+// XNU's so_error after its datagram peer went: reported once.
+static int take_reset(struct slot *self) {
+  if (atomic_load(&self->reset_reported) || !socket_gone(atomic_load(&self->peer))) return 0;
+  uint32_t expected = 0;
+  return atomic_compare_exchange_strong(&self->reset_reported, &expected, 1);
+}
+
 static int reserve(struct slot *receiver, int64_t cost) {
   int64_t limit = atomic_load(&receiver->rcvbuf);
   int64_t queued = atomic_load(&receiver->queued);
@@ -256,7 +322,7 @@ static void release(struct slot *receiver, int64_t cost) {
 
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
   struct slot *self = tracked(fd);
-  if (!self) return real_sendmsg(fd, msg, flags);
+  if (!self) return real_sendmsg(fd, msg, flags | (nosigpipe_set(fd) ? MSG_NOSIGNAL : 0));
   atomic_fetch_add(&table->header.sends, 1);
   size_t len = iov_total(msg);
   if (len > atomic_load(&self->sndbuf)) {
@@ -291,6 +357,10 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
       atomic_fetch_add(&table->header.enobufs, 1);
       error = ENOBUFS;
     }
+    // Linux refuses a send to a peer that is gone with ECONNREFUSED, then
+    // ENOTCONN. XNU reports its pending ECONNRESET first; after that its
+    // disconnected datagram socket, given no address, says EDESTADDRREQ.
+    if ((error == ECONNREFUSED || error == ENOTCONN) && !msg->msg_name) error = take_reset(self) ? ECONNRESET : EDESTADDRREQ;
     return fail(error);
   }
   return n;
@@ -311,8 +381,16 @@ ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sock
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   struct slot *self = (flags & MSG_PEEK) ? NULL : tracked(fd);
   if (!self) return real_recvmsg(fd, msg, flags);
-  // MSG_TRUNC: the datagram's whole length, which is what it cost.
-  ssize_t n = real_recvmsg(fd, msg, flags | MSG_TRUNC);
+  // MSG_TRUNC: the datagram's whole length, which is what it cost. A
+  // queued datagram comes before the peer's ECONNRESET, as in XNU's
+  // soreceive.
+  ssize_t n = real_recvmsg(fd, msg, flags | MSG_TRUNC | MSG_DONTWAIT);
+  if (n < 0 && errno == EAGAIN) {
+    if (take_reset(self)) return fail(ECONNRESET);
+    int status = fcntl(fd, F_GETFL);
+    if ((flags & MSG_DONTWAIT) || status < 0 || (status & O_NONBLOCK)) return fail(EAGAIN);
+    n = real_recvmsg(fd, msg, flags | MSG_TRUNC);
+  }
   if (n < 0) return n;
   release(self, (int64_t)n + XNU_ADDRESS_COST + control_cost(fds_in(msg)));
   if (!(flags & MSG_TRUNC)) {
@@ -336,11 +414,30 @@ ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from
   return n;
 }
 
+ssize_t read(int fd, void *buf, size_t len) {
+  if (!tracked(fd)) return real_read(fd, buf, len);
+  return recv(fd, buf, len, 0);
+}
+
+ssize_t write(int fd, const void *buf, size_t len) {
+  if (!tracked(fd)) return real_write(fd, buf, len);
+  return send(fd, buf, len, 0);
+}
+
 int setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
   if (level == SOL_SOCKET && name == XNU_SO_NOSIGPIPE) {
     if (len < sizeof(int) || !value) return fail(EINVAL);
     struct slot *self = tracked(fd);
-    if (self) atomic_store(&self->nosigpipe, *(const int *)value != 0);
+    if (!self) {
+      struct sockaddr_storage address;
+      socklen_t address_len = sizeof address;
+      if (getsockname(fd, (struct sockaddr *)&address, &address_len) != 0) return -1;
+      if (address.ss_family != AF_UNIX) return 0;
+      uint64_t ino = inode_of(fd);
+      self = slot_for(ino);
+      if (atomic_load(&self->ino) != ino) track(ino, 0, 1);
+    }
+    atomic_store(&self->nosigpipe, *(const int *)value != 0);
     return 0;
   }
   struct slot *self = level == SOL_SOCKET && (name == SO_SNDBUF || name == SO_RCVBUF) ? tracked(fd) : NULL;
