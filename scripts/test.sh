@@ -210,8 +210,9 @@ done
 # tests/darwin-paths/run.sh: the darwin-paths build (-Ddarwin-paths=true,
 # into zig-out/darwin-paths/) under an emulation of XNU's datagram socket
 # limits: the emulation's own check, the Zig unit tests, the C suite (its
-# known failures, listed with their reasons, counted apart), a Bun test
-# file, and the check that lib/'s dylibs export the C API only.
+# known failures, listed with their reasons, counted apart), the Bun
+# suite (the same, known-failures-bun), and the check that lib/'s dylibs
+# export the C API only.
 suite darwin-paths "${LIBFORKS_DARWIN_PATHS_TIMEOUT:-1800}" tests/darwin-paths/run.sh
 
 # --- Type check: one test ------------------------------------------------------------
