@@ -46,6 +46,7 @@ pub fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo
     // The program's fds (Flags.spec_inline): the child keeps them, the
     // server closes its copies after the fork, as the channel's.
     const spec_fds = fds[next..];
+    std.debug.assert(spec_fds.len == if (header.flags & protocol.Flags.spec_inline != 0) @as(usize, @intCast(header.number)) else 0);
     // darwin paths: the caller learns the outcome of an exec from this
     // pipe, not from the socket's end (exec.zig). Made before any answer,
     // so a refused fork also gives the caller its end-of-file; the
@@ -86,6 +87,7 @@ pub fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo
     // ends of it with the server's other fds.
     const slot = peers.take(&state.table, peer);
     const entry = &state.table.slots[slot];
+    std.debug.assert(entry.pid == -1 and entry.parent == peer);
     entry.exit_fd = exit_fd;
     entry.exit_rusage = header.flags & protocol.Flags.exit_rusage != 0;
     if (header.flags & protocol.Flags.exit_event != 0) {
@@ -165,6 +167,7 @@ pub fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo
     if (channel_fd >= 0) _ = sys.close(channel_fd);
     closeAll(spec_fds);
     peers.commit(&state.table, slot, pid);
+    std.debug.assert(state.table.slots[slot].pid == pid and entry.conn_fd >= 0);
     reply(to, .{ .result = @intFromEnum(Result.OK), .pid = pid });
 }
 

@@ -1,6 +1,7 @@
 //! Kill requests: a signal to one child or its tree, or to a peer's whole
 //! subtree, only ever to processes the requester controls (peers.zig).
 
+const std = @import("std");
 const tree = @import("tree.zig");
 const peers = @import("peers.zig");
 const protocol = @import("protocol.zig");
@@ -18,6 +19,7 @@ const state = &server_state.state;
 /// the tree adopted by the server and, with SIGKILL, the tree's cgroup
 /// (descendants below living children): the whole tree is the owner's.
 pub fn handleKillAll(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo) void {
+    std.debug.assert(header.number >= 0 and header.number < sys.NSIG); // protocol.decode
     const first_error = signalSubtreeErrno(peer, header.number);
     if (peer == peers.owner) {
         if (header.number != 0) tree.signalAdopted(header.number, &isInTable, false);
@@ -33,6 +35,7 @@ pub fn handleKillAll(peer: Peer, header: *const protocol.RequestHeader, to: Repl
 /// subtree) gets ESRCH and no signal, as kill(2) for a process that is not
 /// there.
 pub fn handleKill(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo) void {
+    std.debug.assert(header.number > 0 and header.signal < sys.NSIG); // protocol.decode
     const pid: sys.pid_t = header.number;
     const sig: c_int = @intCast(header.signal);
     const slot = peers.find(&state.table, pid) orelse return replyError(to, .KILL_ERROR, sys.E.SRCH);
@@ -53,6 +56,7 @@ pub fn signalSubtree(peer: Peer, sig: c_int) void {
 /// yet reaped is not an error. The pids are of children not yet reaped, so
 /// none can have been recycled.
 fn signalSubtreeErrno(peer: Peer, sig: c_int) c_int {
+    std.debug.assert(sig >= 0 and sig < sys.NSIG);
     var first_error: c_int = 0;
     for (0..state.table.high) |i| {
         const slot: Peer = @intCast(i);

@@ -171,6 +171,14 @@ fn announce(fd: sys.fd_t, hello: protocol.Reply, with_fd: sys.fd_t) void {
 fn serve() noreturn {
     var polled: [poller.batch]poller.Event = undefined;
     while (true) {
+        // What every turn relies on: once it stops serving the server only
+        // ends (its phase never goes back, and decides when it exits); the
+        // tree is SIGKILLed only while terminating; no child is left while
+        // it drains its streams; forks stop at the child limit.
+        std.debug.assert(state.exit_when_empty == (state.phase != .serving));
+        std.debug.assert(!state.killed or state.phase == .terminating);
+        std.debug.assert(!state.draining or state.table.count == 0);
+        std.debug.assert(state.table.count <= state.child_limit);
         // Adopted orphans of the tree count too: the server outlives
         // every process it may still have to kill or reap.
         if (state.exit_when_empty and state.table.count == 0 and !tree.hasChildren()) finishWhenDrained();
@@ -184,6 +192,7 @@ fn serve() noreturn {
             // no longer wait must not spin, so it shuts down as if orphaned.
             beginTermination();
         }
+        std.debug.assert(ready <= @as(c_int, @intCast(polled.len)));
         const batch = polled[0..@intCast(@max(ready, 0))];
 
         // Reap only on SIGCHLD (wait4 scans every child, a cost that
@@ -348,6 +357,8 @@ fn handleReadable(peer: Peer, hung_up: bool) void {
         if (peer == peers.owner) dropOwner();
         return;
     };
+    // decode() checked the fds the flags call for.
+    std.debug.assert(fd_list.len == protocol.Request.fdCount(&header));
     if (header.op == .open_events) return openEvents(peer, fd_list[0], header.tag);
     var to: ReplyTo = undefined;
     var rest = fd_list;
