@@ -91,23 +91,22 @@ int main(void) {
   if (darwin_paths()) {
     not_on_darwin("a clean server started from a memfd (macOS has no memfd: libforks_memfd's ENOSYS checked instead)");
     CHECK(libforks_memfd("libforks-server") == -1 && errno == ENOSYS);
-    goto after_memfd;
+  } else {
+    int memfd = libforks_memfd("libforks-server");
+    CHECK(memfd >= 0);
+    int file = open(server_path, O_RDONLY);
+    CHECK(file >= 0);
+    char buffer[65536];
+    for (ssize_t n; (n = read(file, buffer, sizeof buffer)) > 0;) CHECK(write(memfd, buffer, n) == n);
+    close(file);
+    libforks_StartOptions from_memfd = {sizeof from_memfd, libforks_MODE_CLEAN, NULL, memfd};
+    CHECK_OK(libforks_start_ex(&conn, &from_memfd));
+    close(memfd);
+    CHECK_OK(libforks_fork_symbol(conn, &pid, NULL, &exit_fd, library, "lib_exit42"));
+    CHECK(WEXITSTATUS(read_exit_event(exit_fd, 5000).wait_status) == 42);
+    CHECK_OK(libforks_stop(conn, true));
   }
-  int memfd = libforks_memfd("libforks-server");
-  CHECK(memfd >= 0);
-  int file = open(server_path, O_RDONLY);
-  CHECK(file >= 0);
-  char buffer[65536];
-  for (ssize_t n; (n = read(file, buffer, sizeof buffer)) > 0;) CHECK(write(memfd, buffer, n) == n);
-  close(file);
-  libforks_StartOptions from_memfd = {sizeof from_memfd, libforks_MODE_CLEAN, NULL, memfd};
-  CHECK_OK(libforks_start_ex(&conn, &from_memfd));
-  close(memfd);
-  CHECK_OK(libforks_fork_symbol(conn, &pid, NULL, &exit_fd, library, "lib_exit42"));
-  CHECK(WEXITSTATUS(read_exit_event(exit_fd, 5000).wait_status) == 42);
-  CHECK_OK(libforks_stop(conn, true));
 
-after_memfd:
   /* bad options */
   libforks_StartOptions missing = {sizeof missing, libforks_MODE_CLEAN, "/nonexistent/libforks-server", -1};
   CHECK_RESULT(libforks_start_ex(&conn, &missing), libforks_EXEC_ERROR);
