@@ -129,7 +129,11 @@ describe("scale", () => {
       // The lag figure is judged in bench/ (case 4); here the bound only
       // catches a call that blocks the loop (each fork or exit handled
       // synchronously would stall it for seconds), not a slow machine.
-      expect(maxOwnLag).toBeLessThan(1000);
+      // Five times longer under qemu-user, as every such limit: the
+      // emulator itself stops all threads of a process for some of its
+      // own work, time that counts as neither running nor waiting for a
+      // CPU (2.2 s once in a linux-arm64 run).
+      expect(maxOwnLag).toBeLessThan(patience(1000));
       expect(maxThreads - threadsBefore).toBeLessThanOrEqual(4);
       expect(threadsAfter - threadsBefore).toBeLessThanOrEqual(4);
     } finally {
