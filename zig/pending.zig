@@ -105,17 +105,22 @@ pub fn takeOf(slots: *peers.Table, peer: Peer) ?Pending {
 /// child will never be reported: ECHILD, like waitpid(2) on a process that
 /// is no longer a child.
 pub fn answerAll(result: Result) void {
-    for (items()) |p| {
-        switch (p.kind) {
-            .wait_pid, .wait_any => if (result == .OK)
-                replies.replyError(p.to, .WAIT_ERROR, sys.E.CHILD)
-            else
-                replies.replyError(p.to, result, 0),
-            .wait_all, .stop => replies.replyError(p.to, result, 0),
-        }
-    }
+    for (items()) |p| answer(p, result);
     table.count = 0;
     table.peer_count = 0;
+}
+
+/// A pending request's answer once nothing will exit any more: `result`,
+/// except that a wait for one child, given OK, is told there is none
+/// (ECHILD), as waitpid would.
+fn answer(p: Pending, result: Result) void {
+    switch (p.kind) {
+        .wait_pid, .wait_any => if (result == .OK)
+            replies.replyError(p.to, .WAIT_ERROR, sys.E.CHILD)
+        else
+            replies.replyError(p.to, result, 0),
+        .wait_all, .stop => replies.replyError(p.to, result, 0),
+    }
 }
 
 /// Answers the pending waits as answerAll(.OK) would, keeping the stop
@@ -130,11 +135,7 @@ pub fn answerWaits(slots: *peers.Table) void {
             continue;
         }
         removeAt(slots, i);
-        switch (p.kind) {
-            .wait_pid, .wait_any => replies.replyError(p.to, .WAIT_ERROR, sys.E.CHILD),
-            .wait_all => replies.replyError(p.to, .OK, 0),
-            .stop => unreachable,
-        }
+        answer(p, .OK);
     }
     for (items()) |p| std.debug.assert(p.kind == .stop);
 }
