@@ -117,17 +117,31 @@ fn sendControl(socket_fd: sys.fd_t, data: []const u8, fds: []const sys.fd_t, fla
 /// a full receiver (ENOBUFS at once on XNU) is retried for at most about
 /// 60 ms, then given up (the owner's exit still ends the server).
 pub fn sendHangup(socket_fd: sys.fd_t) void {
-    if (sys.linux_paths) return;
-    var nothing: u8 = 0;
-    var iov = [1]sys.iovec{.{ .base = @ptrCast(&nothing), .len = 0 }};
-    var message = sys.msghdr{ .iov = &iov, .iovlen = 1, .control = null, .controllen = 0 };
     var backoff_ms: u32 = 1;
-    while (sys.sendmsg(socket_fd, &message, sys.MSG_DONTWAIT) < 0) {
-        if (sys.errno() == sys.E.INTR) continue;
+    while (trySendHangup(socket_fd) != 0) {
         if (sys.errno() != sys.E.NOBUFS or backoff_ms > 32) return;
         sys.sleepMs(backoff_ms);
         backoff_ms *= 2;
     }
+}
+
+/// darwin paths: one try at the empty datagram that tells a datagram
+/// pair's peer this end is closing (see sendHangup), never waiting: 0 once
+/// sent, -1 with errno ENOBUFS while the receiver is full, EPIPE when the
+/// peer is gone already. Linux paths: 0 at once, sending nothing: a
+/// SOCK_SEQPACKET peer sees end-of-file when the last copy of this end
+/// closes, and an empty record would end it while copies remain.
+pub fn trySendHangup(socket_fd: sys.fd_t) c_int {
+    if (sys.linux_paths) return 0;
+    var nothing: u8 = 0;
+    var iov = [1]sys.iovec{.{ .base = @ptrCast(&nothing), .len = 0 }};
+    var message = sys.msghdr{ .iov = &iov, .iovlen = 1, .control = null, .controllen = 0 };
+    while (sys.sendmsg(socket_fd, &message, sys.MSG_DONTWAIT) < 0) {
+        if (sys.errno() == sys.E.INTR) continue;
+        if (peerGone(sys.errno())) sys.setErrno(sys.E.PIPE);
+        return -1;
+    }
+    return 0;
 }
 
 const DESTADDRREQ: c_int = if (sys.is_linux) 89 else 39;

@@ -223,6 +223,16 @@ fn writeSocketFds(socket_fd: c_int, data: ?[*]const u8, length: usize, fds: ?[*]
     return @intCast(length);
 }
 
+export fn libforks_socket_hangup(socket_fd: c_int) c_int {
+    return count(socketHangup(socket_fd));
+}
+
+fn socketHangup(socket_fd: c_int) Error!c_int {
+    if (socket_fd < 0) return result_mod.invalid();
+    if (fdpass.trySendHangup(socket_fd) != 0) return error.WRITE_ERROR;
+    return 0;
+}
+
 export fn libforks_socketpair(fds: ?*[2]c_int) c_int {
     return count(socketPair(fds));
 }

@@ -227,6 +227,18 @@ int libforks_conn_fd(libforks_ServerConn conn);
  * boundaries kept). Returns 0, or -1 with errno set. */
 int libforks_socketpair(int fds[2]);
 
+/* Tells the peer of such a socket that this end is closing; call it just
+ * before close(). Needed on macOS only, where the pair is SOCK_DGRAM and
+ * XNU wakes no receive waiting on the peer when an end closes: this sends
+ * an empty message, which the peer reads as end-of-file (a read of 0).
+ * On Linux (SOCK_SEQPACKET, whose peer sees end-of-file when the last copy
+ * of this end closes) it sends nothing. Never waits. Returns 0, or -1 with
+ * errno set: ENOBUFS while the peer's queue is full (no need to retry:
+ * once the peer has read that queue, its next receive gets the ECONNRESET
+ * the close sets, which libforks_read_socket_fds reads as end-of-file),
+ * EPIPE when the peer is gone already, EINVAL for a negative fd. */
+int libforks_socket_hangup(int socket_fd);
+
 /* A close-on-exec pipe: fds[0] read end, fds[1] write end. Returns 0, or
  * -1 with errno set. (For callers without pipe2, such as Bun FFI.) */
 int libforks_pipe(int fds[2]);
