@@ -2,8 +2,9 @@
 // in order as the socket has room and received in call order, readiness
 // from the doorbell. The framing of a message into socket messages is
 // channel-framing.ts; a queued send's copies of its fds outgoing-send.ts;
-// checking fds and the raw one-message calls fd-passing.ts; a spawned
-// program's channel to its parent parent-channel.ts.
+// checking fds and the raw one-message calls fd-passing.ts; telling the
+// peer on close channel-hangup.ts; a spawned program's channel to its
+// parent parent-channel.ts.
 
 import { ptr } from "bun:ffi";
 import { closeSync } from "node:fs";
@@ -12,6 +13,7 @@ import { lib } from "./native.ts";
 import { LibforksError, checkFd, describe } from "./errors.ts";
 import { getDoorbell, ERROR, HANGUP, READABLE, WRITABLE } from "./doorbell.ts";
 import { adoptFd, closeAdopted, releaseFd } from "./owned.ts";
+import { forgetAtExit, hangUpAndClose, hangUpAtExit } from "./channel-hangup.ts";
 import { argTypeError } from "./node-errors.ts";
 import { HEADER_SIZE, PART_SIZE, concat, framePart, parsePart } from "./channel-framing.ts";
 import { MAX_FDS, checkFds, toBytes, type Message } from "./fd-passing.ts";
@@ -56,8 +58,9 @@ interface Holdings {
 }
 
 function releaseHoldings(holdings: Holdings): void {
-  if (holdings.fd !== null) closeAdopted(holdings.fd);
+  if (holdings.fd !== null) hangUpAndClose(holdings.fd);
   holdings.fd = null;
+  forgetAtExit(holdings);
   for (const packet of holdings.drained ?? []) for (const fd of packet.fds) closeAdopted(fd);
   holdings.drained = null;
 }
@@ -89,6 +92,9 @@ export class Channel {
   #interest = 0;
   #token = 0;
   #ref = true;
+  /** The peer's end-of-file was read: every later receive gets null too
+   * (on macOS it was a message, which only one read sees). */
+  #peerEnded = false;
   readonly #buffer = new Uint8Array(HEADER_SIZE + PART_SIZE);
   readonly #fdSlots = new Int32Array(MAX_FDS);
 
@@ -105,6 +111,7 @@ export class Channel {
     }
     this.#holdings = { fd: adoptFd(fd), drained: null };
     unreachableChannels.register(this, this.#holdings, this.#holdings);
+    hangUpAtExit(this.#holdings);
   }
 
   get #fd(): number | null {
@@ -253,7 +260,8 @@ export class Channel {
     this.#token = 0;
     this.#interest = 0;
     this.#holdings.fd = null;
-    closeAdopted(fd);
+    forgetAtExit(this.#holdings);
+    hangUpAndClose(fd);
     for (const send of this.#outgoing.splice(0)) {
       unpin(send);
       send.reject(error);
@@ -410,6 +418,7 @@ export class Channel {
         return parsePart(packet.bytes, packet.bytes.length, fds);
       }
       const fd = this.#open();
+      if (this.#peerEnded) return null;
       const n = lib.libforks_read_socket_fds(fd, ptr(this.#buffer), this.#buffer.length, ptr(this.#fdSlots), MAX_FDS);
       if (n < 0) {
         const errno = lib.libforks_last_errno();
@@ -417,14 +426,20 @@ export class Channel {
           await this.#ready(READABLE);
           continue;
         }
-        if (errno === ECONNRESET) return null;
+        if (errno === ECONNRESET) {
+          this.#peerEnded = true;
+          return null;
+        }
         throw new LibforksError("READ_ERROR", "cannot receive on the channel", { errno, syscall: "recvmsg" });
       }
       for (const slot of this.#fdSlots) {
         if (slot < 0) break;
         fds.push(slot);
       }
-      if (n === 0) return null;
+      if (n === 0) {
+        this.#peerEnded = true;
+        return null;
+      }
       return parsePart(this.#buffer, n, fds);
     }
   }

@@ -178,6 +178,7 @@ const symbols = {
   libforks_read_socket_fds: { args: [i32, ptr, usize, ptr, usize], returns: i32 },
   libforks_write_socket_fds: { args: [i32, ptr, usize, ptr, usize], returns: i32 },
   libforks_socketpair: { args: [ptr], returns: i32 },
+  libforks_socket_hangup: { args: [i32], returns: i32 },
   libforks_pipe: { args: [ptr], returns: i32 },
   libforks_exec_entrypoint: { args: [ptr, i32], returns: voidType },
   libforks_send_exec_spec: { args: [i32, ptr, ptr, ptr, ptr, ptr, ptr, usize], returns: i32 },

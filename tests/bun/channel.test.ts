@@ -244,6 +244,51 @@ describe("Channel within this process", () => {
     b.close();
   });
 
+  test("every receive after the peer's end-of-file resolves null, not only the first", async () => {
+    const [a, b] = channelPair();
+    await a.send("last");
+    a.close();
+    expect(text((await within(b.receive(), 2000, "message"))!.data)).toBe("last");
+    for (let i = 0; i < 3; i++) expect(await within(b.receive(), 2000, `receive ${i} after end-of-file`)).toBeNull();
+    b.close();
+  });
+
+  // macOS: the peer's queue is full, so the end-of-file message cannot go
+  // at close(); the close's ECONNRESET ends the peer once it has read the
+  // queue (channel-hangup.ts).
+  test("a peer whose queue is full at close() reads what was sent, then null", async () => {
+    const [a, b] = channelPair();
+    const body = "x".repeat(1000);
+    let rejected = 0;
+    for (let i = 0; i < 2000; i++) a.send(`${i} ${body}`).catch(() => rejected++);
+    await Bun.sleep(0);
+    a.close();
+    await Bun.sleep(0);
+    let received = 0;
+    while (true) {
+      const message = await within(b.receive(), 10000, `message ${received} or end-of-file`);
+      if (message === null) break;
+      expect(text(message.data)).toBe(`${received} ${body}`);
+      received++;
+    }
+    console.log(`${received} messages in the socket at close(), ${rejected} sends still queued (rejected CHANNEL_CLOSED)`);
+    expect(received).toBeGreaterThan(0);
+    expect(received + rejected).toBe(2000);
+    b.close();
+  });
+
+  test("a process that exits with its channel open: a receive waiting on the other end resolves null", async () => {
+    const [mine, theirs] = socketPair();
+    const channel = new Channel(mine);
+    const child = Bun.spawn([process.execPath, join(fixtures, "exit-open-channel.ts")], { stdio: ["ignore", "inherit", "inherit", theirs] });
+    closeSync(theirs);
+    expect(text((await within(channel.receive(), 10000, "the child's message"))!.data)).toBe("open");
+    const ended = channel.receive();
+    expect(await within(child.exited, 10000, "the child's exit")).toBe(0);
+    expect(await within(ended, 5000, "end-of-file")).toBeNull();
+    channel.close();
+  });
+
   test("receive() and send() after close() reject CHANNEL_CLOSED; close() is idempotent", async () => {
     const [a, b] = channelPair();
     expect(b.closed).toBe(false);
