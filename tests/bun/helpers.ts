@@ -158,6 +158,16 @@ export async function eventually(condition: () => boolean, ms = 2000): Promise<b
  * for the arm64 targets), where every system call and fork is slower. */
 export const emulated = process.env.LIBFORKS_TEST_EMULATED === "1";
 
+/** The darwin-paths suite (tests/darwin-paths/run.sh): the macOS build's
+ * code paths on Linux. A check that cannot hold on macOS is adjusted where
+ * it runs, saying so with notOnDarwin(), and checks what macOS does
+ * instead. */
+export const darwinPaths = process.env.LIBFORKS_DARWIN_PATHS === "1";
+
+export function notOnDarwin(why: string): void {
+  console.log(`darwin paths: not checked: ${why}`);
+}
+
 /** A time limit for a "does not hang" claim: five times longer under
  * emulation. */
 export function patience(ms: number): number {
