@@ -9,6 +9,7 @@ import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { ForkServer, libraryPath } from "../../src/index.ts";
+import { platformKey } from "../../src/native.ts";
 import { MINIMUM_BUN } from "../../src/version.ts";
 import { buildNoMemfd, emulated, fixtures, runProgram } from "./helpers.ts";
 
@@ -64,8 +65,10 @@ describe("loading", () => {
       const out = join(dir, "out");
       const built = await run([process.execPath, "build", "--target=bun", join(fixtures, "load-report.ts"), "--outdir", out]);
       expect(built.code).toBe(0);
-      // This platform's library: the asset with its bytes.
-      const bytes = readFileSync(libraryPath());
+      // This platform's library as the package ships it (LIBFORKS_PATH,
+      // which the bundle is run without, may name another build): the
+      // asset with its bytes.
+      const bytes = readFileSync(join(import.meta.dir, "../../lib", platformKey(), "libforks.so"));
       const library = readdirSync(out).find((name) => name.endsWith(".so") && readFileSync(join(out, name)).equals(bytes));
       expect(library).toBeDefined();
       rmSync(join(out, library!));
