@@ -81,6 +81,7 @@ pub fn createCgroup(server_pid: sys.pid_t) void {
         _ = sys.close(dir);
         return;
     }
+    removeStale(dir, server_pid);
     var file_buf: [64]u8 = undefined;
     const procs_path = std.fmt.bufPrintZ(&file_buf, "{s}/cgroup.procs", .{name}) catch unreachable;
     const procs = openAt(dir, procs_path, O_WRONLY);
@@ -94,6 +95,62 @@ pub fn createCgroup(server_pid: sys.pid_t) void {
     state.dir_fd = openAt(dir, name.ptr, O_PATH | @as(u32, @intCast(sys.O_DIRECTORY)));
     state.procs_fd = procs;
     state.parent_dir = dir;
+}
+
+/// Directory entries read when looking for stale cgroups: a bound on a
+/// new server's start in a crowded cgroup directory.
+const stale_scan_reads = 8;
+
+/// rmdir of every libforks-<pid> beside ours whose server is gone. A server
+/// SIGKILLed after its owner detached (stop_server_only), or together with
+/// its owner, leaves its cgroup behind: its children die with it
+/// (PR_SET_PDEATHSIG) and nobody is left to remove it. The kernel refuses
+/// to remove a cgroup that holds a process or a child cgroup, so only empty
+/// ones go; a live server's, whose pid answers kill(pid, 0), is not tried.
+fn removeStale(dir: sys.fd_t, server_pid: sys.pid_t) void {
+    // `dir` is O_PATH, which cannot be listed.
+    const listing = openAt(dir, ".", @as(u32, @intCast(sys.O_DIRECTORY)));
+    if (listing < 0) return;
+    defer rawClose(listing);
+    var buf: [2048]u8 align(8) = undefined;
+    var reads: usize = 0;
+    while (reads < stale_scan_reads) : (reads += 1) {
+        const rc = linux.getdents64(listing, &buf, buf.len);
+        if (!succeeded(rc) or rc == 0) return;
+        var offset: usize = 0;
+        while (offset < rc) {
+            const entry: *align(1) const linux.dirent64 = @ptrCast(&buf[offset]);
+            offset += entry.reclen;
+            if (entry.type != linux.DT.DIR) continue;
+            const name: [*:0]const u8 = @ptrCast(&entry.name);
+            const pid = stalePid(std.mem.sliceTo(name, 0)) orelse continue;
+            if (pid == server_pid) continue;
+            if (linux.E.init(linux.kill(pid, 0)) != .SRCH) continue;
+            _ = linux.unlinkat(dir, name, AT_REMOVEDIR);
+        }
+    }
+}
+
+/// The pid in a cgroup name libforks-<pid>, or null for any other name.
+fn stalePid(name: []const u8) ?sys.pid_t {
+    const prefix = "libforks-";
+    if (!std.mem.startsWith(u8, name, prefix)) return null;
+    const digits = name[prefix.len..];
+    if (digits.len == 0) return null;
+    for (digits) |c| if (!std.ascii.isDigit(c)) return null;
+    const pid = std.fmt.parseInt(sys.pid_t, digits, 10) catch return null;
+    return if (pid > 0) pid else null;
+}
+
+test stalePid {
+    try std.testing.expectEqual(@as(?sys.pid_t, 1718), stalePid("libforks-1718"));
+    try std.testing.expectEqual(@as(?sys.pid_t, null), stalePid("libforks-"));
+    try std.testing.expectEqual(@as(?sys.pid_t, null), stalePid("libforks-0"));
+    try std.testing.expectEqual(@as(?sys.pid_t, null), stalePid("libforks-12a"));
+    try std.testing.expectEqual(@as(?sys.pid_t, null), stalePid("libforks--5"));
+    try std.testing.expectEqual(@as(?sys.pid_t, null), stalePid("libforks-+5"));
+    try std.testing.expectEqual(@as(?sys.pid_t, null), stalePid("libforks-99999999999"));
+    try std.testing.expectEqual(@as(?sys.pid_t, null), stalePid("user.slice"));
 }
 
 pub fn hasCgroup() bool {

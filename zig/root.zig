@@ -347,6 +347,7 @@ test {
     _ = @import("entry_cache.zig");
     _ = handles;
     _ = @import("tree.zig");
+    _ = @import("cgroup.zig");
     _ = @import("proc.zig");
     _ = @import("peers.zig");
     _ = @import("write_end.zig");

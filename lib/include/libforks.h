@@ -82,7 +82,9 @@
  * and the owner's libforks_stop (or libforks_free_conn) after the server's
  * death kills them (cgroup.kill through a directory fd the server handed
  * the owner at start, so never a namesake) and removes the cgroup; if the
- * owner never calls either, they and the cgroup directory stay. macOS:
+ * owner never calls either, they stay, and so does the cgroup directory
+ * until the next server starts beside it (each new server removes the
+ * empty libforks-<pid> cgroups of servers that are gone). macOS:
  * none of the above; the server supervises its direct children only.
  *
  * This header is the fork-server API. What bindings and event loops need

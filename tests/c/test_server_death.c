@@ -121,14 +121,39 @@ int main(void) {
   CHECK(kill(pids[1], SIGTERM) == 0);
   CHECK(wait_exited(server, 1000) >= 0);
 
-  /* a detached server that is SIGKILLed still takes its children */
+  /* a detached server that is SIGKILLed still takes its children; its
+   * cgroup, which nobody is left to remove, goes when the next server
+   * starts, and a live server's empty one stays */
   mark = make_mark(101);
   CHECK_OK(libforks_start(&conn));
   server = libforks_get_server_pid(conn);
   CHECK_OK(libforks_fork(conn, &pids[0], NULL, NULL, entry_program));
   CHECK(wait_marked(mark, 1, 5000) == 1);
+  char detached_dir[1024];
+  int detached_cgroup = in_tree_cgroup(pids[0], server) && tree_cgroup_dir(server, detached_dir, sizeof detached_dir);
   CHECK_OK(libforks_stop_server_only(conn));
   CHECK(kill(server, SIGKILL) == 0);
   check_gone(pids[0], "detached program");
+  if (detached_cgroup) {
+    CHECK(access(detached_dir, F_OK) == 0);
+    /* A zombie still answers kill(pid, 0): the server counts as gone once
+     * its reaper (init, here) took it. */
+    snprintf(path, sizeof path, "/proc/%d", server);
+    start = now_ms();
+    while (access(path, F_OK) == 0 && now_ms() - start < 2000) usleep(1000);
+    CHECK(access(path, F_OK) != 0);
+    libforks_ServerConn idle, next;
+    CHECK_OK(libforks_start(&idle));
+    char idle_dir[1024];
+    CHECK(tree_cgroup_dir(libforks_get_server_pid(idle), idle_dir, sizeof idle_dir));
+    CHECK(access(idle_dir, F_OK) == 0);
+    CHECK_OK(libforks_start(&next));
+    CHECK(access(detached_dir, F_OK) != 0 && errno == ENOENT);
+    CHECK(access(idle_dir, F_OK) == 0); /* a live server's, though empty */
+    CHECK_OK(libforks_stop(next, true));
+    CHECK_OK(libforks_stop(idle, true));
+    CHECK(access(idle_dir, F_OK) != 0);
+    printf("tree cgroup: a SIGKILLed detached server's was removed when the next server started\n");
+  }
   return 0;
 }
