@@ -162,6 +162,7 @@ export function compileEntries() {
       bench_pause: entrySignature,
       bench_kill_reap: entrySignature,
       bench_echo_fds: entrySignature,
+      bench_raw_fork_wait: { args: [], returns: FFIType.i32 },
     },
   });
   return symbols;

@@ -2,7 +2,7 @@
  * makes the same hops as libforks and nothing else, timed like
  * libforks_fork --clean.
  *
- *   server_floor --warmup N --iterations N [--with supervise]
+ *   server_floor [--rss-kib N --anon-kib N --file PATH] --warmup N --iterations N [--with supervise]
  *
  * Per round trip the client makes a reply pipe and an exit pipe and sends
  * their write ends (SCM_RIGHTS) with a one-byte request on a SOCK_SEQPACKET
@@ -13,6 +13,9 @@
  * status on the exit pipe, which the client reads. No protocol, no checks,
  * no per-child state beyond one exit pipe: what is left is the cost of
  * the hops themselves, three process wake-ups more than fork + waitpid.
+ * With the ballast options (case 1) this program grows to a Bun process's
+ * shape before it forks the server, so the server, and each fork it
+ * makes, has that size: the floor of a snapshot server.
  *
  * `--with supervise` adds what supervising the tree costs per child, as a
  * libforks child pays it: the server is a subreaper and makes a cgroup
@@ -133,6 +136,7 @@ int main(int argc, char **argv) {
   long warmup = arg_long(argc, argv, "--warmup", 10);
   long iterations = arg_long(argc, argv, "--iterations", 100);
   supervise = strcmp(arg_str(argc, argv, "--with", ""), "supervise") == 0;
+  ballast(argc, argv);
   int pair[2];
   pid_t server = fork_peer(pair);
   if (server == 0) serve(pair[1]);

@@ -2,13 +2,31 @@
  * cc() (TinyCC) before the fork server starts, so that they are mapped in
  * the server and in every child. Signature: void entry(libforks_ServerConn
  * conn, int socket_fd); the connection is one pointer, passed as one. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Case 1's baseline of the process's own shape: a raw fork of this Bun
+ * process (the fork system call itself, as a snapshot server makes it: no
+ * atfork handlers), whose child exits at once, and waitpid. The child runs
+ * no JavaScript and touches nothing: it only calls _exit. Returns the
+ * child's pid, or -1. */
+int bench_raw_fork_wait(void) {
+  pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (pid == 0) _exit(0);
+  if (pid < 0) return -1;
+  int status;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return pid;
+}
 
 /* Case 1, 3, 6: the child exits at once. */
 void bench_exit_now(void *conn, int socket_fd) {
