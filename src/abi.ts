@@ -286,7 +286,9 @@ export const EventRecord = {
     wait_status: 28,
     rusage: 32,
     handle: 176,
-    reserved: 180,
+    exec_step: 180,
+    exec_error: 184,
+    reserved: 188,
   },
   width: {
     magic: 4,
@@ -298,7 +300,9 @@ export const EventRecord = {
     wait_status: 4,
     rusage: 144,
     handle: 4,
-    reserved: 76,
+    exec_step: 4,
+    exec_error: 4,
+    reserved: 68,
   },
 } as const;
 

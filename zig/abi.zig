@@ -307,7 +307,9 @@ pub const EventRecord = extern struct {
     wait_status: i32 = 0,
     rusage: rusage = std.mem.zeroes(rusage),
     handle: u32 = 0,
-    reserved: [76]u8 = [_]u8{0} ** 76,
+    exec_step: i32 = 0,
+    exec_error: i32 = 0,
+    reserved: [68]u8 = [_]u8{0} ** 68,
 
     pub const c_name = "libforks_EventRecord";
     pub const c_fields = .{
@@ -320,7 +322,9 @@ pub const EventRecord = extern struct {
         .wait_status = CField{ .doc = "REPLY (wait), EXIT" },
         .rusage = CField{ .c_type = "unsigned char[144]", .doc = "the kernel's struct rusage" },
         .handle = CField{ .doc = "the stream's first record: its handle" },
-        .reserved = CField{ .c_type = "unsigned char[76]" },
+        .exec_step = CField{ .doc = "REPLY to libforks_spawn_async with socket_fd -1: the libforks_ExecStep that failed, when exec_error is not 0" },
+        .exec_error = CField{ .doc = "REPLY to libforks_spawn_async with socket_fd -1: 0 once the program is exec'd, else the failed step's errno (the child exits with 127; its EXIT record follows)" },
+        .reserved = CField{ .c_type = "unsigned char[68]" },
     };
 };
 
@@ -384,7 +388,7 @@ pub const SpawnRequest = extern struct {
         .fds = CField{ .doc = "fds[i] becomes the program's targets[i]" },
         .targets = CField{},
         .fd_count = CField{ .doc = "at most LIBFORKS_MAX_FDS" },
-        .socket_fd = CField{ .doc = "the child's end of the control socket" },
+        .socket_fd = CField{ .doc = "the child's end of the control socket, or -1 where libforks_spawn_outcome_in_answer(conn): then the answer says whether the program was exec'd (exec_error)" },
         .events = CField{ .doc = "an event stream's handle" },
         .tag = CField{},
     };
@@ -421,6 +425,7 @@ comptime {
     std.debug.assert(@offsetOf(ForkRequest, "events") == 44 and @offsetOf(ForkRequest, "tag") == 48);
     std.debug.assert(@sizeOf(EventRecord) == event_constants[3].value);
     std.debug.assert(@offsetOf(EventRecord, "rusage") == 32 and @offsetOf(EventRecord, "handle") == 176);
+    std.debug.assert(@offsetOf(EventRecord, "exec_step") == 180 and @offsetOf(EventRecord, "exec_error") == 184);
 }
 
 test "every known result has its name, its error, and unknown values say so" {

@@ -115,10 +115,21 @@ pub fn readEvents(fd: c_int, buf: ?[*]u8, len: usize, timeout_ms: c_int) Error!i
 /// stream: one message, no spec on the socket.
 pub const SpawnRequest = abi.SpawnRequest;
 
+/// Whether libforks_spawn_async on `conn` may go without a control socket
+/// (socket_fd -1), its outcome in the answer: the server starts the
+/// owner's programs in place on Linux, and only such a start can report
+/// there (fork.zig).
+pub fn outcomeInAnswer(conn: ServerConn) bool {
+    const state = stateOf(conn) orelse return false;
+    return sys.linux_paths and state.owner_pid != 0 and state.owner_pid == sys.getpid();
+}
+
 pub fn spawnAsync(conn: ServerConn, given: ?*const SpawnRequest) Error!void {
     const state = stateOf(conn) orelse return invalid();
     const r = given orelse return invalid();
-    if (r.size < @sizeOf(SpawnRequest) or r.events == 0 or r.socket_fd < 0 or r.argc == 0) return invalid();
+    if (r.size < @sizeOf(SpawnRequest) or r.events == 0 or r.argc == 0) return invalid();
+    const in_answer = r.socket_fd < 0;
+    if (in_answer and !outcomeInAnswer(conn)) return invalid();
     const strings = r.strings orelse return invalid();
     if (r.fd_count < 0 or r.fd_count > limits.max_fds_per_message) return invalid();
     const fd_count: usize = @intCast(r.fd_count);
@@ -137,8 +148,8 @@ pub fn spawnAsync(conn: ServerConn, given: ?*const SpawnRequest) Error!void {
 
     var request: protocol.Request = .{ .header = .{
         .op = .fork,
-        .flags = protocol.Flags.builtin_exec | protocol.Flags.channel | protocol.Flags.spec_inline |
-            protocol.Flags.to_events | protocol.Flags.exit_event,
+        .flags = protocol.Flags.builtin_exec | protocol.Flags.spec_inline | protocol.Flags.to_events | protocol.Flags.exit_event |
+            if (in_answer) protocol.Flags.outcome_in_reply else protocol.Flags.channel,
         .number = @intCast(fd_count),
         .payload_len = @intCast(payload_len),
         .events = r.events,
@@ -159,8 +170,9 @@ pub fn spawnAsync(conn: ServerConn, given: ?*const SpawnRequest) Error!void {
     @memcpy(request.payload[at..][0..body.len], body);
 
     var attached: [1 + limits.max_fds_per_message]sys.fd_t = undefined;
+    const first: usize = if (in_answer) 0 else 1;
     attached[0] = r.socket_fd;
-    @memcpy(attached[1..][0..fd_count], fds);
+    @memcpy(attached[first..][0..fd_count], fds);
     var none: sys.fd_t = -1;
-    return sendRequest(state, &request, attached[0 .. 1 + fd_count], &none, false);
+    return sendRequest(state, &request, attached[0 .. first + fd_count], &none, false);
 }

@@ -109,12 +109,44 @@ pub fn runInline(socket_fd: sys.fd_t, report_fd: sys.fd_t, spec: []const u8, spe
     runInlineSpec(&out, spec, spec_fds) catch |failed| reportFailure(out, failed, in_place);
 }
 
+/// The outcome of an in-place child whose caller sent no socket
+/// (protocol.Flags.outcome_in_reply). The child shares the server's memory
+/// (CLONE_VM) and writes its failure here before it exits; the server,
+/// which CLONE_VFORK suspends until the child has exec'd or exited, reads
+/// it once clone returns and puts it in the fork's answer: how posix_spawn
+/// hands back its child's error. Volatile: nothing in the server's own
+/// code writes it between the clear and the read.
+var in_place_outcome: ErrorRecord = .{ .step = 0, .error_number = 0 };
+
+/// In the server, before an in-place child that reports here.
+pub fn clearInPlaceOutcome() void {
+    const outcome: *volatile ErrorRecord = &in_place_outcome;
+    outcome.step = 0;
+    outcome.error_number = 0;
+}
+
+/// In the server, once clone returned: the failed step and its errno, or
+/// error_number 0 when the program was exec'd (or the child ended before
+/// reaching its spec, as the socket's end-of-file would also say).
+pub fn inPlaceOutcome() struct { step: i32, error_number: i32 } {
+    const outcome: *volatile ErrorRecord = &in_place_outcome;
+    return .{ .step = outcome.step, .error_number = outcome.error_number };
+}
+
 /// `no_wait`: an in-place child, or one whose owner queued its spec: a
 /// caller whose socket is full loses the report rather than keep the
 /// child (or, in place, the server) waiting.
 fn reportFailure(out: Outcome, failed: StepError, no_wait: bool) noreturn {
     // errno is still the failing call's: nothing ran since.
     const record = ErrorRecord{ .step = @intFromEnum(stepOf(failed)), .error_number = sys.errno() };
+    // No socket: an in-place child reporting in the server's memory.
+    if (out.control < 0 and out.report < 0) {
+        std.debug.assert(no_wait);
+        const outcome: *volatile ErrorRecord = &in_place_outcome;
+        outcome.step = record.step;
+        outcome.error_number = if (record.error_number != 0) record.error_number else sys.E.INVAL;
+        sys._exit(127);
+    }
     // The pipe is this child's alone and empty: 12 bytes fit and arrive
     // in one piece (at most PIPE_BUF).
     if (out.report >= 0) {
@@ -264,7 +296,7 @@ fn mapFds(out: *Outcome, received_fds: []sys.fd_t, targets: []const i32) StepErr
         };
         floor = @max(floor, target + 1);
     }
-    out.control = try moveAbove(out.control, floor);
+    if (out.control >= 0) out.control = try moveAbove(out.control, floor);
     if (out.report >= 0) out.report = try moveAbove(out.report, floor);
     for (received_fds) |*fd| fd.* = try moveAbove(fd.*, floor);
     for (received_fds, targets) |fd, target| {

@@ -61,6 +61,13 @@ pub fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo
         closeAll(fds);
         return replyError(to, result, 0);
     }
+    // No socket for the outcome: only a program started in place can
+    // report in the answer (below), so only the owner's, on Linux.
+    const outcome_in_reply = header.flags & protocol.Flags.outcome_in_reply != 0;
+    if (outcome_in_reply and !(sys.linux_paths and peer == peers.owner)) {
+        closeAll(fds);
+        return replyError(to, .INVALID_ARGUMENT, 0);
+    }
     // The exit pipe must never block the server, even if nobody reads it,
     // or its reader clears O_NONBLOCK: a write end of the server's own.
     if (exit_fd >= 0) {
@@ -149,6 +156,8 @@ pub fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo
     // server; a child's program is started by an ordinary fork.
     const spec_ready = header.flags & (protocol.Flags.spec_queued | protocol.Flags.spec_inline) != 0;
     const in_place = sys.linux_paths and spec_ready and peer == peers.owner;
+    std.debug.assert(in_place or !outcome_in_reply);
+    if (outcome_in_reply) exec.clearInPlaceOutcome();
     const pid = if (in_place) spawnInPlace(&start) else child_fork.fork();
     if (pid == 0) child.run(start);
     const fork_errno = sys.errno();
@@ -168,6 +177,11 @@ pub fn handleFork(peer: Peer, header: *const protocol.RequestHeader, to: ReplyTo
     closeAll(spec_fds);
     peers.commit(&state.table, slot, pid);
     std.debug.assert(state.table.slots[slot].pid == pid and entry.conn_fd >= 0);
+    if (outcome_in_reply) {
+        // The child has exec'd or exited: CLONE_VFORK waited for it.
+        const outcome = exec.inPlaceOutcome();
+        return replies.replySpawned(to, pid, outcome.step, outcome.error_number);
+    }
     reply(to, .{ .result = @intFromEnum(Result.OK), .pid = pid });
 }
 

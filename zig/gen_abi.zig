@@ -230,7 +230,7 @@ fn cDeclaration(comptime T: type, comptime given: ?[]const u8, comptime name: []
             // Bytes where a C type's size differs between C libraries
             // (musl's struct rusage is longer than the 144 sent).
             .{ "unsigned char[144]", 144 },
-            .{ "unsigned char[76]", 76 },
+            .{ "unsigned char[68]", 68 },
         };
         inline for (known) |entry| {
             if (comptime std.mem.eql(u8, entry[0], c_type)) {

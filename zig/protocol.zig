@@ -71,9 +71,13 @@ pub const Flags = struct {
     /// targets, its strings) is the payload, and its `number` fds follow
     /// the channel: the program starts from the request alone.
     pub const spec_inline: u32 = 1 << 12;
+    /// fork with spec_inline and to_events, instead of channel: no control
+    /// socket; the program is started in place (the owner's, on Linux)
+    /// and the answer says whether it was exec'd (EventRecord.exec_error).
+    pub const outcome_in_reply: u32 = 1 << 13;
 
     pub const all: u32 = channel | exit_fd | symbol | wait | server_only | no_hang | builtin_exec | spec_queued | tree | exit_rusage |
-        to_events | exit_event | spec_inline;
+        to_events | exit_event | spec_inline | outcome_in_reply;
 };
 
 /// The largest exec spec carried in a request (Flags.spec_inline); larger
@@ -154,9 +158,14 @@ pub fn decode(message: []const u8, fd_count: usize) DecodeError!RequestHeader {
         .fork => {
             if (header.flags & Flags.spec_queued != 0 and
                 (header.flags & Flags.builtin_exec == 0 or header.flags & Flags.channel == 0)) return error.BadFlags;
+            // An inline spec's outcome comes on the channel, or in the
+            // answer: exactly one of them.
             if (header.flags & Flags.spec_inline != 0 and
-                (header.flags & (Flags.builtin_exec | Flags.channel) != Flags.builtin_exec | Flags.channel or
+                (header.flags & Flags.builtin_exec == 0 or
+                    (header.flags & Flags.channel != 0) == (header.flags & Flags.outcome_in_reply != 0) or
                     header.flags & Flags.spec_queued != 0 or header.payload_len == 0)) return error.BadFlags;
+            if (header.flags & Flags.outcome_in_reply != 0 and
+                (header.flags & Flags.spec_inline == 0 or header.flags & Flags.to_events == 0)) return error.BadFlags;
             if (header.flags & Flags.builtin_exec != 0) {
                 if (header.flags & Flags.symbol != 0 or header.entry != 0) return error.BadFlags;
                 if (header.flags & Flags.spec_inline == 0 and header.payload_len != 0) return error.BadFlags;
@@ -298,6 +307,23 @@ test "event stream requests carry no fd, and only some ops may use them" {
     try std.testing.expectError(error.BadFlags, decode(exit_alone.bytes(), 1));
     const open = Request{ .header = .{ .op = .open_events } };
     _ = try decode(open.bytes(), 1);
+}
+
+test "an inline spec's outcome goes on the channel or in the answer, exactly one" {
+    const inline_flags = Flags.builtin_exec | Flags.spec_inline | Flags.to_events | Flags.exit_event;
+    var request = Request{ .header = .{ .op = .fork, .flags = inline_flags | Flags.outcome_in_reply, .events = 0x101, .payload_len = 1 } };
+    _ = try decode(request.bytes(), 0);
+    request.header.flags = inline_flags | Flags.channel;
+    _ = try decode(request.bytes(), 1);
+    request.header.flags = inline_flags | Flags.channel | Flags.outcome_in_reply;
+    try std.testing.expectError(error.BadFlags, decode(request.bytes(), 1));
+    request.header.flags = inline_flags;
+    try std.testing.expectError(error.BadFlags, decode(request.bytes(), 0));
+    // In the answer, so only on a stream, and only for an inline spec.
+    request.header.flags = Flags.builtin_exec | Flags.spec_inline | Flags.outcome_in_reply;
+    try std.testing.expectError(error.BadFlags, decode(request.bytes(), 1));
+    const queued = Request{ .header = .{ .op = .fork, .flags = Flags.builtin_exec | Flags.channel | Flags.outcome_in_reply | Flags.to_events, .events = 0x101 } };
+    try std.testing.expectError(error.BadFlags, decode(queued.bytes(), 1));
 }
 
 test "symbol payload must be two NUL-terminated strings" {

@@ -54,6 +54,22 @@ pub fn reply(to: ReplyTo, answer: protocol.Reply) void {
     putRecord(to.stream, &record, !to.deferred);
 }
 
+/// The answer to a spawn whose outcome comes in it
+/// (protocol.Flags.outcome_in_reply, always on a stream): the pid, and
+/// whether the program was exec'd (error_number 0) or which step failed.
+pub fn replySpawned(to: ReplyTo, pid: sys.pid_t, failed_step: i32, error_number: i32) void {
+    std.debug.assert(to.fd < 0 and to.stream != no_stream and pid > 0);
+    const record = protocol.EventRecord{
+        .kind = .reply,
+        .tag = to.tag,
+        .result = @intFromEnum(Result.OK),
+        .pid = pid,
+        .exec_step = if (error_number != 0) failed_step else 0,
+        .exec_error = error_number,
+    };
+    putRecord(to.stream, &record, !to.deferred);
+}
+
 pub fn replyError(to: ReplyTo, result: Result, error_number: c_int) void {
     reply(to, .{ .result = @intFromEnum(result), .error_number = error_number });
 }

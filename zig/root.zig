@@ -153,6 +153,10 @@ export fn libforks_spawn_async(conn: ServerConn, request: ?*const abi.SpawnReque
     return status(event_client.spawnAsync(conn, request));
 }
 
+export fn libforks_spawn_outcome_in_answer(conn: ServerConn) bool {
+    return event_client.outcomeInAnswer(conn);
+}
+
 export fn libforks_conn_fd(conn: ServerConn) c_int {
     return client.connFd(conn);
 }

@@ -144,7 +144,14 @@ typedef struct {
   int32_t wait_status;        /* REPLY (wait), EXIT */
   unsigned char rusage[144];  /* the kernel's struct rusage */
   uint32_t handle;            /* the stream's first record: its handle */
-  unsigned char reserved[76];
+  int32_t exec_step;          /* REPLY to libforks_spawn_async with socket_fd
+                                 -1: the libforks_ExecStep that failed, when
+                                 exec_error is not 0 */
+  int32_t exec_error;         /* REPLY to libforks_spawn_async with socket_fd
+                                 -1: 0 once the program is exec'd, else the
+                                 failed step's errno (the child exits with
+                                 127; its EXIT record follows) */
+  unsigned char reserved[68];
 } libforks_EventRecord;
 /* end generated: EventRecord */
 /* generated: event_constants (from zig/abi.zig by zig build: do not edit) */
@@ -193,7 +200,9 @@ libforks_Result libforks_send_event_request(libforks_ServerConn conn, const libf
  * as posix_spawn, for the owner on Linux). The pid and the exit are
  * records on the event stream (tag); whether it started comes on the
  * caller's end of socket_fd, as for libforks_send_exec_spec
- * (libforks_read_exec_result). LIMIT_ERROR (errno EMSGSIZE) when the spec
+ * (libforks_read_exec_result), or, with socket_fd -1 where
+ * libforks_spawn_outcome_in_answer(conn), in the answer itself
+ * (exec_error, exec_step). LIMIT_ERROR (errno EMSGSIZE) when the spec
  * exceeds 48 KiB: send it on the socket instead. */
 /* generated: SpawnRequest (from zig/abi.zig by zig build: do not edit) */
 typedef struct {
@@ -207,13 +216,26 @@ typedef struct {
   const int *fds;      /* fds[i] becomes the program's targets[i] */
   const int *targets;
   int fd_count;        /* at most LIBFORKS_MAX_FDS */
-  int socket_fd;       /* the child's end of the control socket */
+  int socket_fd;       /* the child's end of the control socket, or -1 where
+                          libforks_spawn_outcome_in_answer(conn): then the
+                          answer says whether the program was exec'd
+                          (exec_error) */
   uint32_t events;     /* an event stream's handle */
   uint64_t tag;
 } libforks_SpawnRequest;
 /* end generated: SpawnRequest */
 
 libforks_Result libforks_spawn_async(libforks_ServerConn conn, const libforks_SpawnRequest *request);
+
+/* Whether libforks_spawn_async on conn may go without a control socket
+ * (socket_fd -1): true for the owner's connection on Linux, where the
+ * server starts the owner's programs in place (CLONE_VM | CLONE_VFORK)
+ * and so knows, when it answers, whether the program was exec'd; that
+ * answer then says so (libforks_EventRecord.exec_error: 0, or the failed
+ * step's errno, with exec_step). One socket pair, one fd sent and one
+ * read fewer per program. False elsewhere (a child's connection, macOS):
+ * socket_fd -1 is INVALID_ARGUMENT there. */
+bool libforks_spawn_outcome_in_answer(libforks_ServerConn conn);
 
 /* The connection's socket, for polling (writable) after WOULD_BLOCK. Do
  * not read, write or close it. -1 for an invalid connection. */

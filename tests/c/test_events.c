@@ -11,6 +11,12 @@
 
 
 static int replied[FORKS], exited[FORKS];
+
+/* Exits 0 when its connection, a child's, may not spawn without a socket. */
+static void entry_outcome_in_answer(libforks_ServerConn conn, int socket_fd) {
+  (void)socket_fd;
+  _exit(libforks_spawn_outcome_in_answer(conn) ? 1 : 0);
+}
 static pid_t pids[FORKS];
 
 static int drain(int fd, int timeout_ms) {
@@ -157,6 +163,59 @@ int main(void) {
     CHECK(events[1].kind == libforks_EVENT_EXIT && events[1].pid == events[0].pid);
     CHECK(WEXITSTATUS(events[1].wait_status) == (missing ? 127 : 5));
   }
+
+  /* The same without a control socket (socket_fd -1), where the owner's
+   * programs start in place (Linux): the answer says whether the program
+   * was exec'd, and which step failed. Elsewhere it is refused. */
+  if (!libforks_spawn_outcome_in_answer(conn)) {
+    CHECK(darwin_paths());
+    libforks_SpawnRequest spawn = {.size = sizeof spawn, .strings = "/bin/true\0true\0", .strings_len = 15, .argc = 1,
+                                   .socket_fd = -1, .events = handle, .tag = 8100};
+    CHECK_RESULT(libforks_spawn_async(conn, &spawn), libforks_INVALID_ARGUMENT);
+  }
+  for (int missing = 0; missing < 2 && libforks_spawn_outcome_in_answer(conn); missing++) {
+    int out[2];
+    CHECK(libforks_pipe(out) == 0);
+    static const char ok[] = "/bin/sh\0sh\0-c\0echo $X; exit 6\0X=in answer\0";
+    static const char bad[] = "/nonexistent/program\0program\0X=1\0";
+    int fds[1] = {out[1]}, targets[1] = {1};
+    int before = count_fds(0);
+    libforks_SpawnRequest spawn = {.size = sizeof spawn, .strings = missing ? bad : ok,
+                                   .strings_len = missing ? sizeof bad - 1 : sizeof ok - 1,
+                                   .argc = missing ? 1 : 3, .envc = 1, .fds = fds, .targets = targets, .fd_count = 1,
+                                   .socket_fd = -1, .events = handle, .tag = 8100 + (uint64_t)missing};
+    CHECK_OK(libforks_spawn_async(conn, &spawn));
+    CHECK(count_fds(0) == before); /* no socket made or kept for it */
+    close(out[1]);
+    libforks_EventRecord events[2];
+    have = 0;
+    while (have < 2) {
+      ssize_t n = libforks_events_read(fd, &events[have], sizeof events - have * sizeof events[0], 5000);
+      CHECK(n > 0);
+      have += (int)(n / (ssize_t)sizeof events[0]);
+    }
+    CHECK(events[0].kind == libforks_EVENT_REPLY && events[0].tag == 8100 + (uint64_t)missing);
+    CHECK(events[0].result == libforks_OK && events[0].pid > 0);
+    if (missing) {
+      CHECK(events[0].exec_error == ENOENT && events[0].exec_step == 4);
+    } else {
+      CHECK(events[0].exec_error == 0 && events[0].exec_step == 0);
+      char text[32] = {0};
+      CHECK(readable_within(out[0], 5000) && read(out[0], text, sizeof text - 1) == 10 && strcmp(text, "in answer\n") == 0);
+    }
+    close(out[0]);
+    CHECK(events[1].kind == libforks_EVENT_EXIT && events[1].pid == events[0].pid);
+    CHECK(WEXITSTATUS(events[1].wait_status) == (missing ? 127 : 6));
+  }
+  /* A child's connection cannot: its programs are ordinary forks. */
+  pid_t reporter;
+  int reporter_exit;
+  CHECK_OK(libforks_fork(conn, &reporter, NULL, &reporter_exit, entry_outcome_in_answer));
+  libforks_ExitEvent reported;
+  CHECK(readable_within(reporter_exit, 5000) && read(reporter_exit, &reported, sizeof reported) == sizeof reported);
+  CHECK(reported.pid == reporter && WIFEXITED(reported.wait_status) && WEXITSTATUS(reported.wait_status) == 0);
+  close(reporter_exit);
+  CHECK(!libforks_spawn_outcome_in_answer((libforks_ServerConn){0}));
 
   /* The server ends: end-of-file. */
   CHECK_OK(libforks_stop(conn, true));
