@@ -215,6 +215,7 @@ export class ServerConn {
   }
 
   #events: EventStream | null = null;
+  #outcomeInAnswer: boolean | undefined;
   readonly #forks = new ForkQueue(() => this.#conn);
 
   /** @internal Sends queued forks up to and including `pid`'s, blocking:
@@ -268,10 +269,20 @@ export class ServerConn {
     return { pid: new DataView(reply).getInt32(Reply.offset.pid, true), exitFd: adoptFd(exitRead) };
   }
 
+  /** @internal Whether spawnInline may go without a control socket
+   * (childControl -1): the owner's connection on Linux, whose programs the
+   * server starts in place and answers for with their outcome. */
+  outcomeInAnswer(): boolean {
+    this.#outcomeInAnswer ??= lib.libforks_spawn_outcome_in_answer(this.#handle());
+    return this.#outcomeInAnswer;
+  }
+
   /** @internal libforks_spawn_async: the spec travels with the request,
    * `childControl` (the caller keeps and closes it) gets the outcome, and
-   * the pid and the exit come on the event stream. Null when the spec is
-   * too large to travel with it (then use forkExec). */
+   * the pid and the exit come on the event stream. `childControl` -1 when
+   * outcomeInAnswer(): then the answer says whether the program started
+   * (PendingPid.execFailure). Null when the spec is too large to travel
+   * with it (then use forkExec). */
   spawnInline(childControl: number, spec: SpawnSpec): { pid: PendingPid; exit: ExitSource } | null {
     const handle = this.#handle();
     const stream = this.#stream();

@@ -34,6 +34,10 @@ export interface EventRecord {
   waitStatus: number;
   /** The child's struct rusage (exits and wait answers). */
   rusage: Uint8Array;
+  /** A spawn answered with its outcome (socket_fd -1): 0 once exec'd,
+   * else the failed step's errno; and that step. */
+  execError: number;
+  execStep: number;
 }
 
 interface Waiter {
@@ -309,6 +313,8 @@ export class EventStream {
         pid: view.getInt32(offset + RecordLayout.offset.pid, true),
         waitStatus: view.getInt32(offset + RecordLayout.offset.wait_status, true),
         rusage: new Uint8Array(bytes.buffer.slice(start, start + RecordLayout.width.rusage)),
+        execError: view.getInt32(offset + RecordLayout.offset.exec_error, true),
+        execStep: view.getInt32(offset + RecordLayout.offset.exec_step, true),
       });
     }
   }

@@ -175,6 +175,7 @@ const symbols = {
   libforks_events_read: { args: [i32, ptr, usize, i32], returns: FFIType.i64_fast },
   libforks_send_event_request: { args: [ptr, ptr], returns: i32 },
   libforks_spawn_async: { args: [ptr, ptr], returns: i32 },
+  libforks_spawn_outcome_in_answer: { args: [ptr], returns: bool },
   libforks_read_socket_fds: { args: [i32, ptr, usize, ptr, usize], returns: i32 },
   libforks_write_socket_fds: { args: [i32, ptr, usize, ptr, usize], returns: i32 },
   libforks_socketpair: { args: [ptr], returns: i32 },

@@ -15,6 +15,9 @@ export class PendingPid {
   #stream: EventStream;
   readonly #tag: number;
   #value: number | null = null;
+  /** A spawn answered with its outcome: the failed step's errno and the
+   * step, or null (exec'd, or not such a spawn). */
+  #execFailure: { errno: number; step: number } | null = null;
   #error: Error | null = null;
   #resolve!: (pid: number) => void;
   #reject!: (error: Error) => void;
@@ -32,6 +35,7 @@ export class PendingPid {
       tag,
       (record) => {
         if (record.result === 0) {
+          if (record.execError !== 0) this.#execFailure = { errno: record.execError, step: record.execStep };
           this.#value = record.pid;
           this.#resolve(record.pid);
           return;
@@ -66,6 +70,12 @@ export class PendingPid {
     if (!this.queued) this.#stream.readUntil(() => this.#value !== null || this.#error !== null);
     if (this.#value !== null) return this.#value;
     throw this.#error ?? new LibforksError("SERVER_GONE", "the fork was never sent");
+  }
+
+  /** @internal After get(), for a spawn whose outcome came in the answer:
+   * why its program was not exec'd, or null. */
+  execFailure(): { errno: number; step: number } | null {
+    return this.#execFailure;
   }
 
   /** The pid if known, else null (never waits). */

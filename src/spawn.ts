@@ -6,7 +6,7 @@ import { ptr } from "bun:ffi";
 import { closeSync } from "node:fs";
 import { lib } from "./native.ts";
 import { LibforksError, errnoName } from "./errors.ts";
-import { failure, type ExitSource, type ServerConn } from "./conn.ts";
+import { failure, type ExitSource, type ServerConn, type SpawnSpec } from "./conn.ts";
 import type { PendingPid } from "./pending-pid.ts";
 import { Child, type Killer } from "./child.ts";
 import { MAX_FDS } from "./fd-passing.ts";
@@ -86,54 +86,8 @@ export function spawnProgram(conn: ServerConn, argv: string[], options: SpawnOpt
     }
     if (mapped.size > MAX_FDS) throw argValueError("options.fds", `maps ${mapped.size} fds; at most ${MAX_FDS}`);
 
-    // A spec that fits the socket is queued before the fork: the server
-    // then starts the program without copying itself (spec_queued).
-    // `control` has one owner at a time: this function until
-    // libforks_read_exec_result, which closes it.
     const envList = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-    const [control, childControl] = socketPair();
-    let forked: { pid: number | PendingPid; exitFd: ExitSource } | null = null;
-    let queued = true;
-    try {
-      // Usually the whole spec travels with the request; a larger one
-      // is queued on the socket first, or sent after the fork.
-      const inline = conn.spawnInline(childControl, { file: spec.file, argv: spec.argv, env: envList, cwd: spec.cwd, mapped });
-      if (inline !== null) {
-        forked = { pid: inline.pid, exitFd: inline.exit };
-      } else {
-        queued = specFitsQueue(spec.file, spec.argv, envList, spec.cwd);
-        // A failed send may have sent part of the spec: nothing to fork.
-        if (queued) sendSpec(control, spec.file, spec.argv, envList, spec.cwd, mapped);
-        forked = conn.forkExec(childControl, queued);
-      }
-    } catch (error) {
-      closeSync(control);
-      throw error;
-    } finally {
-      closeSync(childControl);
-    }
-    const exitFd = forked.exitFd;
-    if (!queued) {
-      try {
-        sendSpec(control, spec.file, spec.argv, envList, spec.cwd, mapped);
-      } catch (error) {
-        closeSync(control);
-        // The child sees its socket close and exits 127; keep reaping it.
-        Child.create(forked.pid, exitFd);
-        throw error;
-      }
-    }
-    const step = new Int32Array(1);
-    const result = lib.libforks_read_exec_result(control, ptr(step)); // closes control
-    const errno = lib.libforks_last_errno();
-    // The server's copy of the socket also closes when the fork itself
-    // failed: then the answer on the stream says why.
-    const pid = typeof forked.pid === "number" ? forked.pid : forked.pid.get();
-    if (result !== 0) {
-      // The child exits with 127; its exit is still reaped and reported.
-      Child.create(pid, exitFd);
-      throw execError(spec, EXEC_STEPS[step[0]!] ?? "exec", errno);
-    }
+    const { pid, exitFd } = startProgram(conn, spec, { file: spec.file, argv: spec.argv, env: envList, cwd: spec.cwd, mapped });
     const supervised = supervision(spec);
     const outputs = outputReaders(stdio, supervised.onBytes);
     const stdin = stdio.stdin === undefined || stdio.stdinData ? undefined : new PipeWriter(stdio.stdin);
@@ -160,6 +114,74 @@ export function spawnProgram(conn: ServerConn, argv: string[], options: SpawnOpt
     closeAll(opened);
     closeAll(kept);
   }
+}
+
+/** Starts the program: its pid and where its exit comes, once it is
+ * exec'd. Throws the fork's error, or the exec's (that child exits 127
+ * and is still reaped). */
+function startProgram(conn: ServerConn, spec: CheckedSpawn, request: SpawnSpec): { pid: number; exitFd: ExitSource } {
+  // The owner's programs on Linux: the server starts them in place and
+  // answers once it knows whether they were exec'd, so no control socket.
+  if (conn.outcomeInAnswer()) {
+    const inline = conn.spawnInline(-1, request);
+    if (inline !== null) {
+      const pid = inline.pid.get();
+      const failed = inline.pid.execFailure();
+      if (failed !== null) {
+        Child.create(pid, inline.exit);
+        throw execError(spec, EXEC_STEPS[failed.step] ?? "exec", failed.errno);
+      }
+      return { pid, exitFd: inline.exit };
+    }
+  }
+  // Otherwise the outcome comes on a control socket. A spec that fits the
+  // socket is queued before the fork: the server then starts the program
+  // without copying itself (spec_queued). `control` has one owner at a
+  // time: this function until libforks_read_exec_result, which closes it.
+  const [control, childControl] = socketPair();
+  let forked: { pid: number | PendingPid; exitFd: ExitSource } | null = null;
+  let queued = true;
+  try {
+    // Usually the whole spec travels with the request; a larger one is
+    // queued on the socket first, or sent after the fork.
+    const inline = conn.spawnInline(childControl, request);
+    if (inline !== null) {
+      forked = { pid: inline.pid, exitFd: inline.exit };
+    } else {
+      queued = specFitsQueue(request.file, request.argv, request.env, request.cwd);
+      // A failed send may have sent part of the spec: nothing to fork.
+      if (queued) sendSpec(control, request.file, request.argv, request.env, request.cwd, request.mapped);
+      forked = conn.forkExec(childControl, queued);
+    }
+  } catch (error) {
+    closeSync(control);
+    throw error;
+  } finally {
+    closeSync(childControl);
+  }
+  const exitFd = forked.exitFd;
+  if (!queued) {
+    try {
+      sendSpec(control, request.file, request.argv, request.env, request.cwd, request.mapped);
+    } catch (error) {
+      closeSync(control);
+      // The child sees its socket close and exits 127; keep reaping it.
+      Child.create(forked.pid, exitFd);
+      throw error;
+    }
+  }
+  const step = new Int32Array(1);
+  const result = lib.libforks_read_exec_result(control, ptr(step)); // closes control
+  const errno = lib.libforks_last_errno();
+  // The server's copy of the socket also closes when the fork itself
+  // failed: then the answer on the stream says why.
+  const pid = typeof forked.pid === "number" ? forked.pid : forked.pid.get();
+  if (result !== 0) {
+    // The child exits with 127; its exit is still reaped and reported.
+    Child.create(pid, exitFd);
+    throw execError(spec, EXEC_STEPS[step[0]!] ?? "exec", errno);
+  }
+  return { pid, exitFd };
 }
 
 function cStrings(strings: string[]): { pointers: BigUint64Array; keep: Buffer[] } {
