@@ -36,7 +36,8 @@ function cpuModel(): string {
 
 export function describeMachine(root: string, libforksVersion: string): Machine {
   const commit = run(["git", "rev-parse", "--short", "HEAD"], root);
-  const dirty = run(["git", "status", "--porcelain", "--untracked-files=no"], root);
+  // The results a run rewrites are not a change to what it measures.
+  const dirty = run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results"], root);
   return {
     cpu: cpuModel(),
     cores: cpus().length,
