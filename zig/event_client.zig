@@ -121,8 +121,57 @@ pub const SpawnRequest = abi.SpawnRequest;
 /// there (fork.zig).
 pub fn outcomeInAnswer(conn: ServerConn) bool {
     const state = stateOf(conn) orelse return false;
-    return sys.linux_paths and state.owner_pid != 0 and state.owner_pid == sys.getpid();
+    return sys.linux_paths and state.owner_pid != 0 and state.owner_pid == sys.getpid() and sharedCloneWorks();
 }
+
+/// 0 not probed yet, 1 a clone with CLONE_VM | CLONE_VFORK shares memory
+/// and waits here, 2 it does not.
+var shared_clone = std.atomic.Value(u8).init(0);
+var shared_clone_mark: u32 = 0;
+
+/// Whether a clone with CLONE_VM | CLONE_VFORK really shares memory with
+/// its parent, as the in-place start the answer reports on relies on
+/// (exec.zig, in_place_outcome). qemu-user runs such a clone as a plain
+/// fork (it drops both flags), and so would this process's server (the
+/// same emulator runs it): there the child's report would never reach the
+/// server, and the outcome must come on a control socket. Probed once per
+/// process: a child on a stack of this frame (the parent is suspended
+/// meanwhile, or, as a plain fork, the child has a copy) writes one word
+/// and exits.
+fn sharedCloneWorks() bool {
+    switch (shared_clone.load(.acquire)) {
+        1 => return true,
+        2 => return false,
+        else => {},
+    }
+    var stack: [16 * 1024]u8 align(16) = undefined;
+    const mark: *volatile u32 = &shared_clone_mark;
+    mark.* = 0;
+    const top = @intFromPtr(&stack) + stack.len;
+    // As posix_spawn: no handler of the caller's may run in the child, on
+    // its small stack in the caller's memory. It inherits the mask.
+    var old_mask: sys.sigset_t = undefined;
+    sys.blockAllSignals(&old_mask);
+    const pid = clone(&markShared, @ptrFromInt(top), CLONE_VM | CLONE_VFORK | sys.SIGCHLD, null);
+    sys.setSignalMask(&old_mask);
+    var works = false;
+    if (pid > 0) {
+        works = mark.* == 1;
+        while (sys.waitpid(pid, null, 0) < 0 and sys.errno() == sys.E.INTR) {}
+    }
+    shared_clone.store(if (works) 1 else 2, .release);
+    return works;
+}
+
+fn markShared(_: ?*anyopaque) callconv(.c) c_int {
+    const mark: *volatile u32 = &shared_clone_mark;
+    mark.* = 1;
+    return 0;
+}
+
+extern "c" fn clone(func: *const fn (?*anyopaque) callconv(.c) c_int, stack: ?*anyopaque, flags: c_int, arg: ?*anyopaque, ...) c_int;
+const CLONE_VM: c_int = 0x100;
+const CLONE_VFORK: c_int = 0x4000;
 
 pub fn spawnAsync(conn: ServerConn, given: ?*const SpawnRequest) Error!void {
     const state = stateOf(conn) orelse return invalid();
