@@ -112,23 +112,13 @@ fn removeStale(dir: sys.fd_t, server_pid: sys.pid_t) void {
     const listing = openAt(dir, ".", @as(u32, @intCast(sys.O_DIRECTORY)));
     if (listing < 0) return;
     defer rawClose(listing);
-    var buf: [2048]u8 align(8) = undefined;
-    var reads: usize = 0;
-    while (reads < stale_scan_reads) : (reads += 1) {
-        const rc = linux.getdents64(listing, &buf, buf.len);
-        if (!succeeded(rc) or rc == 0) return;
-        var offset: usize = 0;
-        while (offset < rc) {
-            const entry: *align(1) const linux.dirent64 = @ptrCast(&buf[offset]);
-            offset += entry.reclen;
-            if (entry.type != linux.DT.DIR) continue;
-            const name: [*:0]const u8 = @ptrCast(&entry.name);
-            const pid = stalePid(std.mem.sliceTo(name, 0)) orelse continue;
-            if (pid == server_pid) continue;
-            if (linux.E.init(linux.kill(pid, 0)) != .SRCH) continue;
-            _ = linux.unlinkat(dir, name, AT_REMOVEDIR);
-        }
-    }
+    forEachSubdirectory(listing, stale_scan_reads, server_pid, removeIfStale);
+}
+
+fn removeIfStale(server_pid: sys.pid_t, dir: sys.fd_t, name: [*:0]const u8) bool {
+    const pid = stalePid(std.mem.sliceTo(name, 0)) orelse return false;
+    if (pid == server_pid or linux.E.init(linux.kill(pid, 0)) != .SRCH) return false;
+    return succeeded(linux.unlinkat(dir, name, AT_REMOVEDIR));
 }
 
 /// The pid in a cgroup name libforks-<pid>, or null for any other name.
@@ -202,8 +192,26 @@ pub fn removeCgroup() void {
 /// its child cgroups.
 fn removeSubdirectories(dir: sys.fd_t, depth: usize) void {
     if (depth == 0) return;
+    forEachSubdirectory(dir, std.math.maxInt(usize), depth, removeTree);
+}
+
+fn removeTree(depth: usize, dir: sys.fd_t, name: [*:0]const u8) bool {
+    const inner = openAt(dir, name, @as(u32, @intCast(sys.O_DIRECTORY)));
+    if (inner >= 0) {
+        removeSubdirectories(inner, depth - 1);
+        rawClose(inner);
+    }
+    return succeeded(linux.unlinkat(dir, name, AT_REMOVEDIR));
+}
+
+/// Calls `remove(context, dir, name)` for each subdirectory of `dir` but
+/// "." and "..", at most `max_reads` reads of 2 KiB: `remove` says whether
+/// it removed it, and removing entries while reading shifts the
+/// directory's offsets, so the listing then starts over.
+fn forEachSubdirectory(dir: sys.fd_t, max_reads: usize, context: anytype, comptime remove: fn (@TypeOf(context), sys.fd_t, [*:0]const u8) bool) void {
     var buf: [2048]u8 align(8) = undefined;
-    while (true) {
+    var reads: usize = 0;
+    while (reads < max_reads) : (reads += 1) {
         const rc = linux.getdents64(dir, &buf, buf.len);
         if (!succeeded(rc) or rc == 0) return;
         var removed = false;
@@ -215,14 +223,8 @@ fn removeSubdirectories(dir: sys.fd_t, depth: usize) void {
             const name: [*:0]const u8 = @ptrCast(&entry.name);
             const name_slice = std.mem.sliceTo(name, 0);
             if (std.mem.eql(u8, name_slice, ".") or std.mem.eql(u8, name_slice, "..")) continue;
-            const inner = openAt(dir, name, @as(u32, @intCast(sys.O_DIRECTORY)));
-            if (inner >= 0) {
-                removeSubdirectories(inner, depth - 1);
-                rawClose(inner);
-            }
-            if (succeeded(linux.unlinkat(dir, name, AT_REMOVEDIR))) removed = true;
+            if (remove(context, dir, name)) removed = true;
         }
-        // Removing entries while reading shifts the directory's offsets.
         if (removed) _ = linux.lseek(dir, 0, linux.SEEK.SET);
     }
 }

@@ -147,12 +147,11 @@ fn sharedCloneWorks() bool {
     var stack: [16 * 1024]u8 align(16) = undefined;
     const mark: *volatile u32 = &shared_clone_mark;
     mark.* = 0;
-    const top = @intFromPtr(&stack) + stack.len;
     // As posix_spawn: no handler of the caller's may run in the child, on
     // its small stack in the caller's memory. It inherits the mask.
     var old_mask: sys.sigset_t = undefined;
     sys.blockAllSignals(&old_mask);
-    const pid = clone(&markShared, @ptrFromInt(top), CLONE_VM | CLONE_VFORK | sys.SIGCHLD, null);
+    const pid = sys.cloneVfork(&markShared, &stack);
     sys.setSignalMask(&old_mask);
     var works = false;
     if (pid > 0) {
@@ -168,10 +167,6 @@ fn markShared(_: ?*anyopaque) callconv(.c) c_int {
     mark.* = 1;
     return 0;
 }
-
-extern "c" fn clone(func: *const fn (?*anyopaque) callconv(.c) c_int, stack: ?*anyopaque, flags: c_int, arg: ?*anyopaque, ...) c_int;
-const CLONE_VM: c_int = 0x100;
-const CLONE_VFORK: c_int = 0x4000;
 
 pub fn spawnAsync(conn: ServerConn, given: ?*const SpawnRequest) Error!void {
     const state = stateOf(conn) orelse return invalid();

@@ -206,10 +206,6 @@ fn abandonSlot(slot: Peer, child_conn: sys.fd_t, channel_fd: sys.fd_t, spec_fds:
 var in_place_stack: [128 * 1024]u8 align(16) = undefined;
 var in_place_start: child.Start = undefined;
 
-extern "c" fn clone(func: *const fn (?*anyopaque) callconv(.c) c_int, stack: ?*anyopaque, flags: c_int, arg: ?*anyopaque, ...) c_int;
-const CLONE_VM: c_int = 0x100;
-const CLONE_VFORK: c_int = 0x4000;
-
 fn inPlaceMain(_: ?*anyopaque) callconv(.c) c_int {
     child.run(in_place_start);
 }
@@ -217,6 +213,5 @@ fn inPlaceMain(_: ?*anyopaque) callconv(.c) c_int {
 fn spawnInPlace(start: *const child.Start) sys.pid_t {
     in_place_start = start.*;
     in_place_start.in_place = true;
-    const top = @intFromPtr(&in_place_stack) + in_place_stack.len;
-    return clone(&inPlaceMain, @ptrFromInt(top), CLONE_VM | CLONE_VFORK | sys.SIGCHLD, null);
+    return sys.cloneVfork(&inPlaceMain, &in_place_stack);
 }

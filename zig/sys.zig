@@ -356,6 +356,18 @@ pub extern "c" fn getuid() u32;
 pub extern "c" fn getgid() u32;
 pub extern "c" fn kill(pid: pid_t, sig: c_int) c_int;
 pub extern "c" fn waitpid(pid: pid_t, status: ?*c_int, options: c_int) pid_t;
+
+extern "c" fn clone(func: *const fn (?*anyopaque) callconv(.c) c_int, stack: ?*anyopaque, flags: c_int, arg: ?*anyopaque, ...) c_int;
+const CLONE_VM: c_int = 0x100;
+const CLONE_VFORK: c_int = 0x4000;
+
+/// A child that shares this process's memory (CLONE_VM) and runs `func`
+/// on `stack` while the calling thread waits until it execs or exits
+/// (CLONE_VFORK), as posix_spawn starts one; SIGCHLD at its exit. Linux.
+pub fn cloneVfork(func: *const fn (?*anyopaque) callconv(.c) c_int, stack: []align(16) u8) pid_t {
+    const top = @intFromPtr(stack.ptr) + stack.len;
+    return clone(func, @ptrFromInt(top), CLONE_VM | CLONE_VFORK | SIGCHLD, null);
+}
 pub extern "c" fn wait4(pid: pid_t, status: ?*c_int, options: c_int, usage: ?*rusage) pid_t;
 
 pub const RLIMIT_NOFILE: c_int = if (is_linux) 7 else 8;
