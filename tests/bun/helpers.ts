@@ -128,11 +128,21 @@ export function processGone(pid: number): boolean {
 
 /** The state letter of `pid` in /proc ("R", "S", "Z", ...), or "gone". */
 export function processState(pid: number): string {
+  return statFields(pid)?.[0] ?? "gone";
+}
+
+/** The parent's pid of `pid`, or 0 once it is gone. */
+export function parentPid(pid: number): number {
+  return Number(statFields(pid)?.[1] ?? 0);
+}
+
+/** /proc/<pid>/stat after the command name (state, ppid, ...), or null. */
+function statFields(pid: number): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
-    return "gone";
+    return null;
   }
 }
 

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ForkServer } from "../../src/index.ts";
-import { darwinPaths, eventually, firstLine, fixtures, notOnDarwin, processExited, within } from "./helpers.ts";
+import { darwinPaths, eventually, firstLine, fixtures, notOnDarwin, parentPid, processExited, within } from "./helpers.ts";
 
 function marked(mark: string): number[] {
   const found: number[] = [];
@@ -21,14 +21,6 @@ function marked(mark: string): number[] {
     }
   }
   return found;
-}
-
-function parentOf(pid: number): number {
-  try {
-    return Number(readFileSync(`/proc/${pid}/stat`, "latin1").replace(/^.*\) /s, "").split(" ")[1]);
-  } catch {
-    return 0;
-  }
 }
 
 /** Darwin paths: macOS supervises the direct children only, so what they
@@ -60,7 +52,7 @@ describe.skipIf(!linux)("tree supervision", () => {
         // sh and its 2 sleeps; the setsid daemon and the sleep sh execs
         // after its subshell left it; bun and its own sleep.
         expect(await eventually(() => marked(mark).length === 7, 10000)).toBe(true);
-        direct = marked(mark).filter((pid) => parentOf(pid) === server);
+        direct = marked(mark).filter((pid) => parentPid(pid) === server);
       } finally {
         owner.kill("SIGKILL");
         await owner.exited;

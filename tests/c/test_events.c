@@ -12,6 +12,16 @@
 
 static int replied[FORKS], exited[FORKS];
 
+/* Reads `count` records from the stream, waiting up to 5 s for each read. */
+static void read_records(int fd, libforks_EventRecord *records, int count) {
+  int have = 0;
+  while (have < count) {
+    ssize_t n = libforks_events_read(fd, &records[have], (size_t)(count - have) * sizeof records[0], 5000);
+    CHECK(n > 0);
+    have += (int)(n / (ssize_t)sizeof records[0]);
+  }
+}
+
 /* Exits 0 when its connection, a child's, may not spawn without a socket. */
 static void entry_outcome_in_answer(libforks_ServerConn conn, int socket_fd) {
   (void)socket_fd;
@@ -97,12 +107,7 @@ int main(void) {
   libforks_EventRequest kill = {.size = sizeof kill, .op = libforks_EVENT_OP_KILL, .pid = reply.pid, .signal = SIGKILL, .events = handle, .tag = 7002};
   CHECK_OK(libforks_send_event_request(conn, &kill));
   libforks_EventRecord got[2];
-  int have = 0;
-  while (have < 2) {
-    ssize_t n = libforks_events_read(fd, &got[have], sizeof got - have * sizeof got[0], 5000);
-    CHECK(n > 0);
-    have += (int)(n / (ssize_t)sizeof got[0]);
-  }
+  read_records(fd, got, 2);
   CHECK(got[0].tag == 7002 && got[0].result == libforks_OK);
   CHECK(got[1].tag == 7001 && got[1].pid == reply.pid && WTERMSIG(got[1].wait_status) == SIGKILL);
 
@@ -153,12 +158,7 @@ int main(void) {
     }
     close(out[0]);
     libforks_EventRecord events[2];
-    have = 0;
-    while (have < 2) {
-      ssize_t n = libforks_events_read(fd, &events[have], sizeof events - have * sizeof events[0], 5000);
-      CHECK(n > 0);
-      have += (int)(n / (ssize_t)sizeof events[0]);
-    }
+    read_records(fd, events, 2);
     CHECK(events[0].kind == libforks_EVENT_REPLY && events[0].tag == 8000 + (uint64_t)missing && events[0].pid > 0);
     CHECK(events[1].kind == libforks_EVENT_EXIT && events[1].pid == events[0].pid);
     CHECK(WEXITSTATUS(events[1].wait_status) == (missing ? 127 : 5));
@@ -192,12 +192,7 @@ int main(void) {
     CHECK(count_fds(0) == before); /* no socket made or kept for it */
     close(out[1]);
     libforks_EventRecord events[2];
-    have = 0;
-    while (have < 2) {
-      ssize_t n = libforks_events_read(fd, &events[have], sizeof events - have * sizeof events[0], 5000);
-      CHECK(n > 0);
-      have += (int)(n / (ssize_t)sizeof events[0]);
-    }
+    read_records(fd, events, 2);
     CHECK(events[0].kind == libforks_EVENT_REPLY && events[0].tag == 8100 + (uint64_t)missing);
     CHECK(events[0].result == libforks_OK && events[0].pid > 0);
     if (missing) {
