@@ -4,8 +4,10 @@
 // writes an 8-byte record (token | events << 48) to this event loop's
 // doorbell pipe when one is ready. Here the doorbell is read with Bun's own
 // asynchronous file stream, so readiness costs no thread per fd and no
-// native callback into JavaScript. The stream is only open while someone
-// waits, so an idle process can exit.
+// native callback into JavaScript. The stream is open while someone waits
+// and for a short while after, so a ping-pong on a channel does not open a
+// new doorbell and reader for every wait; then it closes, so an idle
+// process can exit.
 
 import { ptr } from "bun:ffi";
 import { lib } from "./native.ts";
@@ -22,6 +24,8 @@ const TOKEN_LIMIT = 2 ** doorbellRecord.tokenBits;
  * above 32 are the low bits of the high half, the events the next 8. */
 const HIGH_TOKEN_BITS = doorbellRecord.tokenBits - 32;
 const RECORDS_PER_TASK = 8;
+/** How long the reader outlives the last ref'd wait. */
+const LINGER_MS = 25;
 
 interface Waiter {
   fd: number;
@@ -107,25 +111,39 @@ class Doorbell {
     return false;
   }
 
+  #linger: ReturnType<typeof setTimeout> | null = null;
+
   #updateReading(): void {
     if (this.#wanted()) {
+      if (this.#linger !== null) {
+        clearTimeout(this.#linger);
+        this.#linger = null;
+      }
       if (!this.#reader && !this.#closing) void this.#readLoop();
       return;
     }
     if (this.#reader) {
-      const reader = this.#reader;
-      this.#reader = null;
-      // Cancelling is lossless only while a read is pending (Bun reads
-      // ahead into the stream's queue otherwise, and cancel drops that).
-      // Outside #dispatch one always is; inside, the loop cancels right
-      // after asking for the next read.
-      if (!this.#dispatching) this.#stopReader(reader);
+      if (this.#linger === null) {
+        // Unref'd: the pending read keeps the loop alive, not this timer.
+        this.#linger = setTimeout(() => this.#stopIfIdle(), LINGER_MS);
+        this.#linger.unref();
+      }
     } else if (!this.#closing) {
       this.#closeIfIdle();
     }
   }
 
-  #dispatching = false;
+  #stopIfIdle(): void {
+    this.#linger = null;
+    if (this.#wanted() || !this.#reader) return;
+    const reader = this.#reader;
+    this.#reader = null;
+    // Cancelling is lossless only while a read is pending (Bun reads
+    // ahead into the stream's queue otherwise, and cancel drops that). In
+    // a timer one always is: the loop asks for the next read before it
+    // yields.
+    this.#stopReader(reader);
+  }
 
   #stopReader(reader: ReadableStreamDefaultReader<Uint8Array>): void {
     this.#closing = reader
@@ -154,22 +172,9 @@ class Doorbell {
     const reader = Bun.file(this.#open()).stream().getReader();
     this.#reader = reader;
     try {
-      while (true) {
-        const next = reader.read();
-        if (this.#reader !== reader) {
-          // Stopped during the last dispatch: now a read is pending.
-          this.#stopReader(reader);
-          return;
-        }
-        const { value, done } = await next;
-        if (value) {
-          this.#dispatching = true;
-          try {
-            this.#dispatch(value);
-          } finally {
-            this.#dispatching = false;
-          }
-        }
+      while (this.#reader === reader) {
+        const { value, done } = await reader.read();
+        if (value) this.#dispatch(value);
         if (done) break;
       }
     } catch {
