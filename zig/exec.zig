@@ -315,12 +315,39 @@ fn moveAbove(fd: sys.fd_t, floor: c_int) StepError!sys.fd_t {
 }
 
 fn markOthersCloexec(targets: []const i32) void {
+    if (markGapsCloexec(targets)) return;
     if (sys.visitOpenFds(targets, markUnlessTarget)) return;
     var limit: sys.rlimit = undefined;
     const highest: u64 = if (sys.getrlimit(sys.RLIMIT_NOFILE, &limit) == 0) @min(limit.cur, 65536) else 1024;
     var fd: sys.fd_t = 3;
     while (fd < highest) : (fd += 1) {
         if (std.mem.indexOfScalar(i32, targets, fd) == null) _ = sys.setCloexec(fd);
+    }
+}
+
+/// Linux 5.11+: close_range(2) with CLOSE_RANGE_CLOEXEC over each gap
+/// between the targets, one call per gap. The /proc/self/fd walk it
+/// replaces costs an open, two getdents and an fcntl per fd (15 µs here),
+/// all while a vfork parent waits. False where the flag is unknown: what
+/// it marked is marked again by the fallback.
+fn markGapsCloexec(targets: []const i32) bool {
+    if (!sys.linux_paths) return false;
+    const linux = std.os.linux;
+    const close_range_cloexec: usize = 1 << 2;
+    const none = std.math.maxInt(u32);
+    var first: u32 = 3;
+    while (true) {
+        var next: u32 = none;
+        for (targets) |target| {
+            const number: u32 = @intCast(target);
+            if (number >= first and number < next) next = number;
+        }
+        if (next > first) {
+            const rc = linux.syscall3(.close_range, first, next - 1, close_range_cloexec);
+            if (linux.E.init(rc) != .SUCCESS) return false;
+        }
+        if (next == none) return true;
+        first = next + 1;
     }
 }
 
