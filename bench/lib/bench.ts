@@ -60,6 +60,9 @@ export function openFdCount(): number {
   return readdirSync("/proc/self/fd").length;
 }
 
+/** How long after a slice its fds are counted. */
+const FD_SETTLE_MS = 20;
+
 /** Largest growth of this process's fd table over any one slice of any
  * case in this process, printed by bench/run.ts next to the results. */
 export const fdTable = { before: -1, maxGrowth: 0, worst: "" };
@@ -83,6 +86,9 @@ export async function interleave(rounds: number, contenders: Contender[]): Promi
       const fdsBefore = openFdCount();
       if (fdTable.before < 0) fdTable.before = fdsBefore;
       const { samples, elapsedSeconds, extra } = await contender.slice(round);
+      // Counted once the last children's output pipes closed: Bun reads
+      // their end-of-file a little after their exit is known.
+      await Bun.sleep(FD_SETTLE_MS);
       const growth = openFdCount() - fdsBefore;
       if (growth > fdTable.maxGrowth) {
         fdTable.maxGrowth = growth;
