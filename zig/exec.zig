@@ -336,7 +336,10 @@ fn markGapsCloexec(targets: []const i32) bool {
     const close_range_cloexec: usize = 1 << 2;
     const none = std.math.maxInt(u32);
     var first: u32 = 3;
-    while (true) {
+    var gaps: usize = 0;
+    while (true) : (gaps += 1) {
+        // Each turn passes one target: a gap before each, and the last.
+        std.debug.assert(gaps <= targets.len);
         var next: u32 = none;
         for (targets) |target| {
             const number: u32 = @intCast(target);
