@@ -147,10 +147,10 @@ fn moveLowThenClose(inherited_fds: ?[]const sys.fd_t, spec_fds: []const sys.fd_t
     var first: u32 = 3;
     for (kept[0..count]) |fd| {
         const number: u32 = @intCast(fd);
-        if (number > first and !closeRange(first, number - 1)) return null;
+        if (number > first and !sys.closeRange(first, number - 1, 0)) return null;
         if (number + 1 > first) first = number + 1;
     }
-    if (!closeRange(first, std.math.maxInt(u32))) return null;
+    if (!sys.closeRange(first, std.math.maxInt(u32), 0)) return null;
     return .{ conn_low, channel_low };
 }
 
@@ -172,12 +172,6 @@ fn moveTo(fd: sys.fd_t, target: sys.fd_t) bool {
     if (fd == target) return true;
     const linux = std.os.linux;
     const rc = linux.syscall3(.dup3, @as(usize, @intCast(fd)), @as(usize, @intCast(target)), @as(u32, @bitCast(linux.O{ .CLOEXEC = true })));
-    return linux.E.init(rc) == .SUCCESS;
-}
-
-fn closeRange(first: u32, last: u32) bool {
-    const linux = std.os.linux;
-    const rc = linux.syscall3(.close_range, first, last, 0);
     return linux.E.init(rc) == .SUCCESS;
 }
 

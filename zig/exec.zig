@@ -332,8 +332,6 @@ fn markOthersCloexec(targets: []const i32) void {
 /// it marked is marked again by the fallback.
 fn markGapsCloexec(targets: []const i32) bool {
     if (!sys.linux_paths) return false;
-    const linux = std.os.linux;
-    const close_range_cloexec: usize = 1 << 2;
     const none = std.math.maxInt(u32);
     var first: u32 = 3;
     var gaps: usize = 0;
@@ -345,10 +343,7 @@ fn markGapsCloexec(targets: []const i32) bool {
             const number: u32 = @intCast(target);
             if (number >= first and number < next) next = number;
         }
-        if (next > first) {
-            const rc = linux.syscall3(.close_range, first, next - 1, close_range_cloexec);
-            if (linux.E.init(rc) != .SUCCESS) return false;
-        }
+        if (next > first and !sys.closeRange(first, next - 1, sys.CLOSE_RANGE_CLOEXEC)) return false;
         if (next == none) return true;
         first = next + 1;
     }

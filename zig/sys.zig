@@ -172,6 +172,17 @@ pub fn pipeCloexec(fds: *[2]fd_t) c_int {
     return 0;
 }
 
+/// close_range(2), Linux 5.9+: closes every fd from `first` to `last`, or
+/// with CLOSE_RANGE_CLOEXEC (5.11+) marks them close-on-exec. A raw system
+/// call, so it is safe in a child right after fork or vfork. False on any
+/// error (an older kernel, an unknown flag).
+pub const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+
+pub fn closeRange(first: u32, last: u32, flags: u32) bool {
+    const linux = std.os.linux;
+    return linux.E.init(linux.syscall3(.close_range, first, last, flags)) == .SUCCESS;
+}
+
 /// Calls visit(context, fd) for every open fd >= 3 of this process, read
 /// from /proc/self/fd with getdents64: no allocation, no opendir, so it is
 /// safe right after fork. Closing or changing fds in visit is fine: the
